@@ -1,0 +1,188 @@
+"""The bundle: the folder that travels to the device.
+
+``BUNDLE/edgepose.json`` (the manifest) sits beside the artefacts it describes. Schema
+``edgepose.bundle/1`` (documented in README.md, section "Bundle format"):
+
+.. code-block:: text
+
+    schema            "edgepose.bundle/1"
+    created           ISO-8601 UTC time
+    edgepose_version  version that wrote it
+    model             {backbone, input_size [W, H], mean [3], std [3] (on RGB/255)}
+    input             {name "image", dtype "uint8"|"float32", layout "NHWC"|"NCHW",
+                       shape [N|-1, ...], batch {min, opt, max}}
+    outputs           {position {shape, unit "m"}, rotation {shape, convention},
+                       sigma {shape, unit ["m", "rad"]}}
+    normalization     {position_mean [3] m, position_scale m, where "graph-fp32"|"host"}
+    conventions       {pose, quaternion, camera_axes}
+    training          metrics of the run that made the model (may be {})
+    calibration       {frames, method, frames_sha256, source, cache} or null
+    validation        {<precision or row>: {median_position_m, ..., drift_p50_m, ...}}
+    files             {<relative path>: {role, precision, sha256, size, ...}}
+
+Roles: ``onnx`` (one per precision: fp32, fp16, int8), ``calibration-cache``, ``engine``
+(with a ``fingerprint``), ``checkpoint``. Engines are named by :func:`engine_filename` and
+never carry extra bytes: a plain TensorRT runtime loads them as they are.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+from .atomic import atomic_write_json
+from .errors import BundleError, EngineMismatchError
+
+SCHEMA = "edgepose.bundle/1"
+MANIFEST = "edgepose.json"
+PRECISIONS = ("fp32", "fp16", "int8")
+CONVENTIONS = {
+    "pose": "T_world_from_camera: position = camera centre in world (m), rotation = camera-to-world",
+    "quaternion": "wxyz, Hamilton, unit, w >= 0",
+    "camera_axes": "OpenCV: x right, y down, z forward",
+    "sigma": "expected position error (m) and rotation error (rad) of this frame",
+}
+
+
+def sha256_file(path: Union[str, Path], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            b = fh.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def file_entry(bundle_dir: Union[str, Path], rel: str, role: str, precision: Optional[str] = None,
+               **extra) -> dict:
+    """A ``files`` entry for ``bundle_dir/rel`` with its sha256 and size."""
+    p = Path(bundle_dir) / rel
+    entry = {"role": role, "precision": precision, "sha256": sha256_file(p), "size": p.stat().st_size}
+    entry.update(extra)
+    return entry
+
+
+def write_manifest(bundle_dir: Union[str, Path], manifest: dict) -> Path:
+    """Write ``edgepose.json`` atomically, stamping ``schema`` and ``created`` if absent."""
+    manifest = dict(manifest)
+    manifest.setdefault("schema", SCHEMA)
+    manifest.setdefault("created", now_iso())
+    manifest.setdefault("conventions", CONVENTIONS)
+    return atomic_write_json(Path(bundle_dir) / MANIFEST, manifest)
+
+
+def load_manifest(bundle_dir: Union[str, Path]) -> dict:
+    """Read and check ``BUNDLE/edgepose.json``; raise :class:`BundleError` with what to do."""
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / MANIFEST
+    if not bundle_dir.is_dir():
+        raise BundleError(f"bundle folder not found: {bundle_dir}",
+                          hint="create one with: edgepose-export RUN --out BUNDLE")
+    if not path.is_file():
+        raise BundleError(f"{bundle_dir} is not a bundle: {MANIFEST} is missing",
+                          hint="create one with: edgepose-export RUN --out BUNDLE")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})",
+                          hint="re-export the bundle") from None
+    schema = manifest.get("schema")
+    if schema != SCHEMA:
+        raise BundleError(f"{path}: schema is {schema!r}; this edgepose reads {SCHEMA!r}",
+                          hint="re-export the bundle with this version of edgepose")
+    for key in ("model", "input", "outputs", "normalization", "files"):
+        if key not in manifest:
+            raise BundleError(f"{path}: required key {key!r} is missing", hint="re-export the bundle")
+    return manifest
+
+
+def verify_files(bundle_dir: Union[str, Path], manifest: Optional[dict] = None,
+                 only: Optional[List[str]] = None) -> List[str]:
+    """Check size and sha256 of every listed file (or those in ``only``).
+
+    Returns the checked names; raises :class:`BundleError` listing every mismatch.
+    """
+    bundle_dir = Path(bundle_dir)
+    manifest = manifest or load_manifest(bundle_dir)
+    problems, checked = [], []
+    for rel, entry in manifest["files"].items():
+        if only is not None and rel not in only:
+            continue
+        p = bundle_dir / rel
+        if not p.is_file():
+            problems.append(f"{rel}: missing")
+            continue
+        if p.stat().st_size != entry.get("size", -1) or sha256_file(p) != entry.get("sha256"):
+            problems.append(f"{rel}: sha256/size differ from the manifest (file changed or corrupt)")
+            continue
+        checked.append(rel)
+    if problems:
+        raise BundleError(f"bundle {bundle_dir} failed verification:\n    " + "\n    ".join(problems),
+                          hint=f"re-export it, or rebuild engines with: edgepose-export {bundle_dir} --engine yes")
+    return checked
+
+
+def find_file(manifest: dict, role: str, precision: Optional[str] = None) -> Optional[str]:
+    """Relative path of the first file with this role (and precision), or ``None``."""
+    for rel, e in manifest["files"].items():
+        if e.get("role") == role and (precision is None or e.get("precision") == precision):
+            return rel
+    return None
+
+
+# --------------------------------------------------------------------------- engines
+@dataclass(frozen=True)
+class EngineFingerprint:
+    """What makes a TensorRT engine valid: it only loads where all of these match."""
+
+    trt_version: str
+    gpu: str
+    compute_capability: str  # "8.7"
+    precision: str
+    dla_core: Optional[int] = None
+
+    def slug(self) -> str:
+        gpu = re.sub(r"[^a-z0-9]+", "-", self.gpu.lower()).strip("-") or "gpu"
+        dla = "gpu" if self.dla_core is None else f"dla{self.dla_core}"
+        return f"trt{self.trt_version}.{gpu}.sm{self.compute_capability.replace('.', '')}.{dla}.{self.precision}"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "EngineFingerprint":
+        return cls(**{k: d.get(k) for k in ("trt_version", "gpu", "compute_capability", "precision", "dla_core")})
+
+    def differences(self, other: "EngineFingerprint") -> List[str]:
+        out = []
+        for k in ("trt_version", "gpu", "compute_capability", "dla_core", "precision"):
+            a, b = getattr(self, k), getattr(other, k)
+            if a != b:
+                out.append(f"{k}: engine has {a!r}, this device has {b!r}")
+        return out
+
+
+def engine_filename(fp: EngineFingerprint) -> str:
+    """``model.<trt>.<gpu>.<sm>.<gpu|dlaN>.<precision>.engine``."""
+    return f"model.{fp.slug()}.engine"
+
+
+def check_engine(entry: dict, device: EngineFingerprint, bundle_dir: Union[str, Path] = "BUNDLE") -> None:
+    """Raise :class:`EngineMismatchError` (with the rebuild command) unless ``entry`` fits ``device``."""
+    built = EngineFingerprint.from_json(entry.get("fingerprint", {}))
+    diffs = [d for d in built.differences(device) if not d.startswith("precision")]
+    if diffs:
+        raise EngineMismatchError(
+            "TensorRT engine does not match this device:\n    " + "\n    ".join(diffs),
+            hint=f"rebuild it here with: edgepose-export {bundle_dir} --precision {built.precision} --engine yes",
+        )
