@@ -258,7 +258,7 @@ def look_at(position: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.
     z = np.asarray(target, dtype=np.float64) - position
     z = z / np.linalg.norm(z, axis=-1, keepdims=True)
     up = np.broadcast_to(np.asarray(up, dtype=np.float64), z.shape)
-    x = np.cross(z, -up)
+    x = np.cross(z, up)  # right = forward x up
     nx = np.linalg.norm(x, axis=-1, keepdims=True)
     if np.any(nx < 1e-9):
         raise EdgePoseError("look_at: viewing direction is parallel to 'up'", hint="pick another up vector")
