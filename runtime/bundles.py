@@ -1,0 +1,80 @@
+"""A read-only view of a bundle for the runtime: manifest, input spec, and which file serves
+which backend and precision (with the never-silent precision fallback)."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+from edgepose.bundle import PRECISIONS, load_manifest
+from edgepose.errors import BundleError
+
+from .spec import InputSpec
+
+#: for each asked precision, the others from nearest to farthest
+NEAREST = {"fp32": ("fp16", "int8"), "fp16": ("fp32", "int8"), "int8": ("fp16", "fp32")}
+
+
+class PrecisionFallbackWarning(UserWarning):
+    """The asked precision has no file in the bundle; a neighbouring one is used instead."""
+
+
+@dataclass
+class BundleView:
+    """``path`` (folder), ``manifest`` (dict) and ``input_spec`` of one bundle."""
+
+    path: Path
+    manifest: dict
+    input_spec: InputSpec
+
+    def files(self, role: str) -> Dict[str, dict]:
+        return {rel: e for rel, e in self.manifest["files"].items() if e.get("role") == role}
+
+    def precisions(self, role: str = "onnx") -> List[str]:
+        return [p for p in PRECISIONS if any(e.get("precision") == p for e in self.files(role).values())]
+
+    def file_for(self, role: str, precision: Optional[str]) -> Optional[Path]:
+        for rel, e in self.files(role).items():
+            if precision is None or e.get("precision") == precision:
+                return self.path / rel
+        return None
+
+    def resolve_precision(self, role: str, precision: str, strict: bool = False,
+                          allowed: Optional[Tuple[str, ...]] = None) -> Tuple[str, Path]:
+        """``(precision, path)`` of the ``role`` file for ``precision``.
+
+        When there is none, the nearest available precision is used and a
+        :class:`PrecisionFallbackWarning` is printed (never silently); with ``strict=True``
+        a :class:`BundleError` is raised instead.
+        """
+        if precision not in PRECISIONS:
+            raise BundleError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+        p = self.file_for(role, precision)
+        if p is not None:
+            return precision, p
+        have = [q for q in self.precisions(role) if allowed is None or q in allowed]
+        if not have:
+            raise BundleError(f"bundle {self.path} has no {role!r} file (files: {sorted(self.manifest['files'])})",
+                              hint=f"export one with: edgepose-export RUN --out {self.path}")
+        if strict:
+            raise BundleError(f"bundle {self.path} has no {precision} {role} file; it has {have}",
+                              hint=f"pick one of {have}, or export it: edgepose-export {self.path} "
+                                   f"--precision {precision}")
+        for q in NEAREST[precision]:
+            if q in have:
+                msg = (f"bundle {self.path} has no {precision} {role} file; using {q} instead "
+                       f"(pass strict=True / --strict to make this an error)")
+                warnings.warn(msg, PrecisionFallbackWarning, stacklevel=3)
+                return q, self.file_for(role, q)
+        raise BundleError(f"no usable {role} file in {self.path}")  # pragma: no cover
+
+
+def open_bundle(path: Union[str, Path, BundleView]) -> BundleView:
+    """Load and check ``path/edgepose.json``; raises :class:`BundleError` with what to do."""
+    if isinstance(path, BundleView):
+        return path
+    path = Path(path)
+    manifest = load_manifest(path)
+    return BundleView(path, manifest, InputSpec.from_manifest(manifest, str(path / "edgepose.json")))
+

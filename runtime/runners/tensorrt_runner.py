@@ -1,0 +1,277 @@
+"""TensorRT runner: a serialized engine from the bundle, run through the name-based I/O API
+of TensorRT 8.5 and newer (``num_io_tensors``, ``set_tensor_address``, ``execute_async_v3``).
+
+Per batch: (copy into a pinned staging buffer unless the batch already is one, see
+:meth:`TensorRTRunner.allocate_input`) -> async H2D -> execute (or launch the CUDA graph)
+-> async D2H -> ONE stream synchronisation. Everything runs on a non-default stream.
+``tensorrt`` and the CUDA bindings (:mod:`edgepose.runtime.cuda`) are imported in
+:meth:`activate`, never at import time.
+
+Options: ``cuda_graph`` (capture the enqueue after a warm-up run and replay it; recaptured
+when the batch size changes, skipped with a warning if capture fails), ``dla_core``
+(override; by default the engine's fingerprint says which DLA core it was built for),
+``device`` (CUDA device index, default 0).
+
+Engines only load where they were built: :func:`select_engine` compares each engine's
+fingerprint with this device and raises :class:`~edgepose.errors.EngineMismatchError` with
+the rebuild command when none fits.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from edgepose.bundle import EngineFingerprint, check_engine
+from edgepose.errors import BundleError, EdgePoseError, EngineMismatchError, require
+
+from ..bundles import NEAREST, BundleView, PrecisionFallbackWarning
+from .base import OUTPUTS, Runner
+
+TRT_INSTALL = "JetPack's python3-libnvinfer on a Jetson; elsewhere: pip install tensorrt"
+
+
+def _trt():
+    return require("tensorrt", "the TensorRT backend", TRT_INSTALL)
+
+
+def select_engine(bundle: BundleView, precision: str, device: EngineFingerprint,
+                  dla_core: Optional[int] = None, strict: bool = False) -> Tuple[str, Path, EngineFingerprint]:
+    """Pick the engine of ``precision`` that fits ``device`` (its precision field is ignored).
+
+    ``dla_core=None`` accepts whatever DLA core (or GPU) the engine was built for. Falls back to
+    the nearest precision with a :class:`PrecisionFallbackWarning` (or raises if ``strict``).
+    Raises :class:`EngineMismatchError` with the rebuild command when engines exist but none
+    fits this device, :class:`BundleError` when the bundle has no engine at all.
+    """
+    engines = bundle.files("engine")
+    if not engines:
+        raise BundleError(f"bundle {bundle.path} has no TensorRT engine",
+                          hint=f"build one on this device with: edgepose-export {bundle.path} "
+                               f"--precision {precision} --engine yes")
+    order = [precision] + ([] if strict else list(NEAREST.get(precision, ())))
+    first_mismatch: Optional[EngineMismatchError] = None
+    for prec in order:
+        for rel, entry in engines.items():
+            if entry.get("precision") != prec:
+                continue
+            built = EngineFingerprint.from_json(entry.get("fingerprint", {}))
+            want_dla = built.dla_core if dla_core is None else dla_core
+            here = EngineFingerprint(device.trt_version, device.gpu, device.compute_capability, prec, want_dla)
+            try:
+                check_engine(entry, here, bundle.path)
+            except EngineMismatchError as exc:
+                first_mismatch = first_mismatch or exc
+                continue
+            if prec != precision:
+                warnings.warn(f"bundle {bundle.path} has no {precision} engine for this device; using the "
+                              f"{prec} engine {rel} (strict=True / --strict makes this an error)",
+                              PrecisionFallbackWarning, stacklevel=3)
+            return prec, bundle.path / rel, built
+    if first_mismatch is not None:
+        raise first_mismatch
+    raise BundleError(f"bundle {bundle.path} has no {precision} engine (it has "
+                      f"{sorted({e.get('precision') for e in engines.values()})})",
+                      hint=f"build it with: edgepose-export {bundle.path} --precision {precision} --engine yes")
+
+
+def device_fingerprint(precision: str = "fp32", device: int = 0) -> EngineFingerprint:
+    """This machine's TensorRT version, GPU name and compute capability."""
+    from ..cuda import load_cuda
+
+    trt = _trt()
+    gpu, cc = load_cuda().device_properties(device)
+    return EngineFingerprint(str(trt.__version__), gpu, cc, precision, None)
+
+
+class TensorRTRunner(Runner):
+    """Runs the bundle's TensorRT engine for ``precision`` on this GPU (or DLA core)."""
+
+    backend = "tensorrt"
+
+    def __init__(self, bundle, precision: str = "fp16", strict: bool = False, cuda_graph: bool = False,
+                 dla_core: Optional[int] = None, device: int = 0, **options):
+        super().__init__(bundle, precision, strict, **options)
+        self.asked_precision = precision
+        self.cuda_graph = bool(cuda_graph)
+        self.dla_core = dla_core
+        self.device = int(device)
+        self.engine_path: Optional[Path] = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.api = self.trt = self.engine = self.context = self.stream = None
+        self._dev: Dict[str, int] = {}
+        self._host: Dict[str, object] = {}  # name -> HostBuffer (pinned)
+        self._pool: List[object] = []  # pinned buffers handed out by allocate_input
+        self._graph = self._graph_exec = None
+        self._graph_n = None
+        self._events = []
+        self._n = None
+
+    @classmethod
+    def available(cls) -> Optional[str]:
+        try:
+            _trt()
+            from ..cuda import load_cuda
+
+            load_cuda().device_count()
+        except EdgePoseError as exc:
+            return str(exc)
+        return None
+
+    @property
+    def name(self) -> str:
+        where = "gpu" if self.dla_core is None else f"dla{self.dla_core}"
+        return f"tensorrt:{where}" + (":cuda-graph" if self.cuda_graph else "")
+
+    # -- life cycle -----------------------------------------------------------------
+    def _activate(self) -> None:
+        from ..cuda import load_cuda
+
+        trt = self.trt = _trt()
+        self.api = api = load_cuda()
+        here = device_fingerprint(self.asked_precision, self.device)
+        self.precision, self.engine_path, built = select_engine(
+            self.bundle, self.asked_precision, here, self.dla_core, self.strict)
+        self.dla_core = built.dla_core
+        logger = trt.Logger(trt.Logger.WARNING)
+        runtime = trt.Runtime(logger)
+        if self.dla_core is not None:
+            runtime.DLA_core = int(self.dla_core)
+        with api.thread_context():
+            self.engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+            if self.engine is None:
+                raise EngineMismatchError(f"TensorRT could not deserialize {self.engine_path} (see the log above)",
+                                          hint=f"rebuild it here with: edgepose-export {self.bundle.path} "
+                                               f"--precision {self.precision} --engine yes")
+            if not hasattr(self.engine, "num_io_tensors"):
+                raise EdgePoseError(f"TensorRT {trt.__version__} lacks the name-based I/O API",
+                                    hint="use TensorRT 8.5 or newer (JetPack 5.1+)")
+            self.context = self.engine.create_execution_context()
+            self.stream = api.stream_create()
+            self._events = [api.event_create() for _ in range(4)]
+            self._allocate(trt)
+            self._execute(self.input_spec.batch_min)  # warm-up: no lazy init inside a graph capture
+
+    def _allocate(self, trt) -> None:
+        spec, nmax = self.input_spec, self.input_spec.batch_max
+        self._io = {}
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            shape = [int(d) for d in self.engine.get_tensor_shape(name)]
+            if is_input:
+                shape = list(spec.batch_shape(nmax))
+                if name != spec.name:
+                    raise BundleError(f"{self.engine_path.name}: engine input {name!r}; manifest says {spec.name!r}",
+                                      hint="rebuild the engine from this bundle's ONNX")
+            else:
+                shape = [nmax] + [d if d > 0 else 1 for d in shape[1:]]
+            host = self.api.pinned_array(shape, dtype)
+            dev = self.api.malloc(host.nbytes)
+            self._host[name], self._dev[name] = host, dev
+            self._io[name] = (is_input, dtype, shape)
+            self.context.set_tensor_address(name, dev)
+        missing = [k for k in OUTPUTS if k not in self._io]
+        if missing:
+            raise BundleError(f"{self.engine_path.name} lacks outputs {missing}", hint="re-export the bundle")
+
+    def _deactivate(self) -> None:
+        api = self.api
+        try:
+            if api is not None:
+                with api.thread_context():
+                    if self.stream is not None:
+                        api.synchronize(self.stream)
+                    api.graph_destroy(self._graph, self._graph_exec)
+                    for ev in self._events:
+                        api.event_destroy(ev)
+                    for ptr in self._dev.values():
+                        api.free(ptr)
+                    for buf in list(self._host.values()) + self._pool:
+                        buf.free()
+                    if self.stream is not None:
+                        api.stream_destroy(self.stream)
+        finally:
+            self._reset()
+
+    def allocate_input(self, n: int = 1) -> np.ndarray:
+        """A PINNED host batch for ``n`` frames (valid while the runner is active): batches
+        built in it are copied to the GPU directly, without a staging copy."""
+        if not self.is_active:
+            raise EdgePoseError("allocate_input on a TensorRT runner needs it active (inside `with`)")
+        buf = self.api.pinned_array(self.input_spec.batch_shape(n), np.dtype(self.input_spec.dtype))
+        self._pool.append(buf)
+        return buf.array
+
+    # -- inference ------------------------------------------------------------------
+    def _owned_pinned(self, batch: np.ndarray) -> bool:
+        ptr = batch.ctypes.data
+        return any(b.ptr <= ptr and ptr + batch.nbytes <= b.ptr + b.nbytes for b in self._pool)
+
+    def _enqueue(self) -> None:
+        if not self.context.execute_async_v3(self.api.stream_handle(self.stream)):
+            raise EdgePoseError("TensorRT execute_async_v3 returned False (see the TensorRT log above)")
+
+    def _execute(self, n: int) -> None:
+        api, stream = self.api, self.stream
+        if n != self._n:
+            self.context.set_input_shape(self.input_spec.name, self.input_spec.batch_shape(n))
+            self._n = n
+        if self.cuda_graph and self._graph_n != n:
+            self._capture(n)
+        if self._graph_exec is not None and self._graph_n == n:
+            api.graph_launch(self._graph_exec, stream)
+        else:
+            self._enqueue()
+
+    def _capture(self, n: int) -> None:
+        api = self.api
+        api.graph_destroy(self._graph, self._graph_exec)
+        self._graph = self._graph_exec = None
+        self._graph_n = n
+        self._enqueue()  # one plain run at this shape first, as trtexec does
+        api.synchronize(self.stream)
+        try:
+            api.begin_capture(self.stream)
+            try:
+                self._enqueue()
+            finally:
+                graph = api.end_capture(self.stream)
+            self._graph, self._graph_exec = graph, api.graph_instantiate(graph)
+        except EdgePoseError as exc:
+            warnings.warn(f"CUDA graph capture failed, running without it: {exc}", RuntimeWarning, stacklevel=2)
+            self.cuda_graph = False
+
+    def _infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        api, stream, n = self.api, self.stream, batch.shape[0]
+        name = self.input_spec.name
+        e_start, e_h2d, e_exec, e_d2h = self._events
+        with api.thread_context():
+            src = batch
+            if not self._owned_pinned(batch):
+                staging = self._host[name].array[:n]
+                np.copyto(staging, batch)
+                src = staging
+            api.event_record(e_start, stream)
+            api.memcpy_htod_async(self._dev[name], src.ctypes.data, src.nbytes, stream)
+            api.event_record(e_h2d, stream)
+            self._execute(n)
+            api.event_record(e_exec, stream)
+            outs = {}
+            for key, (is_input, dtype, shape) in self._io.items():
+                if is_input:
+                    continue
+                host = self._host[key].array[:n]
+                api.memcpy_dtoh_async(host.ctypes.data, self._dev[key], host.nbytes, stream)
+                outs[key] = host
+            api.event_record(e_d2h, stream)
+            api.synchronize(stream)  # the one synchronisation of this batch
+            self._timing["h2d"] = api.event_elapsed_ms(e_start, e_h2d)
+            self._timing["compute"] = api.event_elapsed_ms(e_h2d, e_exec)
+            self._timing["d2h"] = api.event_elapsed_ms(e_exec, e_d2h)
+        return outs

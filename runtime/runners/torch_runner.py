@@ -1,0 +1,82 @@
+"""Torch runner: the bundle's checkpoint (role ``checkpoint``) through
+``edgepose.train.model.load_model`` and ``PoseNet.predict_world``; the reference for
+debugging exported files. torch is imported in :meth:`activate` only; without it,
+:class:`~edgepose.errors.MissingDependencyError` says how to install it.
+
+Options: ``device`` (``"cpu"`` default, ``"cuda"``), ``threads`` (torch intra-op threads).
+"""
+from __future__ import annotations
+
+import time
+from typing import Dict, Optional
+
+import numpy as np
+
+from edgepose.errors import BundleError, EdgePoseError, require
+
+from .base import Runner
+
+TORCH_INSTALL = "pip install 'edgepose[train]'  (or the JetPack torch wheel on a Jetson)"
+
+
+class TorchRunner(Runner):
+    """Runs the checkpoint in PyTorch (precision is fp32 whatever is asked: it is the reference)."""
+
+    backend = "torch"
+
+    def __init__(self, bundle, precision: str = "fp32", strict: bool = False, device: str = "cpu",
+                 threads: int = 0, **options):
+        super().__init__(bundle, "fp32", strict, **options)
+        if precision != "fp32":
+            if strict:
+                raise BundleError(f"the torch backend runs the fp32 checkpoint; asked {precision!r}",
+                                  hint="use precision='fp32' or another backend")
+            import warnings
+
+            from ..bundles import PrecisionFallbackWarning
+
+            warnings.warn(f"the torch backend runs the fp32 checkpoint; asked {precision}, using fp32",
+                          PrecisionFallbackWarning, stacklevel=3)
+        self.checkpoint = self.bundle.file_for("checkpoint", None)
+        if self.checkpoint is None:
+            raise BundleError(f"bundle {self.bundle.path} has no checkpoint (role 'checkpoint')",
+                              hint="re-export with the checkpoint included, or use backend='onnxruntime'")
+        self.device = device
+        self.threads = int(threads)
+        self.model = None
+        self._torch = None
+
+    @classmethod
+    def available(cls) -> Optional[str]:
+        try:
+            require("torch", "the torch backend", TORCH_INSTALL)
+        except EdgePoseError as exc:
+            return str(exc)
+        return None
+
+    @property
+    def name(self) -> str:
+        return f"torch:{self.device}"
+
+    def _activate(self) -> None:
+        torch = self._torch = require("torch", "the torch backend", TORCH_INSTALL)
+        model_mod = require("edgepose.train.model", "the torch backend", TORCH_INSTALL)
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        self.model = model_mod.load_model(self.checkpoint, map_location=self.device)
+
+    def _deactivate(self) -> None:
+        self.model = None
+
+    def _infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        torch = self._torch
+        if self.input_spec.layout == "NCHW":  # the float32 variant: back to uint8 NHWC
+            batch = np.clip(np.rint(batch.transpose(0, 2, 3, 1)), 0, 255).astype(np.uint8)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+            position, rotation, sigma = self.model.predict_world(x)
+            out = {"position": position.cpu().numpy(), "rotation": rotation.cpu().numpy(),
+                   "sigma": sigma.cpu().numpy()}
+        self._timing["compute"] = (time.perf_counter() - t0) * 1e3
+        return out

@@ -1,0 +1,186 @@
+"""Small REAL bundles for tests, examples and benchmarks, made without torch.
+
+:func:`make_synthetic_bundle` writes an ONNX graph that honours the model contract (uint8
+NHWC ``image`` in, or the float32 NCHW variant; cast + normalise in the graph; a few strided
+convolutions; ``position (N,3)`` m de-normalised in FP32, unit ``rotation (N,4)`` with
+``w >= 0``, ``sigma (N,2)`` [m, rad]), its fp16 and int8 Q/DQ (symmetric, TensorRT-style)
+variants and ``edgepose.json``. Its weights are random: it computes *a* pose from the pixels,
+not a good one. :func:`numpy_forward` is the same network in numpy, to check runners against.
+Needs ``onnx`` (and ``onnxconverter-common`` for fp16), imported here lazily.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Sequence, Tuple, Union
+
+import numpy as np
+
+from edgepose.bundle import file_entry, write_manifest
+from edgepose.errors import require
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def make_params(channels: int = 8, depth: int = 1, seed: int = 0,
+                position_mean=(1.0, -2.0, 0.5), position_scale: float = 2.0) -> Dict[str, np.ndarray]:
+    """Random weights of the synthetic network (float32)."""
+    rng = np.random.default_rng(seed)
+    p = {}
+    cin = 3
+    for i in range(depth):
+        p[f"conv{i}.w"] = (rng.standard_normal((channels, cin, 3, 3)) / np.sqrt(cin * 9)).astype(np.float32)
+        p[f"conv{i}.b"] = (0.1 * rng.standard_normal(channels)).astype(np.float32)
+        cin = channels
+    for head, k in (("pos", 3), ("rot", 4), ("sig", 2)):
+        p[f"{head}.w"] = (rng.standard_normal((channels, k)) / np.sqrt(channels)).astype(np.float32)
+        p[f"{head}.b"] = (0.1 * rng.standard_normal(k)).astype(np.float32)
+    p["rot.b"][0] += 1.0  # quaternions near identity, like a trained network's
+    p["position_mean"] = np.asarray(position_mean, np.float32)
+    p["position_scale"] = np.asarray(position_scale, np.float32)
+    return p
+
+
+def _conv_np(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    n, c, h, wd = x.shape
+    ho, wo = (h - 1) // 2 + 1, (wd - 1) // 2 + 1
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    out = np.zeros((n, w.shape[0], ho, wo), np.float64)
+    for i in range(3):
+        for j in range(3):
+            out += np.einsum("nchw,oc->nohw", xp[:, :, i : i + 2 * ho : 2, j : j + 2 * wo : 2], w[:, :, i, j])
+    return out + b[None, :, None, None]
+
+
+def numpy_forward(params: Dict[str, np.ndarray], images: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The synthetic network in float64 numpy: ``images uint8 (N, H, W, 3)`` ->
+    ``(position (N,3) m, rotation (N,4) wxyz w>=0, sigma (N,2) [m, rad])``."""
+    x = images.astype(np.float64).transpose(0, 3, 1, 2)
+    x = (x - 255 * np.array(MEAN)[None, :, None, None]) / (255 * np.array(STD)[None, :, None, None])
+    i = 0
+    while f"conv{i}.w" in params:
+        x = np.maximum(_conv_np(x, params[f"conv{i}.w"], params[f"conv{i}.b"]), 0)
+        i += 1
+    f = x.mean(axis=(2, 3))
+    pos = (f @ params["pos.w"] + params["pos.b"]) * params["position_scale"] + params["position_mean"]
+    q = f @ params["rot.w"] + params["rot.b"]
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    q = np.where(q[:, :1] < 0, -q, q)
+    s = np.log1p(np.exp(f @ params["sig.w"] + params["sig.b"]))
+    s = s * np.array([params["position_scale"], 1.0])
+    return pos, q, s
+
+
+def build_graph(params: Dict[str, np.ndarray], size: Tuple[int, int], layout: str = "NHWC",
+                dynamic_batch: bool = True, qdq: bool = False, opset: int = 17):
+    """The ONNX ``ModelProto`` of the synthetic network for ``size = (W, H)``."""
+    onnx = require("onnx", "building synthetic ONNX bundles", "pip install onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    W, H = size
+    N = "N" if dynamic_batch else 1
+    nodes, inits = [], []
+
+    def const(name, arr):
+        inits.append(numpy_helper.from_array(np.asarray(arr), name))
+        return name
+
+    def node(op, ins, outs, **attrs):
+        nodes.append(helper.make_node(op, ins, outs, name=f"{op}_{len(nodes)}", **attrs))
+        return outs[0]
+
+    if layout == "NHWC":
+        inp = helper.make_tensor_value_info("image", TensorProto.UINT8, [N, H, W, 3])
+        x = node("Cast", ["image"], ["image_f"], to=TensorProto.FLOAT)
+        x = node("Transpose", [x], ["image_nchw"], perm=[0, 3, 1, 2])
+    else:
+        inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, [N, 3, H, W])
+        x = "image"
+    x = node("Sub", [x, const("mean255", (255 * np.array(MEAN, np.float32)).reshape(1, 3, 1, 1).astype(np.float32))], ["x_c"])
+    x = node("Div", [x, const("std255", (255 * np.array(STD, np.float32)).reshape(1, 3, 1, 1).astype(np.float32))], ["x_n"])
+    i = 0
+    while f"conv{i}.w" in params:
+        w = params[f"conv{i}.w"]
+        wname = f"conv{i}.w"
+        if qdq:  # symmetric int8 activations and weights, zero points 0 (what TensorRT takes)
+            a_scale = np.float32(3.0 / 127) if i == 0 else np.float32(2.0 / 127)
+            node("QuantizeLinear", [x, const(f"a{i}.s", a_scale), const(f"a{i}.z", np.int8(0))], [f"x{i}_q"])
+            x = node("DequantizeLinear", [f"x{i}_q", f"a{i}.s", f"a{i}.z"], [f"x{i}_dq"])
+            w_scale = np.float32(np.abs(w).max() / 127)
+            const(f"conv{i}.wq", np.clip(np.rint(w / w_scale), -127, 127).astype(np.int8))
+            wname = node("DequantizeLinear", [f"conv{i}.wq", const(f"conv{i}.ws", w_scale),
+                                              const(f"conv{i}.wz", np.int8(0))], [f"conv{i}.wdq"])
+        else:
+            const(wname, w)
+        x = node("Conv", [x, wname, const(f"conv{i}.b", params[f"conv{i}.b"])], [f"conv{i}"],
+                 kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+        x = node("Relu", [x], [f"relu{i}"])
+        i += 1
+    x = node("GlobalAveragePool", [x], ["gap"])
+    f = node("Flatten", [x], ["feat"], axis=1)
+    p = node("Gemm", [f, const("pos.w", params["pos.w"]), const("pos.b", params["pos.b"])], ["pos_n"])
+    p = node("Mul", [p, const("position_scale", params["position_scale"])], ["pos_s"])
+    node("Add", [p, const("position_mean", params["position_mean"])], ["position"])
+    q = node("Gemm", [f, const("rot.w", params["rot.w"]), const("rot.b", params["rot.b"])], ["q_raw"])
+    sq = node("Mul", [q, q], ["q_sq"])
+    n2 = node("ReduceSum", [sq, const("axis1", np.array([1], np.int64))], ["q_n2"], keepdims=1)
+    nrm = node("Sqrt", [n2], ["q_norm"])
+    qn = node("Div", [q, nrm], ["q_unit"])
+    w0 = node("Slice", [qn, const("s0", np.array([0], np.int64)), const("s1", np.array([1], np.int64)),
+                        const("s_ax", np.array([1], np.int64))], ["q_w"])
+    neg = node("Less", [w0, const("zero", np.float32(0))], ["q_neg"])
+    sign = node("Where", [neg, const("minus1", np.float32(-1)), const("plus1", np.float32(1))], ["q_sign"])
+    node("Mul", [qn, sign], ["rotation"])
+    s = node("Gemm", [f, const("sig.w", params["sig.w"]), const("sig.b", params["sig.b"])], ["s_raw"])
+    s = node("Softplus", [s], ["s_pos"])
+    node("Mul", [s, const("sigma_units", np.array([params["position_scale"], 1.0], np.float32))], ["sigma"])
+    outs = [helper.make_tensor_value_info(k, TensorProto.FLOAT, [N, d])
+            for k, d in (("position", 3), ("rotation", 4), ("sigma", 2))]
+    graph = helper.make_graph(nodes, "edgepose_synthetic", [inp], outs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="edgepose.testing")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def make_synthetic_bundle(out_dir: Union[str, Path], size: Tuple[int, int] = (32, 24),
+                          precisions: Sequence[str] = ("fp32", "fp16", "int8"), layout: str = "NHWC",
+                          channels: int = 8, depth: int = 1, batch_max: int = 8, seed: int = 0,
+                          dynamic_batch: bool = True) -> Dict[str, np.ndarray]:
+    """Write a bundle to ``out_dir`` and return the network's parameters (for :func:`numpy_forward`)."""
+    onnx = require("onnx", "building synthetic ONNX bundles", "pip install onnx")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    params = make_params(channels, depth, seed)
+    files = {}
+    fp32 = build_graph(params, size, layout, dynamic_batch)
+    if "fp32" in precisions:
+        onnx.save(fp32, str(out / "model.onnx"))
+        files["model.onnx"] = file_entry(out, "model.onnx", "onnx", "fp32")
+    if "fp16" in precisions:
+        f16 = require("onnxconverter_common.float16", "fp16 synthetic bundles", "pip install onnxconverter-common")
+        # the uint8 -> float Cast stays float32 (the converter would retype its output otherwise)
+        m16 = f16.convert_float_to_float16(fp32, keep_io_types=True, node_block_list=["Cast_0"])
+        onnx.save(m16, str(out / "model.fp16.onnx"))
+        files["model.fp16.onnx"] = file_entry(out, "model.fp16.onnx", "onnx", "fp16")
+    if "int8" in precisions:
+        onnx.save(build_graph(params, size, layout, dynamic_batch, qdq=True), str(out / "model.int8.onnx"))
+        files["model.int8.onnx"] = file_entry(out, "model.int8.onnx", "onnx", "int8")
+    W, H = size
+    n = -1 if dynamic_batch else 1
+    shape = [n, H, W, 3] if layout == "NHWC" else [n, 3, H, W]
+    manifest = {
+        "model": {"backbone": f"synthetic-conv{depth}x{channels}", "input_size": [W, H],
+                  "mean": list(MEAN), "std": list(STD)},
+        "input": {"name": "image", "dtype": "uint8" if layout == "NHWC" else "float32", "layout": layout,
+                  "shape": shape, "batch": {"min": 1, "opt": 1, "max": batch_max if dynamic_batch else 1}},
+        "outputs": {"position": {"shape": [n, 3], "unit": "m"},
+                    "rotation": {"shape": [n, 4], "convention": "wxyz, Hamilton, unit, w >= 0, camera-to-world"},
+                    "sigma": {"shape": [n, 2], "unit": ["m", "rad"]}},
+        "normalization": {"position_mean": [float(v) for v in params["position_mean"]],
+                          "position_scale": float(params["position_scale"]), "where": "graph-fp32"},
+        "training": {}, "calibration": None, "validation": {},
+        "files": files,
+    }
+    write_manifest(out, manifest)
+    return params
