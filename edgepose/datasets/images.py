@@ -1,0 +1,77 @@
+"""Image sizes and missing-image bookkeeping for the readers.
+
+Readers ask :class:`ImageSizer` for the size of each image. With ``check_images=True``
+every file's header is read (a few hundred microseconds each, pixels are not decoded) and
+missing files are collected; with ``check_images=False`` the files are not required: a
+size declared by the format is trusted, otherwise one header per ``group`` is read and
+reused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from PIL import Image
+
+from ..errors import DataFormatError
+from .parsing import list_preview
+
+Size = Tuple[int, int]
+
+
+def read_image_size(path: Path) -> Size:
+    """``(width, height)`` from the file header; unreadable files raise DataFormatError."""
+    try:
+        with Image.open(path) as im:
+            return int(im.size[0]), int(im.size[1])
+    except FileNotFoundError:
+        raise DataFormatError("image not found", path=path) from None
+    except Exception as exc:  # PIL raises many types for corrupt headers
+        raise DataFormatError(f"cannot read the image header ({exc})", path=path,
+                              hint="the file is corrupt or not an image") from None
+
+
+class ImageSizer:
+    """Finds image sizes and remembers which images are missing."""
+
+    def __init__(self, check_images: bool = True):
+        self.check_images = check_images
+        self.missing: List[Path] = []
+        self._group: Dict[object, Size] = {}
+
+    def size(self, path: Path, declared: Optional[Size] = None, group: object = None,
+             default: Optional[Size] = None) -> Optional[Size]:
+        """The size to use for ``path``: actual when read, else declared / group / default."""
+        path = Path(path)
+        if self.check_images:
+            if not path.is_file():
+                self.missing.append(path)
+                return declared or self._group.get(group) or default
+            actual = read_image_size(path)
+            self._group.setdefault(group, actual)
+            return actual
+        if declared is not None:
+            return declared
+        if group in self._group:
+            return self._group[group]
+        if path.is_file():
+            self._group[group] = read_image_size(path)
+            return self._group[group]
+        return default
+
+    def raise_if_missing(self, root: Path) -> None:
+        """Raise DataFormatError listing the first few missing images and the count."""
+        if self.missing:
+            raise DataFormatError(missing_message(self.missing, root), path=root,
+                                  hint="copy the images next to the pose files, or pass "
+                                       "check_images=False / --no-check-images to inspect poses only")
+
+
+def missing_message(missing: List[Path], root: Path) -> str:
+    names = []
+    for p in missing:
+        try:
+            names.append(str(Path(p).relative_to(root)))
+        except ValueError:
+            names.append(str(p))
+    return f"{len(missing)} image(s) listed by the dataset are missing: {list_preview(names)}"
