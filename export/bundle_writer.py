@@ -1,0 +1,168 @@
+"""Assemble a bundle folder atomically: artefacts first, ``edgepose.json`` last, rename at the end.
+
+:class:`BundleAssembly` wraps :func:`edgepose.atomic.atomic_dir`: every file is written into a
+temporary sibling folder and listed with its role, precision, sha256 and size
+(:func:`edgepose.bundle.file_entry`); :meth:`BundleAssembly.finish` writes the manifest with
+:func:`edgepose.bundle.write_manifest`. Only then does the folder replace ``BUNDLE``, so an
+error or a crash never leaves a half-written bundle that looks valid.
+
+Adding engines to an existing bundle (the Jetson path) starts from a copy of it
+(:meth:`BundleAssembly.start_from`, hard links where the filesystem allows) and replaces it
+the same way.
+
+The manifest fields (schema in :mod:`edgepose.bundle`) are built by :func:`input_spec`,
+:func:`outputs_spec`, :func:`normalization` and :func:`model_section`.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
+
+from edgepose import __version__
+from edgepose.atomic import atomic_dir, atomic_write_bytes
+from edgepose.bundle import MANIFEST, file_entry, write_manifest
+from edgepose.errors import BundleError
+
+PathLike = Union[str, Path]
+
+#: file names inside a bundle
+ONNX_NAMES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+CHECKPOINT_NAME = "model.pt"
+CALIBRATION_CACHE_NAME = "calibration.cache"
+PARITY_NAME = "parity.npz"
+
+
+# --------------------------------------------------------------------------- manifest parts
+def input_spec(kind: str, size: Sequence[int], batch: Tuple[int, int, int], dynamic: bool) -> dict:
+    """The manifest ``input``: uint8 NHWC ``[N, H, W, 3]`` or float32 NCHW ``[N, 3, H, W]``.
+
+    ``N`` is ``-1`` for a dynamic batch; ``batch`` is ``(min, opt, max)``.
+
+    >>> input_spec("uint8", (32, 24), (1, 1, 1), False)["shape"]
+    [1, 24, 32, 3]
+    >>> input_spec("float32", (32, 24), (1, 4, 8), True)["shape"]
+    [-1, 3, 24, 32]
+    """
+    W, H = int(size[0]), int(size[1])
+    lo, opt, hi = (int(v) for v in batch)
+    n = -1 if dynamic else opt
+    if kind == "uint8":
+        spec = {"name": "image", "dtype": "uint8", "layout": "NHWC", "shape": [n, H, W, 3]}
+    else:
+        spec = {"name": "image", "dtype": "float32", "layout": "NCHW", "shape": [n, 3, H, W],
+                "range": [0, 255], "note": "RGB 0..255; mean/std normalisation is inside the graph"}
+    spec["batch"] = {"min": lo, "opt": opt, "max": hi}
+    return spec
+
+
+def outputs_spec(dynamic: bool, batch: int = 1) -> dict:
+    n = -1 if dynamic else int(batch)
+    return {
+        "position": {"shape": [n, 3], "dtype": "float32", "unit": "m",
+                     "meaning": "camera centre in the world frame"},
+        "rotation": {"shape": [n, 4], "dtype": "float32", "convention": "wxyz, Hamilton, unit, w >= 0, camera-to-world"},
+        "sigma": {"shape": [n, 2], "dtype": "float32", "unit": ["m", "rad"],
+                  "meaning": "expected position error and rotation error of this frame"},
+    }
+
+
+def normalization(config: dict) -> dict:
+    return {"position_mean": [float(v) for v in config["position_mean"]],
+            "position_scale": float(config["position_scale"]),
+            "where": "graph-fp32",
+            "note": "position = head * position_scale + position_mean, kept in float32 in every precision"}
+
+
+def model_section(config: dict) -> dict:
+    return {"backbone": config["backbone"], "input_size": [int(v) for v in config["input_size"]],
+            "mean": [float(v) for v in config.get("pixel_mean", [])],
+            "std": [float(v) for v in config.get("pixel_std", [])],
+            "hidden": config.get("hidden"), "config": dict(config)}
+
+
+# --------------------------------------------------------------------------- assembly
+def check_out_dir(out: PathLike) -> None:
+    """Refuse to replace a non-empty folder that is not a bundle (it would be deleted)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BundleError(f"--out {out} is a file; expected a bundle folder", hint="pick another --out path")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise BundleError(f"--out {out} is a non-empty folder without {MANIFEST}; it is not a bundle and "
+                          "would be replaced", hint="pick a new or empty folder for --out")
+
+
+class BundleAssembly:
+    """A bundle being written in a temporary folder. Use :func:`assemble`."""
+
+    def __init__(self, tmp: Path):
+        self.dir = tmp
+        self.files: Dict[str, dict] = {}
+
+    def path(self, rel: str) -> Path:
+        return self.dir / rel
+
+    def start_from(self, bundle: PathLike, manifest: dict, drop_roles: Sequence[str] = ()) -> None:
+        """Bring the files of an existing bundle (except ``drop_roles``) with their entries."""
+        bundle = Path(bundle)
+        for rel, entry in manifest["files"].items():
+            if entry.get("role") in drop_roles:
+                continue
+            src, dst = bundle / rel, self.dir / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+            self.files[rel] = dict(entry)
+
+    def remove(self, rel: str) -> None:
+        self.files.pop(rel, None)
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / rel).unlink()
+
+    def add_file(self, src: PathLike, rel: str, role: str, precision: Optional[str] = None, **extra) -> dict:
+        """Copy ``src`` into the bundle as ``rel`` and list it."""
+        dst = self.dir / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if Path(src).resolve() != dst.resolve():
+            with contextlib.suppress(FileNotFoundError):
+                dst.unlink()  # may be a hard link into the old bundle: never write through it
+            shutil.copyfile(src, dst)
+        return self.register(rel, role, precision, **extra)
+
+    def add_bytes(self, data: bytes, rel: str, role: str, precision: Optional[str] = None, **extra) -> dict:
+        atomic_write_bytes(self.dir / rel, data)
+        return self.register(rel, role, precision, **extra)
+
+    def register(self, rel: str, role: str, precision: Optional[str] = None, **extra) -> dict:
+        """List a file already written at ``self.path(rel)``."""
+        if not self.path(rel).is_file():
+            raise BundleError(f"cannot list {rel}: it was not written into the bundle")
+        self.files[rel] = file_entry(self.dir, rel, role, precision, **extra)
+        return self.files[rel]
+
+    def finish(self, manifest: dict) -> dict:
+        """Write ``edgepose.json`` (files listed) into the temporary folder; returns the manifest."""
+        manifest = dict(manifest)
+        manifest["files"] = dict(self.files)
+        manifest.setdefault("edgepose_version", __version__)
+        write_manifest(self.dir, manifest)
+        return manifest
+
+
+@contextlib.contextmanager
+def assemble(out: PathLike) -> Iterator[BundleAssembly]:
+    """Yield a :class:`BundleAssembly`; call ``finish(manifest)`` inside the block.
+
+    On success the temporary folder replaces ``out``; on any error it is removed and ``out``
+    is left as it was. A block that never calls ``finish`` is an error (no manifest, no bundle).
+    """
+    check_out_dir(out)
+    with atomic_dir(out) as tmp:
+        asm = BundleAssembly(Path(tmp))
+        yield asm
+        if not (Path(tmp) / MANIFEST).is_file():
+            raise BundleError(f"bundle {out} was not finished (no {MANIFEST} written)")

@@ -1,0 +1,134 @@
+"""``edgepose-export --verify BUNDLE``: the files are intact and the graphs still compute the same.
+
+Two checks:
+
+1. **Hashes**: every file listed in ``edgepose.json`` exists with its recorded size and sha256
+   (:func:`edgepose.bundle.verify_files`). A flipped byte anywhere fails here.
+2. **Parity**: at export time :func:`record_parity` stores ``parity.npz`` in the bundle (role
+   ``parity``): a few preprocessed frames (``uint8 (N, H, W, 3)``, real validation frames when
+   the dataset was available) and each ONNX file's outputs on them in ONNX Runtime
+   (``optimization="disable"``: the graph as written, Q/DQ in float for INT8). Verification
+   re-runs every ONNX file in ONNX Runtime here and compares (position distance m, rotation
+   angle deg) within :data:`TOLERANCE`, scaled by the scene's ``position_scale``. With torch
+   importable and a checkpoint in the bundle, the FP32 graph is also compared with PyTorch.
+
+TensorRT engines are checked by hash only; their numerics are measured on the device by
+``edgepose-bench``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+import numpy as np
+
+from edgepose.bundle import load_manifest, verify_files
+from edgepose.errors import BundleError
+
+from .bundle_writer import PARITY_NAME
+
+#: (position tolerance as a fraction of position_scale, rotation tolerance deg) per precision:
+#: the same file on another CPU/ORT build may round differently; FP16/INT8 round more coarsely.
+TOLERANCE = {"fp32": (1e-5, 1e-3), "fp16": (1e-3, 0.05), "int8": (1e-2, 0.5)}
+OPTIMIZATION = "disable"
+OUTPUT_KEYS = ("position", "rotation", "sigma")
+
+
+def record_parity(bundle_dir: Union[str, Path], images: np.ndarray, onnx_files: Dict[str, str],
+                  source: str) -> dict:
+    """Write ``parity.npz`` (frames + each ONNX file's outputs) into ``bundle_dir``.
+
+    ``onnx_files`` maps precision -> relative path. Returns the manifest ``parity`` section.
+    """
+    from .parity import evaluate_onnx
+
+    bundle_dir = Path(bundle_dir)
+    arrays = {"images": np.ascontiguousarray(images, dtype=np.uint8)}
+    for precision, rel in onnx_files.items():
+        out = evaluate_onnx(bundle_dir / rel, images, optimization=OPTIMIZATION)
+        for k in OUTPUT_KEYS:
+            arrays[f"{precision}.{k}"] = out[k].astype(np.float64)
+    tmp = bundle_dir / (PARITY_NAME + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(bundle_dir / PARITY_NAME)
+    return {"file": PARITY_NAME, "frames": int(len(images)), "source": source,
+            "onnxruntime_optimization": OPTIMIZATION, "precisions": sorted(onnx_files)}
+
+
+def _load_parity(path: Path) -> Dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:
+        raise BundleError(f"cannot read {path}: {type(exc).__name__}: {exc}", hint="re-export the bundle") from None
+
+
+def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) -> dict:
+    """Check hashes, then re-run parity. Returns a report; raises :class:`BundleError` on failure.
+
+    Report: ``{"files": [checked], "parity": {precision: {max_position_m, max_rotation_deg,
+    bound_m, bound_deg, ok}}, "torch": {...} or None}``.
+    """
+    bundle_dir = Path(bundle_dir)
+    manifest = load_manifest(bundle_dir)
+    checked = verify_files(bundle_dir, manifest)
+    log(f"hashes: {len(checked)} file(s) match edgepose.json")
+    report: dict = {"files": checked, "parity": {}, "torch": None}
+    if not parity:
+        return report
+    pfile = next((rel for rel, e in manifest["files"].items() if e.get("role") == "parity"), None)
+    if pfile is None:
+        log("parity: the bundle has no parity.npz (written by an older export); hashes only")
+        return report
+    from .parity import compare_outputs, evaluate_onnx
+
+    data = _load_parity(bundle_dir / pfile)
+    images = data["images"]
+    scale = float(manifest["normalization"].get("position_scale", 1.0))
+    failures = []
+    for rel, entry in manifest["files"].items():
+        prec = entry.get("precision")
+        if entry.get("role") != "onnx" or f"{prec}.position" not in data:
+            continue
+        recorded = {k: data[f"{prec}.{k}"] for k in OUTPUT_KEYS}
+        now = evaluate_onnx(bundle_dir / rel, images, optimization=OPTIMIZATION)
+        d = compare_outputs(now, recorded)
+        rel_m, bound_deg = TOLERANCE.get(prec, TOLERANCE["int8"])
+        bound_m = rel_m * max(scale, 1e-6)
+        ok = d["max_position_m"] <= bound_m and d["max_rotation_deg"] <= bound_deg
+        report["parity"][prec] = {**d, "bound_m": bound_m, "bound_deg": bound_deg, "ok": bool(ok)}
+        log(f"parity {prec:<5} {rel:<18} max {d['max_position_m']:.2e} m (bound {bound_m:.1e}), "
+            f"{d['max_rotation_deg']:.2e} deg (bound {bound_deg:.1e}) {'ok' if ok else 'FAILED'}")
+        if not ok:
+            failures.append(f"{rel}: outputs moved by {d['max_position_m']:.3g} m / {d['max_rotation_deg']:.3g} deg "
+                            f"from those recorded at export (bounds {bound_m:.3g} m / {bound_deg:.3g} deg)")
+    report["torch"] = _torch_parity(bundle_dir, manifest, images, data, log)
+    if report["torch"] is not None and not report["torch"]["ok"]:
+        failures.append("model.onnx no longer matches the checkpoint in PyTorch")
+    if failures:
+        raise BundleError(f"bundle {bundle_dir} failed parity:\n    " + "\n    ".join(failures),
+                          hint=f"re-export it: edgepose-export RUN --out {bundle_dir}")
+    return report
+
+
+def _torch_parity(bundle_dir: Path, manifest: dict, images: np.ndarray, data: dict, log) -> Optional[dict]:
+    """FP32 recorded outputs vs the bundle's checkpoint in PyTorch; ``None`` without torch."""
+    ckpt = next((rel for rel, e in manifest["files"].items() if e.get("role") == "checkpoint"), None)
+    if ckpt is None or "fp32.position" not in data:
+        return None
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        log("parity torch: skipped (torch is not installed here; the ONNX checks above still ran)")
+        return None
+    from edgepose.train.model import load_model
+
+    from .onnx_export import PARITY_POSITION_M, PARITY_ROTATION_DEG
+    from .parity import compare_outputs, torch_outputs
+
+    ref = torch_outputs(load_model(bundle_dir / ckpt), images)
+    d = compare_outputs({k: data[f"fp32.{k}"] for k in OUTPUT_KEYS}, ref)
+    ok = d["max_position_m"] <= PARITY_POSITION_M and d["max_rotation_deg"] <= PARITY_ROTATION_DEG
+    log(f"parity torch model.pt vs model.onnx: max {d['max_position_m']:.2e} m, {d['max_rotation_deg']:.2e} deg "
+        f"{'ok' if ok else 'FAILED'}")
+    return {**d, "ok": bool(ok)}
