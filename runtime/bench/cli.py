@@ -1,0 +1,207 @@
+"""``edgepose-bench``: accuracy vs latency for every backend x precision of a bundle."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from ...errors import EdgePoseError
+from .gate import EXIT_GATE, check_gate, parse_gate
+from .rows import plan_rows, split_list
+
+EPILOG = """\
+what it does:
+  For every row (backend x precision) it runs the whole --split through the bundle to
+  measure accuracy against ground truth, drift against the FP32 row of the same backend
+  family and how well the model's sigma predicts its errors; then it warms up for
+  --warmup-s seconds and times --iters iterations, reporting p50/p90/p99 latency of
+  inference alone and end to end (preprocess + copies + inference + postprocess),
+  throughput and peak memory; on a Jetson also power (W) and energy per frame (mJ)
+  from tegrastats (or jtop). A failed row is reported with its reason; the run goes on.
+
+default rows:
+  every backend importable here x every precision with an ONNX file in the bundle.
+  Without TensorRT, int8 gives two rows: qdq-reference/int8 (Q/DQ in float: what
+  TensorRT INT8 approximates; accuracy only) and onnxruntime/int8 (ORT's own int8
+  kernels: what a CPU user gets; they can saturate on x86 CPUs without VNNI).
+
+outputs (in --out):
+  report.json (every figure; schema edgepose.bench/1, see runtime/bench/README.md),
+  report.csv, report.md (the table), accuracy_vs_latency.png, error_cdf.png, trajectory.png
+
+exit codes:
+  0 done; 1 no row succeeded; 2 bad arguments, bundle or dataset;
+  3 --gate broken (the offending rows are printed): usable in CI.
+
+examples:
+  edgepose-bench runs/demo/bundle --data runs/demo/scene --out runs/demo/bench
+  edgepose-bench BUNDLE --data 7scenes/chess --backends onnxruntime,qdq-reference \\
+      --precisions fp32,int8 --iters 500 --gate max-drift-m=0.05,max-drift-deg=1 --out bench/
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edgepose-bench", description="Benchmark a bundle: accuracy, drift, uncertainty calibration, "
+        "latency, throughput, memory and power, one row per backend x precision.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", help="bundle folder (with edgepose.json), as written by edgepose-export")
+    p.add_argument("--data", required=True, help="dataset root with ground-truth poses (any format "
+                   "edgepose-inspect reads: 7-Scenes, Cambridge, COLMAP, ...)")
+    p.add_argument("--format", default=None, help="dataset format (default: detected)")
+    p.add_argument("--split-policy", default=None, metavar="POLICY",
+                   help="every:K, sequence:NAME1,NAME2 or given (default: the format's own split; see edgepose-inspect --help)")
+    p.add_argument("--split", default="test", choices=("train", "test"), help="which split to evaluate (default test)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help="use N frames evenly spread over the split (default: all)")
+    p.add_argument("--backends", default=None, metavar="LIST",
+                   help="comma list of tensorrt, onnxruntime, qdq-reference, torch (default: all available)")
+    p.add_argument("--precisions", default=None, metavar="LIST",
+                   help="comma list of fp32, fp16, int8 (default: every precision in the bundle)")
+    p.add_argument("--batch", type=int, default=1, metavar="N", help="frames per inference (default 1)")
+    p.add_argument("--warmup-s", type=float, default=2.0, metavar="S", help="warm-up time per row, seconds (default 2)")
+    p.add_argument("--iters", type=int, default=200, metavar="N", help="timed iterations per row (default 200)")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="ONNX Runtime intra-op threads (default 0 = ORT's choice)")
+    p.add_argument("--gate", default=None, metavar="BOUNDS",
+                   help="CI bounds, e.g. max-drift-m=0.05,max-drift-deg=1 (p95 drift vs FP32); also "
+                        "max-median-m, max-median-deg, allow-failed=1. Exit code 3 when broken")
+    p.add_argument("--power-interval-ms", type=int, default=100, help="tegrastats sampling interval (default 100)")
+    p.add_argument("--no-power", action="store_true", help="do not sample power even on a Jetson")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (no matplotlib needed)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--out", required=True, metavar="REPORT", help="folder for report.json/.csv/.md and plots")
+    return p
+
+
+def load_bench_data(root: str, fmt: Optional[str], split: str, max_frames: Optional[int], progress: bool,
+                    split_policy: Optional[str] = None):
+    """Read the split's frames and decode their images (ground truth from the dataset reader)."""
+    from ...datasets import load_dataset
+    from ...preprocess import load_image
+    from .runner import BenchData, _progress
+
+    ds = load_dataset(root, format=fmt, split_policy=split_policy)
+    frames = ds.split(split)
+    if max_frames is not None and max_frames < len(frames):
+        if max_frames < 1:
+            raise EdgePoseError(f"--max-frames must be >= 1, got {max_frames}")
+        idx = np.unique(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))
+        frames = [frames[i] for i in idx]
+    bar = _progress(len(frames), "decoding frames", progress)
+    images = []
+    for f in frames:
+        images.append(load_image(f.image))
+        bar.update(1)
+    bar.close()
+    return ds, BenchData(images, np.stack([f.position for f in frames]).astype(np.float64),
+                         np.stack([f.rotation for f in frames]).astype(np.float64), [str(f.image) for f in frames])
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return _main(args, argv)
+    except EdgePoseError as exc:
+        print(f"edgepose-bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(args, argv: List[str]) -> int:
+    from ...bundle import now_iso
+    from ..bundles import open_bundle
+    from . import report as rep
+    from . import sysinfo
+    from .runner import BenchSettings, run_rows
+
+    if args.batch < 1 or args.iters < 1 or args.warmup_s < 0:
+        raise EdgePoseError(f"--batch and --iters must be >= 1 and --warmup-s >= 0; got {args.batch}, "
+                            f"{args.iters}, {args.warmup_s}")
+    gate = parse_gate(args.gate)
+    view = open_bundle(args.bundle)
+    has_ckpt = any(e.get("role") == "checkpoint" for e in view.manifest["files"].values())
+    plans, notes = plan_rows(view.precisions("onnx"), split_list(args.backends), split_list(args.precisions),
+                             has_checkpoint=has_ckpt)
+    progress = not args.quiet
+    ds, data = load_bench_data(args.data, args.format, args.split, args.max_frames, progress,
+                               args.split_policy)
+    print(f"edgepose-bench: {len(plans)} rows ({', '.join(p.label for p in plans)}) on {len(data)} "
+          f"{args.split} frames of {args.data}", file=sys.stderr)
+    sysi = sysinfo.collect()
+    if sysi["cpu"].get("vnni") is False and any(p.label == "onnxruntime/int8" for p in plans):
+        notes.append("this x86 CPU has no VNNI: ONNX Runtime's u8s8 int8 kernels can saturate, so the "
+                     "onnxruntime/int8 row may be less accurate than qdq-reference/int8 (which TensorRT approximates)")
+    settings = BenchSettings(batch=args.batch, warmup_s=args.warmup_s, iters=args.iters,
+                             power_interval_ms=args.power_interval_ms, power=not args.no_power,
+                             runner_options={"intra_op_threads": args.threads} if args.threads else {})
+    rows = run_rows(plans, view.path, data, settings, progress=progress,
+                    log=lambda s: print(s, file=sys.stderr))
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    violations = check_gate(rows, gate) if gate else []
+    public_rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    report = {
+        "schema": rep.SCHEMA,
+        "created": now_iso(),
+        "command": "edgepose-bench " + " ".join(shlex.quote(a) for a in argv),
+        "bundle": {"path": str(view.path), "backbone": view.manifest.get("model", {}).get("backbone"),
+                   "input": view.input_spec.to_json(), "precisions": view.precisions("onnx")},
+        "data": {"root": str(args.data), "format": ds.format, "split": args.split, "n_frames": len(data)},
+        "settings": {"batch": args.batch, "warmup_s": args.warmup_s, "iters": args.iters,
+                     "power_interval_ms": args.power_interval_ms, "power": not args.no_power,
+                     "threads": args.threads},
+        "system": sysi,
+        "notes": notes,
+        "gate": None if gate is None else {"spec": args.gate, "bounds": gate, "passed": not violations,
+                                           "violations": violations},
+        "rows": public_rows,
+        "frames": {
+            "image": data.names,
+            "truth": {"position": data.position, "rotation": data.rotation},
+            "predictions": {r["label"]: r["_pred"] for r in rows if "_pred" in r},
+            "errors": {r["label"]: r["_err"] for r in rows if "_err" in r},
+        },
+    }
+    plots = {}
+    if not args.no_plots:
+        from .plots import write_plots
+        try:
+            plots = write_plots(out, rows, {r["label"]: r["_err"] for r in rows if "_err" in r}, data.position,
+                                {r["label"]: r["_pred"] for r in rows if "_pred" in r})
+        except EdgePoseError as exc:  # matplotlib missing: the numbers still matter more
+            notes.append(f"plots skipped: {exc}")
+    report["plots"] = {k: Path(v).name for k, v in plots.items()}
+    rep.write_json(out / "report.json", report)
+    rep.write_csv(out / "report.csv", public_rows)
+    rep.write_markdown(out / "report.md", report, plots)
+
+    print("\n".join(rep.table_lines(public_rows)))
+    for n in notes:
+        print(f"note: {n}")
+    print(f"\nwrote {out / 'report.md'}, report.json, report.csv" + (f" and {len(plots)} plots" if plots else ""))
+    ok = [r for r in public_rows if r["status"] == "ok"]
+    if gate is not None:
+        if violations:
+            print(f"\nGATE FAILED ({args.gate}):")
+            for v in violations:
+                print(f"  {v}")
+            return EXIT_GATE
+        print(f"gate passed ({args.gate})")
+    if not ok:
+        print("no row succeeded; see the reasons above (report.json has the tracebacks)", file=sys.stderr)
+        return 1
+    timed = [r for r in ok if r["backend"] != "qdq-reference" and r.get("e2e_p50_ms") is not None]
+    best = min(timed or ok, key=lambda r: r.get("e2e_p50_ms") or float("inf"))
+    print(f"next: edgepose-run {shlex.quote(str(view.path))} --backend {best['backend']} "
+          f"--precision {best['precision']}   (fastest ok row, e2e p50 {best.get('e2e_p50_ms') or float('nan'):.2f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
