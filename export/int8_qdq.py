@@ -1,0 +1,254 @@
+"""INT8 explicit quantization: a Q/DQ ONNX that runs in ONNX Runtime and builds in TensorRT.
+
+:func:`quantize_int8` wraps ``onnxruntime.quantization.quantize_static`` with the settings
+TensorRT's ONNX parser accepts, always passed explicitly (old ORT defaults were QOperator and
+uint8): ``QuantFormat.QDQ``, ``QInt8`` activations and weights, ``per_channel=True``,
+``ActivationSymmetric`` and ``WeightSymmetric`` (zero points all 0), biases left in float
+(``QuantizeBias=False``: ORT would store them as int32 DQ, which TensorRT rejects), opset <= 20. The
+preprocessing, the FC layer, the heads and the post-processing stay unquantized
+(:func:`default_exclusions`). Calibration frames (uint8 NHWC at the network resolution)
+come from the training split (see :mod:`edgepose.export.calibration`).
+
+Where Q/DQ lands around EfficientNet-Lite0's ReLU6 (an ONNX ``Clip``): with symmetric
+activations ORT keeps the Clip and quantizes both its input and output (it only folds the
+activation into the producer's range when activations are asymmetric). TensorRT fuses
+Conv+Clip and requantizes at the Q node, so the file is valid for both.
+
+:func:`check_qdq_graph` verifies a file node by node against these rules. Evaluate the result
+with :func:`edgepose.export.parity.evaluate_onnx` and ``optimization="disable"`` for
+quantize->dequantize in float (what TensorRT approximates), ``"all"`` for ORT's int8 kernels.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from edgepose.errors import ConfigError, EdgePoseError, require
+
+from .calibration import check_calibration_count, iter_batches
+from .onnx_export import MAX_OPSET, as_model_input, node_groups
+
+METHODS = ("minmax", "entropy", "percentile")
+DEFAULT_PERCENTILE = 99.99
+#: node groups never quantized
+EXCLUDED_GROUPS = ("preprocess", "fc", "heads", "post")
+#: extra_options passed to quantize_static (TensorRT: symmetric INT8, zero points 0; biases stay
+#: float because TensorRT's Q/DQ import takes INT8 tensors only and folds the bias itself)
+QDQ_EXTRA_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
+
+_INSTALL = "pip install onnxruntime"
+
+
+def _quant():
+    return require("onnxruntime.quantization", "INT8 quantization", _INSTALL)
+
+
+def default_exclusions(model) -> list:
+    """Names of the nodes of :data:`EXCLUDED_GROUPS` (preprocess, FC, heads, post-processing)."""
+    groups = node_groups(model)
+    return [n for g in EXCLUDED_GROUPS for n in groups[g]]
+
+
+def make_reader(input_name: str, input_kind: str, images: np.ndarray, batch: int):
+    """An ORT ``CalibrationDataReader`` over frames ``uint8 (N, H, W, 3)`` in full batches."""
+    q = _quant()
+
+    class FrameReader(q.CalibrationDataReader):
+        def __init__(self):
+            self._batches = [as_model_input(b, input_kind) for b in iter_batches(images, batch)]
+            self._i = 0
+
+        def get_next(self):
+            if self._i >= len(self._batches):
+                return None
+            self._i += 1
+            return {input_name: self._batches[self._i - 1]}
+
+        def rewind(self):
+            self._i = 0
+
+        def __len__(self):
+            return len(self._batches)
+
+        def set_range(self, start_index: int, end_index: int):
+            self._batches = self._batches[start_index:end_index]
+            self._i = 0
+
+    return FrameReader()
+
+
+def _input_spec(model):
+    onnx = require("onnx", "INT8 quantization")
+    inp = model.graph.input[0]
+    elem = inp.type.tensor_type.elem_type
+    kind = "uint8" if elem == onnx.TensorProto.UINT8 else "float32"
+    dim0 = inp.type.tensor_type.shape.dim[0]
+    fixed = dim0.dim_value if dim0.HasField("dim_value") else None
+    return inp.name, kind, fixed
+
+
+def _opset(model) -> int:
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def quantize_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_images: np.ndarray,
+                  method: str = "minmax", exclude_nodes: Iterable[str] = (), batch: Optional[int] = None,
+                  percentile: float = DEFAULT_PERCENTILE, calibration_cache: Optional[Union[str, Path]] = None,
+                  exclude_defaults: bool = True) -> dict:
+    """Write a symmetric INT8 Q/DQ copy of ``src_onnx`` calibrated on ``calib_images``.
+
+    Args:
+        calib_images: ``uint8 (N, H, W, 3)`` training-split frames at the network resolution.
+        method: ``"minmax"``, ``"entropy"`` or ``"percentile"`` (``percentile`` then applies).
+        exclude_nodes: more node names to leave in float (on top of :func:`default_exclusions`).
+        batch: calibration batch; a fixed-batch graph forces its own batch (default 8 otherwise).
+        calibration_cache: a JSON file of tensor ranges (ORT >= 1.23 ``calibration_cache_path``):
+            written on the first call and reused afterwards, so variants of one graph (the
+            sensitivity search) are calibrated once. Must be for the same graph and method.
+
+    Returns ``{path, method, frames, batch, opset, quantized_nodes, float_nodes, excluded,
+    calibration_cache, n_qdq}``. Raises :class:`EdgePoseError` for too few frames, an opset
+    above 20 or a graph that violates the TensorRT rules after quantization.
+    """
+    onnx = require("onnx", "INT8 quantization", "pip install onnx")
+    q = _quant()
+    if method not in METHODS:
+        raise ConfigError(f"calibration method must be one of {METHODS}, not {method!r}")
+    src = Path(src_onnx)
+    if not src.is_file():
+        raise EdgePoseError(f"ONNX file not found: {src}", hint="export the FP32 graph first")
+    model = onnx.load(str(src))
+    opset = _opset(model)
+    if opset > MAX_OPSET:
+        raise EdgePoseError(f"{src} has opset {opset}; ONNX Runtime static INT8 quantization needs <= {MAX_OPSET}",
+                            hint=f"re-export with --opset {min(17, MAX_OPSET)}")
+    name, kind, fixed = _input_spec(model)
+    images = np.asarray(calib_images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise EdgePoseError(f"calibration frames must be uint8 (N, H, W, 3); got {images.dtype} {images.shape}")
+    if fixed and batch and batch != fixed:
+        raise ConfigError(f"{src} has a fixed batch of {fixed}; calibration batch {batch} does not fit it")
+    batch = int(fixed or batch or min(8, len(images)) or 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        check_calibration_count(len(images), batch)
+    excluded = sorted(set((default_exclusions(model) if exclude_defaults else []) + list(exclude_nodes)))
+    known = {n.name for n in model.graph.node}
+    unknown = [n for n in excluded if n not in known]
+    if unknown:
+        raise ConfigError(f"nodes to exclude are not in {src}: {unknown[:5]}")
+
+    calib = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
+             "percentile": q.CalibrationMethod.Percentile}[method]
+    extra = dict(QDQ_EXTRA_OPTIONS)
+    if method == "percentile":
+        extra["CalibPercentile"] = float(percentile)
+    kwargs = {}
+    if calibration_cache is not None:
+        if "calibration_cache_path" in inspect.signature(q.quantize_static).parameters:
+            kwargs["calibration_cache_path"] = str(calibration_cache)
+        else:
+            calibration_cache = None  # older ORT: calibrate every time
+    dst = Path(dst_onnx)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="edgepose-int8-") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        try:  # shape inference only: ORT's optimiser would rename the nodes we exclude by name
+            q.quant_pre_process(str(src), str(pre), skip_optimization=True)
+        except Exception:  # pre-processing is advisory; quantize the graph as it is
+            pre = src
+        out_tmp = Path(tmp) / "int8.onnx"
+        import logging
+
+        level = logging.getLogger().level
+        logging.getLogger().setLevel(logging.ERROR)  # ORT logs "please pre-process" at WARNING
+        try:
+            q.quantize_static(str(pre), str(out_tmp), make_reader(name, kind, images, batch),
+                              quant_format=q.QuantFormat.QDQ, per_channel=True, reduce_range=False,
+                              activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+                              nodes_to_exclude=excluded, calibrate_method=calib, extra_options=extra,
+                              **kwargs)
+        finally:
+            logging.getLogger().setLevel(level)
+        qmodel = onnx.load(str(out_tmp))
+        report = check_qdq_graph(qmodel)
+        from edgepose.atomic import atomic_write_bytes
+
+        atomic_write_bytes(dst, qmodel.SerializeToString())
+    quantized = quantized_nodes(qmodel)
+    floats = [n.name for n in qmodel.graph.node
+              if n.op_type not in ("QuantizeLinear", "DequantizeLinear", "Constant") and n.name not in quantized]
+    return {"path": str(dst), "method": method, "percentile": percentile if method == "percentile" else None,
+            "frames": int(len(images)), "batch": batch, "opset": report["opset"],
+            "quantized_nodes": quantized, "float_nodes": floats, "excluded": excluded,
+            "calibration_cache": str(calibration_cache) if calibration_cache is not None else None,
+            "n_qdq": report["n_quantize"] + report["n_dequantize"]}
+
+
+def quantized_nodes(model) -> list:
+    """Names of compute nodes that read at least one dequantized input (weights or activations)."""
+    dq_out = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return [n.name for n in model.graph.node
+            if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and any(i in dq_out for i in n.input)]
+
+
+def check_qdq_graph(model_or_path) -> dict:
+    """Check every Q/DQ node against the TensorRT rules; raise :class:`EdgePoseError` listing violations.
+
+    Rules: opset <= 20; each QuantizeLinear/DequantizeLinear has 3 inputs (x, scale, zero
+    point); zero points are int8 and all 0 (symmetric); scales are positive and finite; a
+    per-channel (``axis``) scale has the zero point's shape. Returns counts:
+    ``{opset, n_quantize, n_dequantize, n_per_channel, n_int8_weights}``.
+    """
+    onnx = require("onnx", "checking Q/DQ graphs")
+    from onnx import numpy_helper
+
+    model = model_or_path if hasattr(model_or_path, "graph") else onnx.load(str(model_or_path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for n in model.graph.node:  # Constant nodes can also hold scales/zero points
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            inits[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    problems = []
+    opset = _opset(model)
+    if opset > MAX_OPSET:
+        problems.append(f"opset {opset} > {MAX_OPSET}")
+    nq = ndq = nchan = nw = 0
+    for n in model.graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        if n.op_type == "QuantizeLinear":
+            nq += 1
+        else:
+            ndq += 1
+        if len(n.input) != 3 or not n.input[2]:
+            problems.append(f"{n.name}: {len(n.input)} inputs, TensorRT needs x, scale and zero point")
+            continue
+        scale, zp = inits.get(n.input[1]), inits.get(n.input[2])
+        if scale is None or zp is None:
+            problems.append(f"{n.name}: scale/zero point are not constants")
+            continue
+        if zp.dtype != np.int8:
+            problems.append(f"{n.name}: zero point dtype {zp.dtype}, TensorRT needs int8")
+        if np.any(zp != 0):
+            problems.append(f"{n.name}: non-zero zero point (asymmetric); TensorRT needs symmetric")
+        if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+            problems.append(f"{n.name}: scale not positive/finite")
+        if scale.size > 1:
+            nchan += 1
+            if zp.shape != scale.shape:
+                problems.append(f"{n.name}: per-channel scale {scale.shape} vs zero point {zp.shape}")
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits:
+            nw += 1
+            if inits[n.input[0]].dtype != np.int8:
+                problems.append(f"{n.name}: weight dtype {inits[n.input[0]].dtype}, expected int8")
+    if problems:
+        raise EdgePoseError(f"the Q/DQ graph breaks TensorRT's rules ({len(problems)} problems): "
+                            + "; ".join(problems[:8]), hint="quantize with edgepose.export.int8_qdq.quantize_int8")
+    return {"opset": opset, "n_quantize": nq, "n_dequantize": ndq, "n_per_channel": nchan,
+            "n_int8_weights": nw}
