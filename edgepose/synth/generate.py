@@ -1,0 +1,233 @@
+"""Render the whole synthetic data set into a 7-Scenes folder, deterministically by seed.
+
+The folder is built under a temporary sibling and renamed at the end
+(:func:`edgepose.atomic.atomic_dir`), so an interrupted run never leaves a half-written
+data set that looks complete. Frames are rendered by a process pool (``workers``); every
+file depends only on the seed and the frame's pose, so the bytes do not depend on the
+number of workers or the order in which they finish.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..atomic import atomic_dir
+from ..errors import ConfigError
+from . import layout
+from .contact_sheet import make_contact_sheet
+from .render import Renderer, intrinsics
+from .scene import GENERATOR_VERSION, build_scene
+from .trajectories import SequencePlan, plan_sequences
+
+CONTACT_SHEET = "contact_sheet.png"
+SCENE_JSON = "scene.json"
+
+
+@dataclass
+class SynthConfig:
+    """What to render. ``size = (width, height)`` pixels; ``frames`` counts all sequences."""
+
+    frames: int = 800
+    size: Tuple[int, int] = (160, 120)
+    seed: int = 0
+    n_train: int = 4
+    n_test: int = 2
+    random_views: int = 0
+    aa: int = 2                 # colour supersampling per axis
+    hfov_deg: float = 60.0
+    ppm: float = 100.0          # texels per metre
+    contact_columns: int = 6
+
+    def validate(self) -> None:
+        W, H = (int(v) for v in self.size)
+        if W < 8 or H < 8 or W > 4096 or H > 4096:
+            raise ConfigError(f"image size must be within 8..4096 pixels per side, got {W}x{H}",
+                              hint="pass --size WxH, e.g. --size 160x120")
+        if int(self.frames) < 1:
+            raise ConfigError(f"--frames must be >= 1, got {self.frames}")
+        if not 1 <= int(self.aa) <= 4:
+            raise ConfigError(f"supersampling must be 1..4, got {self.aa}")
+
+
+@dataclass
+class SynthResult:
+    out: Path
+    plans: List[SequencePlan]
+    K: np.ndarray
+    seconds: float
+    workers: int
+    timings: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> int:
+        return sum(len(p) for p in self.plans)
+
+
+# ----------------------------------------------------------------------------- workers
+_STATE: Dict[str, object] = {}
+
+
+def _init_worker(seed: int, ppm: float, K: np.ndarray, size: Tuple[int, int], aa: int) -> None:
+    key = (seed, ppm, tuple(np.asarray(K).ravel()), tuple(size), aa)
+    if _STATE.get("key") != key:  # a forked worker inherits the parent's renderer
+        _STATE["renderer"] = Renderer(build_scene(seed, ppm), K, size, aa)
+        _STATE["key"] = key
+
+
+def _render_job(job) -> int:
+    """Render and write the frames of one job: ``(folder, [(index, position, rotation)])``."""
+    folder, frames = job
+    renderer: Renderer = _STATE["renderer"]  # type: ignore[assignment]
+    folder = Path(folder)
+    for index, position, rotation in frames:
+        rgb, depth = renderer.render(position, rotation)
+        stem = folder / layout.frame_stem(index)
+        layout.write_color(f"{stem}.color.png", rgb)
+        layout.write_depth(f"{stem}.depth.png", depth)
+        Path(f"{stem}.pose.txt").write_text(layout.pose_text(position, rotation))
+    return len(frames)
+
+
+def _jobs(tmp: Path, plans: Sequence[SequencePlan], chunk: int):
+    for p in plans:
+        for s in range(0, len(p), chunk):
+            idx = range(s, min(s + chunk, len(p)))
+            yield str(tmp / p.name), [(i, p.positions[i], p.rotations[i]) for i in idx]
+
+
+def _progress(total: int, enabled: bool):
+    """A tqdm bar when tqdm is installed and ``enabled``; otherwise a no-op with ``update``."""
+    if enabled:
+        try:
+            from tqdm import tqdm
+            return tqdm(total=total, unit="frame", desc="rendering")
+        except ImportError:
+            pass
+
+    class _Null:
+        def update(self, n=1):
+            pass
+
+        def close(self):
+            pass
+
+    return _Null()
+
+
+def default_workers() -> int:
+    """Cores this process may use (at most 8): rendering scales with cores."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
+
+
+# ----------------------------------------------------------------------------- main entry
+def check_out_dir(out: Path, force: bool) -> None:
+    """Refuse to replace a non-empty folder that is not an earlier synthetic render."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output path {out} exists and is not a folder", hint="pick another OUT")
+    if out.is_dir() and any(out.iterdir()) and not (out / SCENE_JSON).is_file() and not force:
+        raise ConfigError(f"output folder {out} is not empty and holds no {SCENE_JSON} from an earlier render",
+                          hint="pick a new OUT, or pass --force to replace its contents")
+
+
+def scene_description(cfg: SynthConfig, plans: Sequence[SequencePlan], K: np.ndarray, scene) -> dict:
+    """``scene.json``: everything that determines the bytes, and nothing that does not
+    (no time stamps, no paths, no worker count)."""
+    try:
+        import skimage
+        skv = skimage.__version__
+    except ImportError:  # pragma: no cover - build_scene already needed it
+        skv = None
+    W, H = (int(v) for v in cfg.size)
+    return {
+        "generator": "edgepose.synth",
+        "generator_version": GENERATOR_VERSION,
+        "scikit_image_version": skv,
+        "seed": int(cfg.seed),
+        "size": [W, H],
+        "frames": int(sum(len(p) for p in plans)),
+        "frames_per_sequence": {p.name: len(p) for p in plans},
+        "sequences": [{"name": p.name, "number": p.number, "split": p.split, "kind": p.kind,
+                       "frames": len(p)} for p in plans],
+        "splits": {s: [p.name for p in plans if p.split == s] for s in ("train", "test")},
+        "intrinsics": np.asarray(K).tolist(),
+        "hfov_deg": float(cfg.hfov_deg),
+        "supersampling": int(cfg.aa),
+        **scene.describe(),
+        "conventions": {
+            "world": "metres, z up, floor at z = 0",
+            "pose": "frame-NNNNNN.pose.txt = 4x4 T_world_from_camera (camera-to-world), "
+                    "OpenCV camera axes x right, y down, z forward",
+            "depth": "frame-NNNNNN.depth.png = uint16 depth along the optical axis z in mm, "
+                     f"{layout.DEPTH_INVALID} = invalid",
+            "pixel_centre": "pixel (col, row) is centred on (col + 0.5, row + 0.5) in the "
+                            "coordinates K maps to (principal point = image centre W/2, H/2)",
+        },
+    }
+
+
+def generate(out, cfg: Optional[SynthConfig] = None, workers: Optional[int] = None,
+             progress: bool = False, force: bool = False,
+             log: Callable[[str], None] = lambda s: None) -> SynthResult:
+    """Render ``cfg`` into ``out`` (7-Scenes layout, see :mod:`edgepose.synth.layout`).
+
+    Returns a :class:`SynthResult` (the plans, ``K``, wall time and per-stage timings).
+    Raises :class:`~edgepose.errors.ConfigError` for bad settings or an ``out`` that holds
+    something else, and :class:`~edgepose.errors.MissingDependencyError` without scikit-image.
+    """
+    cfg = cfg or SynthConfig()
+    cfg.validate()
+    out = Path(out)
+    check_out_dir(out, force)
+    t0 = time.perf_counter()
+    size = (int(cfg.size[0]), int(cfg.size[1]))
+    K = intrinsics(size, cfg.hfov_deg)
+    plans = plan_sequences(cfg.frames, cfg.seed, cfg.n_train, cfg.n_test, cfg.random_views)
+    _init_worker(int(cfg.seed), float(cfg.ppm), K, size, int(cfg.aa))
+    scene = _STATE["renderer"].scene  # type: ignore[attr-defined]
+    timings = {"scene_s": time.perf_counter() - t0}
+    total = sum(len(p) for p in plans)
+    workers = max(1, min(int(workers or default_workers()), total))
+    log(f"rendering {total} frames at {size[0]}x{size[1]} in {len(plans)} sequences "
+        f"with {workers} worker(s) into {out}")
+    with atomic_dir(out) as tmp:
+        for p in plans:
+            (tmp / p.name).mkdir()
+        chunk = max(1, min(25, -(-total // (workers * 8))))
+        jobs = list(_jobs(tmp, plans, chunk))
+        bar = _progress(total, progress)
+        t1 = time.perf_counter()
+        try:
+            if workers == 1:
+                for job in jobs:
+                    bar.update(_render_job(job))
+            else:
+                method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+                ctx = mp.get_context(method)
+                with ctx.Pool(workers, initializer=_init_worker,
+                              initargs=(int(cfg.seed), float(cfg.ppm), K, size, int(cfg.aa))) as pool:
+                    for n in pool.imap_unordered(_render_job, jobs):
+                        bar.update(n)
+        finally:
+            bar.close()
+        timings["render_s"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        (tmp / "TrainSplit.txt").write_text(layout.split_text(p.number for p in plans if p.split == "train"))
+        (tmp / "TestSplit.txt").write_text(layout.split_text(p.number for p in plans if p.split == "test"))
+        (tmp / "intrinsics.txt").write_text(layout.intrinsics_text(K))
+        (tmp / SCENE_JSON).write_text(json.dumps(scene_description(cfg, plans, K, scene), indent=2) + "\n")
+        sheet = make_contact_sheet(tmp, plans, cfg.contact_columns, scene.room_lo, scene.room_hi, scene.boxes)
+        sheet.save(tmp / CONTACT_SHEET, format="PNG", optimize=False)
+        timings["sheet_s"] = time.perf_counter() - t2
+    seconds = time.perf_counter() - t0
+    return SynthResult(out, plans, K, seconds, workers, timings)
