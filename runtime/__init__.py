@@ -1,6 +1,34 @@
-"""edgepose.runtime: runners, buffers, the streaming pipeline, sources, filter and bench.
+"""edgepose.runtime: runners, buffers, the streaming pipeline, sources, filter and sinks.
 
 Imports only numpy and edgepose at import time; each backend (tensorrt + CUDA bindings,
-onnxruntime, torch) is imported lazily by the runner that needs it, so this package runs
-on a Jetson that has TensorRT and numpy but no torch.
+onnxruntime, torch), OpenCV and matplotlib are imported lazily by the code that needs them,
+so this package runs on a Jetson that has TensorRT and numpy but no torch.
+
+Public API (stable, used by ``edgepose.runtime.bench``):
+
+* ``open_runner(bundle, backend="auto", precision="fp32", **options) -> Runner``, a context
+  manager with ``.infer(batch) -> PoseBatch``, ``.name``, ``.input_spec``, ``.last_timing``;
+* ``BACKENDS`` (name -> runner class), ``DESCRIPTIONS``;
+* ``preprocess_batch(images, spec, out=None)``;
+* ``PoseEstimator.from_bundle(path, backend="auto", precision="fp16")`` with ``.predict``
+  and ``.stream``; ``Pipeline``, ``open_source``, ``PoseFilter``, the sinks.
 """
+from .bundles import BundleView, PrecisionFallbackWarning, open_bundle
+from .estimator import PoseEstimator
+from .filter import PoseFilter, make_filter
+from .pipeline import POLICIES, Pipeline, PipelineError, PipelineStats
+from .results import PoseBatch, PoseResult
+from .runners import BACKENDS, DESCRIPTIONS, Runner, auto_backend, create_runner, open_runner, register_backend
+from .sinks import CsvSink, JsonlSink, TrajectoryPlot, open_sinks
+from .sources import (ArraySource, CameraSource, DatasetSource, Frame, GStreamerSource, ImageFolderSource, Source,
+                      VideoFileSource, open_source)
+from .spec import InputMismatchError, InputSpec, allocate_batch, preprocess_batch
+
+__all__ = [
+    "open_runner", "create_runner", "BACKENDS", "DESCRIPTIONS", "register_backend", "auto_backend", "Runner",
+    "PoseBatch", "PoseResult", "InputSpec", "InputMismatchError", "preprocess_batch", "allocate_batch",
+    "PoseEstimator", "Pipeline", "PipelineError", "PipelineStats", "POLICIES",
+    "Source", "Frame", "ImageFolderSource", "VideoFileSource", "CameraSource", "GStreamerSource", "DatasetSource",
+    "ArraySource", "open_source", "PoseFilter", "make_filter", "JsonlSink", "CsvSink", "TrajectoryPlot",
+    "open_sinks", "BundleView", "open_bundle", "PrecisionFallbackWarning",
+]

@@ -1,0 +1,181 @@
+"""``edgepose-run``: stream frames through a bundle and write one pose per frame."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+from typing import List, Optional
+
+from edgepose.errors import EdgePoseError
+
+DESCRIPTION = """\
+Stream frames through an exported bundle: read -> preprocess (the trainer's resize/crop rule)
+-> infer -> (filter) -> write, each stage in its own thread. Writes one JSON object per frame
+(position m, rotation wxyz, sigma, timings, ok/error) and prints a live status line
+(FPS, latency p50/p99, dropped frames) on stderr, then a summary.
+"""
+
+EPILOG = """\
+SOURCES (--source)
+  frames/                 a folder of images, natural order (recorded: policy every)
+  clip.mp4                a video file, decoded by OpenCV (recorded)
+  0 | /dev/video0         a camera index or V4L2 device (live: policy latest)
+  "nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720 ! nvvidconv !
+   video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink"
+                          a GStreamer pipeline (Jetson CSI camera; needs OpenCV with GStreamer)
+  dataset:ROOT            a dataset split with ground truth (--split), errors in the summary
+
+BACKENDS (--backend)
+  auto                    TensorRT engine matching this device, else ONNX Runtime, else torch
+%s
+POLICIES (--policy)
+  auto                    latest for live sources, every for recorded ones
+  latest                  live: stale frames are dropped (and counted), latency stays bounded
+  every                   recorded: every frame is processed (back-pressure, lossless)
+
+EXAMPLES
+  edgepose-run runs/demo/bundle --source frames/ --out poses.jsonl
+  edgepose-run bundle --source 0 --backend tensorrt --precision int8 --filter kalman
+  edgepose-run bundle --source dataset:data/dino --split test --policy every --plot traj.png
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .runners.factory import DESCRIPTIONS
+
+    backends = "".join(f"  {k:<24}{v}\n" for k, v in DESCRIPTIONS.items())
+    p = argparse.ArgumentParser(prog="edgepose-run", description=DESCRIPTION, epilog=EPILOG % backends,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", help="bundle folder (with edgepose.json), made by edgepose-export")
+    p.add_argument("--source", required=True, help="frames folder, video, camera, GStreamer pipeline or dataset:ROOT")
+    p.add_argument("--backend", default="auto", help="auto (default), " + ", ".join(DESCRIPTIONS))
+    p.add_argument("--precision", default="fp16", choices=("fp32", "fp16", "int8"),
+                   help="model precision (default fp16); a missing one falls back to the nearest, with a warning")
+    p.add_argument("--strict", action="store_true", help="fail instead of falling back to another precision")
+    p.add_argument("--policy", default="auto", choices=("auto", "latest", "every"), help="frame policy (default auto)")
+    p.add_argument("--filter", default="none", choices=("none", "kalman"),
+                   help="kalman: constant-velocity position filter weighted by each frame's sigma, "
+                        "outliers gated, rotation slerp-smoothed")
+    p.add_argument("--out", default="poses.jsonl", help="JSON lines output, '-' for stdout (default poses.jsonl)")
+    p.add_argument("--csv", default=None, help="also write a CSV file")
+    p.add_argument("--plot", default=None, help="also write a top-down trajectory PNG with sigma circles")
+    p.add_argument("--split", default="test", help="dataset split for dataset:ROOT (default test)")
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate of an image folder, for timestamps (default 30)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime / torch intra-op threads (0 = default)")
+    p.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the inference as a CUDA graph")
+    p.add_argument("--quiet", action="store_true", help="no live status line")
+    return p
+
+
+def _runner_options(args) -> dict:
+    if args.backend in ("onnxruntime", "qdq-reference"):
+        return {"intra_op_threads": args.threads} if args.threads else {}
+    if args.backend == "torch":
+        return {"threads": args.threads} if args.threads else {}
+    if args.backend == "tensorrt":
+        return {"cuda_graph": args.cuda_graph}
+    return {}
+
+
+class StatusLine:
+    """A throttled one-line status on stderr (rewritten in place on a terminal)."""
+
+    def __init__(self, stream=sys.stderr, every_s: float = 0.5, enabled: bool = True):
+        self.stream, self.every, self.enabled = stream, every_s, enabled
+        self.last = 0.0
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.shown = False
+
+    def update(self, stats, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self.last < self.every):
+            return
+        self.last = now
+        p50, p99 = stats.latency_percentiles(recent=300)
+        line = (f"frames {stats.done} ({stats.failed} failed, {stats.dropped} dropped) | {stats.fps:6.1f} FPS | "
+                f"latency p50 {p50:6.1f} ms p99 {p99:6.1f} ms")
+        self.stream.write(("\r" + line + "\x1b[K") if self.tty else line + "\n")
+        self.stream.flush()
+        self.shown = True
+
+    def end(self) -> None:
+        if self.enabled and self.shown and self.tty:
+            self.stream.write("\n")
+
+
+def _summary(stats, runner, errors: List[tuple], args) -> str:
+    p50, p99 = stats.latency_percentiles()
+    lines = [f"edgepose-run: {stats.done} frames through {runner.name} ({runner.precision}) in "
+             f"{stats.elapsed_s:.2f} s: {stats.fps:.1f} FPS, end-to-end latency p50 {p50:.2f} ms p99 {p99:.2f} ms",
+             f"  ok {stats.done - stats.failed}, failed {stats.failed}, dropped {stats.dropped} (policy {args.policy})"]
+    if errors:
+        from edgepose.geometry import summarize_errors
+
+        s = summarize_errors([e[0] for e in errors], [e[1] for e in errors])
+        lines.append(f"  vs ground truth ({s['n_frames']} frames): median {s['median_position_m']:.3f} m, "
+                     f"{s['median_rotation_deg']:.2f} deg; p90 {s['p90_position_m']:.3f} m, {s['p90_rotation_deg']:.2f} deg")
+    if args.out and args.out != "-":
+        lines.append(f"  poses: {args.out}" + (f", {args.csv}" if args.csv else "") + (f", {args.plot}" if args.plot else ""))
+        lines.append(f"next: look at one frame with `head -n 1 {args.out}`, or compare backends and precisions "
+                     f"with `edgepose-bench {args.bundle}`")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .filter import make_filter
+    from .pipeline import Pipeline
+    from .runners import create_runner
+    from .sinks import open_sinks
+    from .sources import open_source
+
+    warnings.simplefilter("default")
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"edgepose-run: warning: {msg}\n"
+    status = StatusLine(enabled=not args.quiet)
+    sinks = []
+    try:
+        source = open_source(args.source, fps=args.fps, split=args.split)
+        if args.policy == "auto":
+            args.policy = "latest" if source.live else "every"
+        runner = create_runner(args.bundle, args.backend, args.precision, strict=args.strict, **_runner_options(args))
+        sinks = open_sinks(args.out, args.csv, args.plot)
+        truth_errors = []
+        with runner:
+            pipe = Pipeline(runner, source, policy=args.policy, postprocess=make_filter(args.filter),
+                            max_frames=args.max_frames)
+            interrupted = False
+            try:
+                for r in pipe:
+                    for s in sinks:
+                        s.write(r)
+                    e = r.errors()
+                    if e is not None:
+                        truth_errors.append((e["position_m"], e["rotation_deg"]))
+                    status.update(pipe.stats)
+            except KeyboardInterrupt:
+                interrupted = True
+            status.update(pipe.stats, force=True)
+            status.end()
+            for s in sinks:
+                s.close()
+            sinks = []
+            print(_summary(pipe.stats, runner, truth_errors, args), file=sys.stderr)
+        if interrupted:
+            print("edgepose-run: interrupted (Ctrl-C); the results so far are written", file=sys.stderr)
+            return 130
+        return 0
+    except EdgePoseError as exc:
+        status.end()
+        print(f"edgepose-run: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        for s in sinks:
+            s.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

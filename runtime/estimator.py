@@ -1,0 +1,98 @@
+"""The Python entry point: :class:`PoseEstimator`.
+
+.. code-block:: python
+
+    from edgepose.runtime import PoseEstimator
+
+    with PoseEstimator.from_bundle("bundle/", backend="auto", precision="fp16") as est:
+        r = est.predict("frame.png")                 # PoseResult
+        for r in est.stream("frames/", policy="every", filter="kalman"):
+            print(r.index, r.position, r.sigma_position_m)
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import numpy as np
+
+from edgepose.errors import EdgePoseError
+from edgepose.preprocess import load_image
+
+from .filter import make_filter
+from .pipeline import Pipeline, make_result
+from .results import PoseResult
+from .runners import create_runner
+from .sources import Frame, Source, open_source
+from .spec import write_frame
+
+
+class PoseEstimator:
+    """An active runner plus preprocessing, for single images and streams."""
+
+    def __init__(self, runner):
+        self.runner = runner.activate()
+        spec = runner.input_spec
+        self._buf = runner.allocate_input(1)
+        self._scratch = np.empty((spec.size[1], spec.size[0], 3), np.uint8)
+        self._count = 0
+
+    @classmethod
+    def from_bundle(cls, path: Union[str, Path], backend: str = "auto", precision: str = "fp16",
+                    strict: bool = False, **options) -> "PoseEstimator":
+        """Open ``path`` on ``backend`` at ``precision``. Without a file for that precision the
+        nearest one is used with a printed warning, or :class:`~edgepose.errors.BundleError`
+        is raised when ``strict``. ``options`` go to the runner (see ``open_runner``)."""
+        return cls(create_runner(path, backend, precision, strict=strict, **options))
+
+    @property
+    def name(self) -> str:
+        return self.runner.name
+
+    @property
+    def precision(self) -> str:
+        return self.runner.precision
+
+    def predict(self, image: Union[np.ndarray, str, Path]) -> PoseResult:
+        """One image (``uint8 (H, W, 3)`` RGB of any size, a PIL image or a file path) ->
+        :class:`PoseResult`. An unreadable file gives ``ok=False`` with the reason."""
+        wall, t0 = time.time(), time.perf_counter()
+        idx, self._count = self._count, self._count + 1
+        source = str(image) if isinstance(image, (str, Path)) else "array"
+        frame = Frame(idx, wall, t0, 0.0, source=source)
+        timings = {}
+        try:
+            if isinstance(image, (str, Path)):
+                image = load_image(image)
+            frame.read_ms = (time.perf_counter() - t0) * 1e3
+            t1 = time.perf_counter()
+            write_frame(image, self.runner.input_spec, self._buf[0], self._scratch)
+            t2 = time.perf_counter()
+            poses = self.runner.infer(self._buf)
+            timings = {"preprocess": (t2 - t1) * 1e3, "infer": (time.perf_counter() - t2) * 1e3}
+            result = make_result(frame, poses, None, timings)
+        except EdgePoseError as exc:
+            result = make_result(frame, None, exc.message, timings)
+        result.timings_ms["latency"] = (time.perf_counter() - t0) * 1e3
+        return result
+
+    def stream(self, source: Union[str, Path, Source], policy: str = "latest", filter: Optional[str] = None,
+               max_frames: Optional[int] = None, **source_options) -> Iterator[PoseResult]:
+        """Results of ``source`` (a :class:`Source` or a ``--source`` string) through the
+        threaded pipeline, in order. ``policy``: ``"latest"`` (drop stale frames) or
+        ``"every"`` (lossless). ``filter``: ``None`` or ``"kalman"``. Leaving the loop early
+        (break, Ctrl-C, an error) stops and joins every pipeline thread."""
+        src = open_source(source, **source_options)
+        self.last_pipeline = Pipeline(self.runner, src, policy=policy, postprocess=make_filter(filter),
+                                      max_frames=max_frames)
+        return iter(self.last_pipeline)
+
+    def close(self) -> None:
+        self.runner.deactivate()
+
+    def __enter__(self) -> "PoseEstimator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,337 @@
+"""The streaming pipeline: source -> preprocess -> infer -> postprocess -> consumer, each
+stage in its own thread, joined by bounded queues; it knows nothing about CUDA.
+
+* Order is kept: one thread per stage and FIFO queues.
+* Policies: ``every`` (recorded input: lossless, a full queue blocks the source =
+  back-pressure) and ``latest`` (live input: the source never waits; when the next stage is
+  busy the stale queued frame is dropped and counted, so latency stays bounded).
+* Preprocessing writes straight into a fixed :class:`~edgepose.runtime.buffers.BufferPool`
+  of the runner's input buffers (pinned on TensorRT) with THE rule of
+  :func:`edgepose.preprocess.resize_crop`; nothing is allocated per frame.
+* A frame that cannot be read or inferred becomes a failed :class:`PoseResult` with the
+  reason; the stream goes on. Any other exception stops every stage and is re-raised to
+  the consumer. End of source, ``close()`` (e.g. after Ctrl-C in the consumer) and errors
+  all join every thread before returning.
+
+.. code-block:: python
+
+    with open_runner(bundle, "onnxruntime") as r:
+        for result in Pipeline(r, ImageFolderSource("frames/"), policy="every"):
+            print(result.index, result.position)
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from array import array
+from typing import Callable, Iterator, List, Optional
+
+import numpy as np
+
+from edgepose.errors import ConfigError, EdgePoseError
+
+from .buffers import BufferPool, PoolClosed
+from .results import PoseResult
+from .sources import Frame, Source
+from .spec import write_frame
+
+POLICIES = ("latest", "every")
+_END = object()
+
+
+class PipelineError(EdgePoseError):
+    """A stage failed in a way that is not one frame's fault; the pipeline stopped."""
+
+
+class _Stopped(Exception):
+    pass
+
+
+class PipelineStats:
+    """Counters and latencies, updated by the consumer side (read them any time)."""
+
+    def __init__(self):
+        self.read = 0  # frames produced by the source
+        self.dropped = 0  # stale frames dropped by the `latest` policy
+        self.done = 0  # results handed to the consumer
+        self.failed = 0  # of which failed
+        self.latencies_ms = array("d")
+        self.t_start = time.perf_counter()
+        self.t_first: Optional[float] = None
+        self.t_last: Optional[float] = None
+
+    def add(self, result: PoseResult) -> None:
+        now = time.perf_counter()
+        self.t_first = self.t_first or now
+        self.t_last = now
+        self.done += 1
+        if not result.ok:
+            self.failed += 1
+        else:
+            self.latencies_ms.append(result.latency_ms)
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.t_last or time.perf_counter()) - self.t_start
+
+    @property
+    def fps(self) -> float:
+        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def latency_percentiles(self, recent: Optional[int] = None):
+        """``(p50, p99)`` end-to-end latency in ms (of the last ``recent`` frames if given)."""
+        lat = np.frombuffer(self.latencies_ms, dtype=np.float64) if len(self.latencies_ms) else np.zeros(0)
+        if recent:
+            lat = lat[-recent:]
+        if lat.size == 0:
+            return float("nan"), float("nan")
+        return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+
+    def to_json(self) -> dict:
+        p50, p99 = self.latency_percentiles()
+        return {"frames_read": self.read, "results": self.done, "failed": self.failed, "dropped": self.dropped,
+                "fps": round(self.fps, 3), "latency_p50_ms": round(p50, 3), "latency_p99_ms": round(p99, 3),
+                "elapsed_s": round(self.elapsed_s, 3)}
+
+
+class Pipeline:
+    """Stream ``source`` through an ACTIVE ``runner``; iterate it for :class:`PoseResult` s.
+
+    Args:
+        runner: an active runner (``with open_runner(...) as r``).
+        source: a :class:`~edgepose.runtime.sources.Source`.
+        policy: ``"every"`` (lossless) or ``"latest"`` (drop stale frames).
+        postprocess: optional callable ``PoseResult -> PoseResult`` run in the postprocess
+            thread in frame order (e.g. :class:`~edgepose.runtime.filter.PoseFilter`).
+        queue_size: capacity of each queue (default 1 for ``latest``, 4 for ``every``).
+        max_frames: stop after this many source frames.
+    """
+
+    def __init__(self, runner, source: Source, policy: str = "every",
+                 postprocess: Optional[Callable[[PoseResult], PoseResult]] = None,
+                 queue_size: Optional[int] = None, max_frames: Optional[int] = None):
+        if policy not in POLICIES:
+            raise ConfigError(f"unknown policy {policy!r}; expected one of {POLICIES}",
+                              hint="latest = live camera (drop stale frames), every = recorded (lossless)")
+        if not getattr(runner, "is_active", False):
+            raise EdgePoseError("the runner must be active", hint="use `with open_runner(...) as runner:`")
+        self.runner, self.source, self.policy = runner, source, policy
+        self.postprocess = postprocess
+        self.max_frames = max_frames
+        qs = int(queue_size or (1 if policy == "latest" else 4))
+        self._q_src = queue.Queue(qs)
+        self._q_pre = queue.Queue(qs)
+        self._q_inf = queue.Queue(qs)
+        self._q_out = queue.Queue(qs)
+        # every buffer that can be in flight: queued before infer, in preprocess, in infer, + 1
+        self.pool = BufferPool(runner.allocate_input, qs + 3, batch=1)
+        self.stats = PipelineStats()
+        self._stop = threading.Event()
+        self._errors: List[BaseException] = []
+        self._threads: List[threading.Thread] = []
+        self._started = self._closed = False
+        self._lock = threading.Lock()
+
+    # -- queue helpers that never block forever ---------------------------------------
+    def _put(self, q: queue.Queue, item) -> None:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped()
+            try:
+                q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, q: queue.Queue):
+        while True:
+            try:
+                return q.get(timeout=0.05)
+            except queue.Empty:
+                if self._stop.is_set():
+                    raise _Stopped() from None
+
+    def _put_latest(self, item) -> None:
+        """Put without waiting; if the queue is full, drop the stale frame in it (counted)."""
+        while True:
+            if self._stop.is_set():
+                raise _Stopped()
+            try:
+                self._q_src.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    stale = self._q_src.get_nowait()
+                except queue.Empty:
+                    continue
+                if stale is _END:  # never drop the end marker (cannot happen before it is put)
+                    self._q_src.put_nowait(stale)
+                    continue
+                with self._lock:
+                    self.stats.dropped += 1
+
+    # -- stages -------------------------------------------------------------------------
+    def _stage(self, name: str, body: Callable[[], None]) -> threading.Thread:
+        def run():
+            try:
+                body()
+            except _Stopped:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                self._errors.append(exc)
+                self._stop.set()
+
+        t = threading.Thread(target=run, name=f"edgepose-{name}", daemon=True)
+        self._threads.append(t)
+        return t
+
+    def _run_source(self) -> None:
+        put = self._put_latest if self.policy == "latest" else (lambda item: self._put(self._q_src, item))
+        try:
+            for n, frame in enumerate(self.source):
+                if self._stop.is_set() or (self.max_frames is not None and n >= self.max_frames):
+                    break
+                with self._lock:
+                    self.stats.read += 1
+                put(frame)
+        finally:
+            close = getattr(self.source, "close", None)
+            if close:
+                close()
+        self._put(self._q_src, _END)
+
+    def _run_preprocess(self) -> None:
+        spec = self.runner.input_spec
+        scratch = np.empty((spec.size[1], spec.size[0], 3), np.uint8)  # for NCHW / float inputs
+        while True:
+            frame = self._get(self._q_src)
+            if frame is _END:
+                self._put(self._q_pre, _END)
+                return
+            t0 = time.perf_counter()
+            slot, err = None, frame.error
+            if err is None:
+                try:
+                    slot, buf = self.pool.acquire(self._stop)
+                except PoolClosed:
+                    raise _Stopped() from None
+                t0 = time.perf_counter()  # waiting for a buffer is queueing, not preprocessing
+                try:
+                    write_frame(frame.image, spec, buf[0], scratch)
+                except EdgePoseError as exc:
+                    self.pool.release(slot)
+                    slot, err = None, f"preprocess: {exc.message}"
+                frame.image = None  # the decoded frame is not needed any more
+            self._put(self._q_pre, (frame, slot, err, {"preprocess": (time.perf_counter() - t0) * 1e3}))
+
+    def _run_infer(self) -> None:
+        runner = self.runner
+        while True:
+            item = self._get(self._q_pre)
+            if item is _END:
+                self._put(self._q_inf, _END)
+                return
+            frame, slot, err, timings = item
+            poses = None
+            if slot is not None:
+                t0 = time.perf_counter()
+                try:
+                    poses = runner.infer(self.pool.buffers[slot])
+                except EdgePoseError as exc:
+                    err = f"inference: {exc.message}"
+                finally:
+                    self.pool.release(slot)
+                timings["infer"] = (time.perf_counter() - t0) * 1e3
+                if "compute" in runner.last_timing:
+                    timings["compute"] = runner.last_timing["compute"]
+            self._put(self._q_inf, (frame, poses, err, timings))
+
+    def _run_postprocess(self) -> None:
+        while True:
+            item = self._get(self._q_inf)
+            if item is _END:
+                self._put(self._q_out, _END)
+                return
+            frame, poses, err, timings = item
+            t0 = time.perf_counter()
+            result = make_result(frame, poses, err, timings)
+            if self.postprocess is not None and result.ok:
+                result = self.postprocess(result)
+            now = time.perf_counter()
+            result.timings_ms["postprocess"] = (now - t0) * 1e3
+            t = result.timings_ms
+            t["latency"] = (now - frame.t_capture) * 1e3
+            t["wait"] = max(0.0, t["latency"] - sum(t.get(k, 0.0) for k in ("read", "preprocess", "infer", "postprocess")))
+            self._put(self._q_out, result)
+
+    # -- running ------------------------------------------------------------------------
+    def start(self) -> "Pipeline":
+        if not self._started:
+            self._started = True
+            for name, body in (("source", self._run_source), ("preprocess", self._run_preprocess),
+                               ("infer", self._run_infer), ("postprocess", self._run_postprocess)):
+                self._stage(name, body).start()
+        return self
+
+    def __iter__(self) -> Iterator[PoseResult]:
+        self.start()
+        try:
+            while True:
+                try:
+                    item = self._get(self._q_out)
+                except _Stopped:
+                    break
+                if item is _END:
+                    break
+                self.stats.add(item)
+                yield item
+        finally:
+            self.close()
+        if self._errors:
+            exc = self._errors[0]
+            if isinstance(exc, EdgePoseError):
+                raise exc
+            raise PipelineError(f"the pipeline stopped: {type(exc).__name__}: {exc}",
+                                hint="this is a bug or an environment problem; the traceback follows") from exc
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop every stage and join their threads (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            raise PipelineError(f"pipeline threads did not stop within {timeout:.0f} s: {alive}",
+                                hint="a source or backend call is blocked (e.g. a camera read)")
+
+    @property
+    def threads(self) -> List[threading.Thread]:
+        return list(self._threads)
+
+    def __enter__(self) -> "Pipeline":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def make_result(frame: Frame, poses, err: Optional[str], timings: dict) -> PoseResult:
+    """A :class:`PoseResult` for ``frame`` from one-frame ``poses`` (a PoseBatch) or ``err``."""
+    t = {"read": frame.read_ms}
+    t.update(timings)
+    r = PoseResult(index=frame.index, capture_time=frame.capture_time, timestamp=frame.timestamp,
+                   timings_ms=t, source=frame.source, truth_position=frame.truth_position,
+                   truth_rotation=frame.truth_rotation)
+    if err is not None or poses is None:
+        r.ok, r.error = False, err or "no output"
+        return r
+    r.position = poses.position[0].copy()
+    r.rotation = poses.rotation[0].copy()
+    r.sigma_position_m = float(poses.sigma[0, 0])
+    r.sigma_rotation_deg = float(np.degrees(poses.sigma[0, 1]))
+    return r
