@@ -55,7 +55,9 @@ def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    from .report import readable
+
+    return readable(atomic_write_bytes(path, buf.getvalue()))
 
 
 def plot_accuracy_vs_latency(rows: List[dict], path: Path) -> Optional[Path]:
@@ -149,7 +151,7 @@ def plot_trajectory(rows: List[dict], truth_position: np.ndarray, predictions: D
         pred = np.asarray(predictions[lab]["position"], float)
         sig = np.asarray(predictions[lab]["sigma"], float)[:, 0]
         p2 = (pred - origin) @ basis
-        ax.plot(t2[:, 0], t2[:, 1], "k.-", ms=3, lw=0.6, label="true")
+        ax.plot(t2[:, 0], t2[:, 1], "k.-", ms=3, lw=0.5, alpha=0.7, label="true (frame order)")
         ax.plot(p2[:, 0], p2[:, 1], "C1.", ms=4, label="predicted")
         ax.add_collection(LineCollection(np.stack([t2, p2], axis=1), colors="0.6", lw=0.5))
         for (x, y), s in zip(p2, sig):

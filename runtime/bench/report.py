@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -29,8 +30,17 @@ CSV_FIELDS: Sequence[str] = (
 )
 
 
+def readable(path: Path) -> Path:
+    """Make a report file world-readable (atomic writes create 0600 temporary files)."""
+    try:
+        os.chmod(path, 0o644)
+    except OSError:  # pragma: no cover - e.g. a filesystem without modes
+        pass
+    return Path(path)
+
+
 def write_json(path: Path, report: dict) -> Path:
-    return atomic_write_json(path, _clean(report))
+    return readable(atomic_write_json(path, _clean(report)))
 
 
 def _clean(obj):
@@ -52,7 +62,7 @@ def write_csv(path: Path, rows: List[dict]) -> Path:
     w.writeheader()
     for r in rows:
         w.writerow({k: ("" if r.get(k) is None else _clean(r.get(k))) for k in CSV_FIELDS})
-    return atomic_write_text(path, buf.getvalue())
+    return readable(atomic_write_text(path, buf.getvalue()))
 
 
 def _f(v, nd: int = 3) -> str:
@@ -139,4 +149,4 @@ def render_markdown(report: dict, plots: Optional[Dict[str, str]] = None) -> str
 
 
 def write_markdown(path: Path, report: dict, plots: Optional[Dict[str, str]] = None) -> Path:
-    return atomic_write_text(path, render_markdown(report, plots))
+    return readable(atomic_write_text(path, render_markdown(report, plots)))
