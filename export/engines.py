@@ -1,0 +1,138 @@
+"""Build the TensorRT engines of a bundle being assembled, or say how to build them on a Jetson.
+
+:func:`build_engines` runs, for each precision, :func:`~.tensorrt_builder.plan_build` and
+:func:`~.tensorrt_builder.build_serialized_engine`, names the engine by its fingerprint
+(:func:`edgepose.bundle.engine_filename`) and lists it in the bundle with role ``engine``, the
+fingerprint, the build plan and the device (JetPack/L4T). The engine bytes are the plain
+TensorRT plan: nothing is glued to them. No torch is imported here.
+
+:func:`jetson_instructions` is what ``--engine auto`` prints where TensorRT is absent.
+"""
+from __future__ import annotations
+
+import shlex
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from edgepose.bundle import engine_filename
+from edgepose.errors import EdgePoseError
+
+from .bundle_writer import CALIBRATION_CACHE_NAME, ONNX_NAMES, BundleAssembly
+from .tensorrt_builder import (TrtCaps, build_serialized_engine, check_onnx_files, import_tensorrt,
+                               plan_build, profile_shapes, trtexec_command)
+from .timing_cache import timing_cache_path
+
+
+class TensorRTUnavailableError(EdgePoseError):
+    """``--engine yes`` was asked where the ``tensorrt`` package is not importable."""
+
+
+def jetson_instructions(bundle: str, precisions: Sequence[str], input_spec: dict, int8_mode: str = "qdq",
+                        dla_core: Optional[int] = None, workspace_gb: float = 1.0) -> str:
+    """The exact commands that build this bundle's engines on the device (ours, and trtexec's)."""
+    q = shlex.quote(str(bundle))
+    cmd = f"edgepose-export {q} --precision {','.join(precisions)} --engine yes"
+    if dla_core is not None:
+        cmd += f" --dla-core {dla_core}"
+    if int8_mode != "qdq" and "int8" in precisions:
+        cmd += f" --int8-engine {int8_mode}"
+    lines = ["TensorRT is not installed here, so no engine was built (engines are built on the device",
+             "that runs them). Copy the bundle to the Jetson and run there (no torch needed):",
+             f"    {cmd}",
+             "or, with NVIDIA's trtexec (TensorRT 8.x flags; on 10+ the Q/DQ/FP16 files need --stronglyTyped):"]
+    shapes = profile_shapes(input_spec)
+    caps = TrtCaps.for_version("8.6")
+    for p in precisions:
+        try:
+            plan = plan_build(caps, p, int8_mode="qdq", dla_core=None)
+        except EdgePoseError:  # pragma: no cover - fp32/fp16/int8 qdq always plan on 8.6
+            continue
+        lines.append("    " + trtexec_command(f"{q}/{ONNX_NAMES[plan.onnx_precision]}", plan, input_spec["name"],
+                                              shapes, engine=f"{q}/model.{p}.engine", workspace_gb=workspace_gb))
+    return "\n".join(lines)
+
+
+def require_tensorrt(engine_mode: str, bundle: str, precisions: Sequence[str], input_spec: Optional[dict] = None):
+    """``tensorrt`` or ``None``; raises :class:`TensorRTUnavailableError` under ``--engine yes``."""
+    if engine_mode == "no":
+        return None
+    trt = import_tensorrt()
+    if trt is None and engine_mode == "yes":
+        raise TensorRTUnavailableError(
+            "--engine yes asks for TensorRT engines, but the Python package 'tensorrt' is not importable here",
+            hint=("run this on the Jetson (JetPack ships python3-libnvinfer): "
+                  f"edgepose-export {bundle} --precision {','.join(precisions)} --engine yes; "
+                  "or pass --engine auto to write the ONNX files only"))
+    return trt
+
+
+def build_engines(trt, asm: BundleAssembly, input_spec: dict, precisions: Sequence[str], *,
+                  int8_mode: str = "qdq", dla_core: Optional[int] = None, workspace_gb: float = 1.0,
+                  allow_slow: bool = False, calib_images: Optional[np.ndarray] = None,
+                  cache_dir=None, log=print) -> List[str]:
+    """Build one engine per precision into ``asm``; return the engine file names."""
+    from .device_fingerprint import detect_device
+
+    builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
+    device = detect_device(trt, builder)
+    caps = TrtCaps.from_module(trt)
+    shapes = profile_shapes(input_spec)
+    dynamic = shapes[0] != shapes[2]
+    plans = [plan_build(caps, p, int8_mode=int8_mode, dla_core=dla_core, dla_cores=device.dla_cores,
+                        dynamic=dynamic, fast_fp16=device.fast_fp16, fast_int8=device.fast_int8,
+                        allow_slow=allow_slow) for p in precisions]
+    onnx_by_precision = {e.get("precision"): rel for rel, e in asm.files.items() if e.get("role") == "onnx"}
+    check_onnx_files(list(onnx_by_precision), plans)
+    cache = timing_cache_path(device.trt_version, cache_dir)
+    log(f"TensorRT {device.trt_version} on {device.gpu} (sm {device.compute_capability}, "
+        f"{device.dla_cores} DLA core(s){', JetPack ' + device.jetpack if device.jetpack else ''}); "
+        f"timing cache {cache}")
+    built = []
+    for plan in plans:
+        for note in plan.notes:
+            log(f"note ({plan.precision}): {note}")
+        calibrator = None
+        if plan.calibrator:
+            calibrator = _calibrator(trt, asm, input_spec, calib_images, log)
+        onnx_rel = onnx_by_precision[plan.onnx_precision]
+        log(f"building {plan.precision} engine from {onnx_rel} (flags {list(plan.flags) or 'none'}, "
+            f"strongly typed {plan.strongly_typed}) ...")
+        try:
+            data = build_serialized_engine(trt, asm.path(onnx_rel), plan, input_spec["name"], shapes,
+                                           workspace_gb=workspace_gb, timing_cache=cache, calibrator=calibrator)
+        finally:
+            if calibrator is not None:
+                calibrator.free()
+        fp = device.fingerprint(plan.precision, plan.dla_core)
+        rel = engine_filename(fp)
+        for old, e in list(asm.files.items()):  # a rebuild replaces the engine with the same fingerprint
+            if e.get("role") == "engine" and e.get("fingerprint") == fp.to_json():
+                asm.remove(old)
+        asm.add_bytes(data, rel, "engine", plan.precision, fingerprint=fp.to_json(), onnx=onnx_rel,
+                      build=plan.to_json(), device={"jetpack": device.jetpack, "l4t": device.l4t})
+        if plan.calibrator and asm.path(CALIBRATION_CACHE_NAME).is_file():
+            asm.register(CALIBRATION_CACHE_NAME, "calibration-cache", "int8", trt_version=device.trt_version)
+        log(f"  wrote {rel} ({len(data) / 1e6:.1f} MB)")
+        built.append(rel)
+    return built
+
+
+def _calibrator(trt, asm: BundleAssembly, input_spec: dict, calib_images, log):
+    from .tensorrt_calibrator import CalibrationBatches, make_entropy_calibrator, read_usable_cache
+
+    cache = asm.path(CALIBRATION_CACHE_NAME)
+    if calib_images is None:
+        if read_usable_cache(cache, str(trt.__version__), log=log) is None:
+            raise EdgePoseError("the INT8 calibrator needs calibration frames and the bundle has no usable "
+                                "calibration.cache", hint="pass --calib DATA (a dataset folder), or use --int8-engine qdq")
+        calib_images = np.zeros((1,) + tuple(int(v) for v in _nhwc(input_spec)), np.uint8)  # never read: cache hit
+    opt = int(input_spec.get("batch", {}).get("opt", 1))
+    batches = CalibrationBatches(calib_images, batch_size=min(opt, len(calib_images)),
+                                 dtype=input_spec["dtype"], layout=input_spec["layout"])
+    return make_entropy_calibrator(trt, batches, cache, log=log)
+
+
+def _nhwc(input_spec: dict):
+    s = [int(v) for v in input_spec["shape"]]
+    return (s[1], s[2], 3) if input_spec["layout"] == "NHWC" else (s[2], s[3], 3)
