@@ -198,8 +198,10 @@ def _main(args, argv: List[str]) -> int:
         return 1
     timed = [r for r in ok if r["backend"] != "qdq-reference" and r.get("e2e_p50_ms") is not None]
     best = min(timed or ok, key=lambda r: r.get("e2e_p50_ms") or float("inf"))
-    print(f"next: edgepose-run {shlex.quote(str(view.path))} --backend {best['backend']} "
-          f"--precision {best['precision']}   (fastest ok row, e2e p50 {best.get('e2e_p50_ms') or float('nan'):.2f} ms)")
+    print(f"next: edgepose-run {shlex.quote(str(view.path))} --source dataset:{shlex.quote(str(args.data))} "
+          f"--split {args.split} --backend {best['backend']} --precision {best['precision']} --strict"
+          f"   (fastest ok row, e2e p50 {best.get('e2e_p50_ms') or float('nan'):.2f} ms; "
+          f"report: {out / 'report.md'})")
     return 0
 
 

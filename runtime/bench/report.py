@@ -26,7 +26,7 @@ CSV_FIELDS: Sequence[str] = (
     "batch", "iters", "warmup_s", "warmup_calls", "inference_timing_source",
     "infer_p50_ms", "infer_p90_ms", "infer_p99_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_p99_ms",
     "throughput_fps", "peak_rss_mb", "rss_increase_mb",
-    "power_source", "mean_power_w", "max_power_w", "energy_per_frame_mj",
+    "power_source", "mean_power_w", "max_power_w", "energy_per_frame_mj", "ram_used_peak_mb",
 )
 
 

@@ -155,15 +155,18 @@ class TegrastatsSampler:
 
     def summary(self, t0: Optional[float] = None, t1: Optional[float] = None) -> Dict[str, object]:
         """Mean/max total power (W) of the samples taken in ``[t0, t1]`` (monotonic s)."""
-        vals = [s["total_mw"] for t, s in self.samples
-                if s.get("total_mw") is not None and (t0 is None or t >= t0) and (t1 is None or t <= t1)]
+        window = [s for t, s in self.samples if (t0 is None or t >= t0) and (t1 is None or t <= t1)]
+        vals = [s["total_mw"] for s in window if s.get("total_mw") is not None]
+        ram = [s["ram_used_mb"] for s in window if s.get("ram_used_mb") is not None]
         rail = next((s["total_source"] for _, s in self.samples if s.get("total_source")), None)
-        if not vals:
-            return {"power_source": self.source, "power_samples": 0, "power_rail": rail,
-                    "mean_power_w": None, "max_power_w": None, "power_error": self.error}
-        return {"power_source": self.source, "power_samples": len(vals), "power_rail": rail,
-                "mean_power_w": float(sum(vals) / len(vals) / 1000.0), "max_power_w": float(max(vals) / 1000.0),
-                "power_error": self.error}
+        out = {"power_source": self.source, "power_samples": len(vals), "power_rail": rail,
+               "mean_power_w": None, "max_power_w": None, "power_error": self.error,
+               # system-wide RAM in use; on a Jetson CPU and GPU share it, so GPU buffers count
+               "ram_used_peak_mb": float(max(ram)) if ram else None}
+        if vals:
+            out["mean_power_w"] = float(sum(vals) / len(vals) / 1000.0)
+            out["max_power_w"] = float(max(vals) / 1000.0)
+        return out
 
 
 class JtopSampler(TegrastatsSampler):

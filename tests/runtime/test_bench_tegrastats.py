@@ -69,6 +69,7 @@ def test_sampler_thread_reads_lines_and_summarises_a_window():
     assert summ["power_source"] == "tegrastats" and summ["power_rail"] == "VDD_IN"
     assert summ["power_samples"] >= 4
     assert 4.673 <= summ["mean_power_w"] <= 6.0 and summ["max_power_w"] == 6.0
+    assert summ["ram_used_peak_mb"] == 2272.0
     assert sampler.summary(t1 + 100, t1 + 200)["mean_power_w"] is None  # nothing in that window
 
 
