@@ -51,6 +51,8 @@ class Face:
     """One textured rectangle. ``right``/``up`` are the texture's axes in the world (unit)."""
 
     name: str
+    axis: int                   # the face lies in the plane  world[axis] == value
+    value: float
     normal: np.ndarray          # (3,) unit, towards the side it is seen from
     right: np.ndarray           # (3,) texture column direction
     up: np.ndarray              # (3,) texture row direction is -up
@@ -192,7 +194,7 @@ def build_scene(seed: int = 0, ppm: float = 100.0) -> Scene:
                     tints = np.full(nt + (3,), 0.9) * rng.uniform(0.85, 1.0, nt + (1,))
                     tex = tx.tiled([mats[3]], w, h, tile, np.zeros(nt, int), tints)
                     used = [tx.MATERIALS[3]]
-            faces.append(Face(name, n, right, up, u0, v0, tex, used))
+            faces.append(Face(name, axis, float(value), n, right, up, u0, v0, tex, used))
     # boxes: faces seen from outside, one photo per side, a material tile on top
     boxes = np.array(BOXES, dtype=np.float64)
     for b, (blo, bhi) in enumerate(boxes):
@@ -214,5 +216,5 @@ def build_scene(seed: int = 0, ppm: float = 100.0) -> Scene:
                     tex = tx.fit(tx.photo_for(name, cursor), w, h)
                     cursor += 1
                     used = [name]
-                faces.append(Face(f"box{b}_{'xyz'[axis]}{'-+'[side]}", n, right, up, u0, v0, tex, used))
+                faces.append(Face(f"box{b}_{'xyz'[axis]}{'-+'[side]}", axis, float(value), n, right, up, u0, v0, tex, used))
     return Scene(int(seed), float(ppm), lo, hi, boxes, faces, np.array(LIGHT))
