@@ -149,13 +149,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                             max_frames=args.max_frames)
             interrupted = False
             try:
-                for r in pipe:
-                    for s in sinks:
-                        s.write(r)
-                    e = r.errors()
-                    if e is not None:
-                        truth_errors.append((e["position_m"], e["rotation_deg"]))
-                    status.update(pipe.stats)
+                with pipe:  # joins every stage thread however the loop ends
+                    for r in pipe:
+                        for s in sinks:
+                            s.write(r)
+                        e = r.errors()
+                        if e is not None:
+                            truth_errors.append((e["position_m"], e["rotation_deg"]))
+                        status.update(pipe.stats)
             except KeyboardInterrupt:
                 interrupted = True
             status.update(pipe.stats, force=True)
