@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from ..errors import EdgePoseError
@@ -74,7 +75,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         json.dump(obj, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        print(render_text(summary))
+        flags = "".join(f" --{k} {v}" for k, v in (("format", args.format), ("split-policy", args.split_policy)) if v)
+        print(render_text(summary, next_flags=flags))
     if report.errors:
         if args.json:
             for e in report.errors:
@@ -87,7 +89,7 @@ def _fmt3(v) -> str:
     return "(" + ", ".join(f"{x:.3f}" for x in v) + ")"
 
 
-def render_text(s: dict) -> str:
+def render_text(s: dict, next_flags: str = "") -> str:
     ext, pts, K = s["scene_extent"], s["points"], s["intrinsics"]["most_common"]
     lines = [
         f"dataset      {s['root']}",
@@ -117,7 +119,7 @@ def render_text(s: dict) -> str:
     if s["errors"]:
         lines.append("\nnot usable yet: fix the errors above, then run edgepose-inspect again.")
     else:
-        lines.append(f"\nok. next: edgepose-train {s['root']}   (see edgepose-train --help)")
+        lines.append(f"\nok. next: edgepose-train {s['root']}{next_flags} --out runs/{Path(s['root']).name or 'run'}")
     return "\n".join(lines)
 
 

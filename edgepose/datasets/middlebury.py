@@ -24,7 +24,7 @@ from ..geometry import pose_from_world_to_camera
 from ..records import FrameRecord
 from .base import ReaderOutput
 from .images import ImageSizer
-from .parsing import checked_finite, checked_rotation, expect_columns, numbered_lines, parse_floats, read_text
+from .parsing import checked_finite, orthonormal_rotation, expect_columns, numbered_lines, parse_floats, read_text
 
 COLUMNS = "imgname k11 k12 k13 k21 k22 k23 k31 k32 k33 r11 r12 r13 r21 r22 r23 r31 r32 r33 t1 t2 t3"
 #: every Middlebury multi-view set is 640x480; used only when no image can be read
@@ -78,6 +78,7 @@ def read(root: Path, sizer: ImageSizer) -> ReaderOutput:
     if box is None:
         problems.append("no bounding box in README.txt: synthetic points use the default depth range")
     frames: List[FrameRecord] = []
+    rows = []
     for ln, s in lines[1:]:
         tok = s.split()
         expect_columns(tok, 22, par, ln, COLUMNS)
@@ -86,16 +87,18 @@ def read(root: Path, sizer: ImageSizer) -> ReaderOutput:
         if not (K[0, 0] > 0 and K[1, 1] > 0 and np.allclose(K[2], [0, 0, 1])):
             raise DataFormatError(f"K is not [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0; "
                                   f"found {K.tolist()}", path=par, line=ln)
-        R_cw = v[9:18].reshape(3, 3)
-        checked_rotation(R_cw, par, ln, "world-to-camera rotation")
+        R_cw = orthonormal_rotation(v[9:18].reshape(3, 3), par, ln, "world-to-camera rotation")
         t_cw = checked_finite(v[18:21], par, ln, "t")
-        U, _, Vt = np.linalg.svd(R_cw)
-        pos, rot = pose_from_world_to_camera(U @ Vt, t_cw)
+        rows.append((R_cw, t_cw))
         img = root / tok[0]
         w, h = sizer.size(img, group="all", default=NATIVE_SIZE)
         extra = {"source_line": f"{par.name}:{ln}"}
         if box is not None:
             extra["scene_box"] = box
-        frames.append(FrameRecord(image=img, position=pos, rotation=rot, K=K, width=w, height=h, sequence="",
+        frames.append(FrameRecord(image=img, position=None, rotation=None, K=K, width=w, height=h, sequence="",
                                   extra=extra))
+    if frames:  # one vectorised conversion for all cameras
+        P, Q = pose_from_world_to_camera(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]))
+        for f, p, q in zip(frames, P, Q):
+            f.position, f.rotation = p, q
     return ReaderOutput(frames, has_split=False, problems=problems)

@@ -91,11 +91,16 @@ def read_nvm(path: Path) -> NvmModel:
                                       path=path, line=ln) from None
             expect_columns(tok, 7 + 4 * n_meas, path, ln, POINT_COLUMNS)
             pts[k] = parse_floats(tok[:3], path, ln, POINT_COLUMNS)
-            for j in range(n_meas):
-                cam = int(tok[7 + 4 * j])
-                if not 0 <= cam < n_cams:
-                    raise DataFormatError(f"measurement refers to camera {cam}; expected 0..{n_cams - 1}",
-                                          path=path, line=ln)
+            try:
+                cams = [int(c) for c in tok[7::4]]
+            except ValueError:
+                raise DataFormatError(f"expected integer image indices in the measurements ({POINT_COLUMNS})",
+                                      path=path, line=ln) from None
+            if cams and not (0 <= min(cams) and max(cams) < n_cams):
+                bad = next(c for c in cams if not 0 <= c < n_cams)
+                raise DataFormatError(f"measurement refers to camera {bad}; expected 0..{n_cams - 1}",
+                                      path=path, line=ln)
+            for cam in cams:
                 visible.setdefault(cam, []).append(k)
             i += 1
         points = pts

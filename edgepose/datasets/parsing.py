@@ -72,6 +72,11 @@ def checked_quaternion(q: Sequence[float], path: Path, line: int, what: str = "q
 
 def checked_rotation(R: np.ndarray, path: Path, line: int, what: str = "rotation") -> np.ndarray:
     """Reject non-finite, non-orthonormal or reflecting 3x3 matrices; return the quaternion."""
+    return matrix_to_quat(orthonormal_rotation(R, path, line, what))
+
+
+def orthonormal_rotation(R: np.ndarray, path: Path, line: int, what: str = "rotation") -> np.ndarray:
+    """Reject non-finite, non-orthonormal or reflecting 3x3 matrices; return the nearest rotation."""
     R = np.asarray(R, dtype=np.float64).reshape(3, 3)
     if not np.all(np.isfinite(R)):
         raise DataFormatError(f"{what} matrix has NaN or inf entries", path=path, line=line)
@@ -82,7 +87,7 @@ def checked_rotation(R: np.ndarray, path: Path, line: int, what: str = "rotation
             f"{what} matrix is not a rotation (max |R^T R - I| = {err:.3g}, det = {det:.3g}; "
             f"expected orthonormal with det +1)", path=path, line=line, hint="fix or remove this row")
     U, _, Vt = np.linalg.svd(R)
-    return matrix_to_quat(U @ Vt)
+    return U @ Vt
 
 
 def checked_finite(v: np.ndarray, path: Path, line: int, what: str) -> np.ndarray:
