@@ -70,3 +70,27 @@ def test_frames_without_3d_data_get_flagged_synthetic_points(tmp_path):
     f = ds.frames[0]
     pts, synthetic = visible_points(f, max_points=16)
     assert synthetic and pts.shape == (16, 3) and "depth_range" in f.extra
+
+
+def test_own_points_subsampled_deterministically():
+    from edgepose.records import FrameRecord
+    X = np.random.default_rng(5).normal(size=(1000, 3))
+    f = FrameRecord(image="a/b.png", position=np.zeros(3), rotation=np.array([1.0, 0, 0, 0]),
+                    K=np.eye(3), width=4, height=4, points=X)
+    a, syn = visible_points(f, max_points=256, seed=1)
+    b, _ = visible_points(f, max_points=256, seed=1)
+    assert not syn and a.shape == (256, 3) and np.array_equal(a, b)
+    assert len({tuple(r) for r in a} & {tuple(r) for r in X}) == 256  # a subset, no duplicates
+
+
+def test_malformed_nvm_point_names_the_line(tmp_path):
+    from dataset_builders import write_cambridge
+    P, Q = random_poses(4, seed=6)
+    write_cambridge(tmp_path, P, Q, np.zeros((2, 3)))
+    nvm = tmp_path / "reconstruction.nvm"
+    lines = nvm.read_text().splitlines()
+    lines[-3] = lines[-3].replace(" 2 ", " 3 ", 1) if " 2 " in lines[-3] else lines[-3] + " 9 0 1.0 2.0"
+    nvm.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError) as e:
+        load_dataset(tmp_path)
+    assert e.value.path.endswith("reconstruction.nvm") and e.value.line == len(lines) - 2
