@@ -392,11 +392,19 @@ def _int8(args, asm, frames: Frames) -> dict:
                                 hint="pass --calib DATA")
         from .sensitivity import guided_int8
 
-        return guided_int8(src, dst, frames.calib, frames.val, max_drift_m=args.int8_max_drift_m,
-                           max_drift_deg=args.int8_max_drift_deg)
-    from .int8_qdq import quantize_int8
+        info = guided_int8(src, dst, frames.calib, frames.val, max_drift_m=args.int8_max_drift_m,
+                           max_drift_deg=args.int8_max_drift_deg, method=args.calib_method,
+                           progress=lambda line: print(f"  guided int8: {line}"))
+        if not info.get("met", True):
+            print(f"warning: guided INT8 did not reach the bound {info.get('bound')} within its steps; "
+                  f"kept in float: {info.get('float_units')}")
+    else:
+        from .int8_qdq import quantize_int8
 
-    return quantize_int8(src, dst, frames.calib, method=args.calib_method)
+        info = quantize_int8(src, dst, frames.calib, method=args.calib_method)
+    if frames.calib_info is not None and info.get("batch"):
+        frames.calib_info["batch"] = int(info["batch"])
+    return info
 
 
 def measure(asm, onnx_files: Dict[str, str], frames: Frames, args) -> Tuple[dict, List[str]]:
