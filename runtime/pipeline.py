@@ -3,8 +3,9 @@ stage in its own thread, joined by bounded queues; it knows nothing about CUDA.
 
 * Order is kept: one thread per stage and FIFO queues.
 * Policies: ``every`` (recorded input: lossless, a full queue blocks the source =
-  back-pressure) and ``latest`` (live input: the source never waits; when the next stage is
-  busy the stale queued frame is dropped and counted, so latency stays bounded).
+  back-pressure) and ``latest`` (live input: the source and preprocessing never wait; when
+  the next stage is busy the stale queued frame is dropped and counted, so latency stays
+  bounded and inference always takes the newest frame).
 * Preprocessing writes straight into a fixed :class:`~edgepose.runtime.buffers.BufferPool`
   of the runner's input buffers (pinned on TensorRT) with THE rule of
   :func:`edgepose.preprocess.resize_crop`; nothing is allocated per frame.
@@ -152,24 +153,31 @@ class Pipeline:
                 if self._stop.is_set():
                     raise _Stopped() from None
 
-    def _put_latest(self, item) -> None:
-        """Put without waiting; if the queue is full, drop the stale frame in it (counted)."""
+    def _put_latest(self, q: queue.Queue, item, on_drop: Optional[Callable] = None) -> None:
+        """Put without waiting; if ``q`` is full, drop the stale item in it (counted)."""
         while True:
             if self._stop.is_set():
                 raise _Stopped()
             try:
-                self._q_src.put_nowait(item)
+                q.put_nowait(item)
                 return
             except queue.Full:
                 try:
-                    stale = self._q_src.get_nowait()
+                    stale = q.get_nowait()
                 except queue.Empty:
                     continue
-                if stale is _END:  # never drop the end marker (cannot happen before it is put)
-                    self._q_src.put_nowait(stale)
+                if stale is _END:  # never drop the end marker (it is always the last item)
+                    q.put_nowait(stale)
                     continue
+                if on_drop is not None:
+                    on_drop(stale)
                 with self._lock:
                     self.stats.dropped += 1
+
+    def _release_stale(self, item) -> None:
+        slot = item[1]
+        if slot is not None:
+            self.pool.release(slot)
 
     # -- stages -------------------------------------------------------------------------
     def _stage(self, name: str, body: Callable[[], None]) -> threading.Thread:
@@ -187,7 +195,10 @@ class Pipeline:
         return t
 
     def _run_source(self) -> None:
-        put = self._put_latest if self.policy == "latest" else (lambda item: self._put(self._q_src, item))
+        if self.policy == "latest":
+            put = lambda item: self._put_latest(self._q_src, item)  # noqa: E731
+        else:
+            put = lambda item: self._put(self._q_src, item)  # noqa: E731
         try:
             for n, frame in enumerate(self.source):
                 if self._stop.is_set() or (self.max_frames is not None and n >= self.max_frames):
@@ -223,7 +234,11 @@ class Pipeline:
                     self.pool.release(slot)
                     slot, err = None, f"preprocess: {exc.message}"
                 frame.image = None  # the decoded frame is not needed any more
-            self._put(self._q_pre, (frame, slot, err, {"preprocess": (time.perf_counter() - t0) * 1e3}))
+            item = (frame, slot, err, {"preprocess": (time.perf_counter() - t0) * 1e3})
+            if self.policy == "latest":  # inference takes the newest preprocessed frame
+                self._put_latest(self._q_pre, item, self._release_stale)
+            else:
+                self._put(self._q_pre, item)
 
     def _run_infer(self) -> None:
         runner = self.runner

@@ -7,6 +7,8 @@ Quantize/DequantizeLinear run as float ops: the arithmetic TensorRT's INT8 appro
 * ``providers``: execution providers in order of preference; default the best present
   (TensorRT, CUDA, then CPU).
 * ``intra_op_threads`` / ``inter_op_threads``: ORT thread pools (0 = ORT's default).
+* ``allow_spinning``: ``False`` makes ORT's idle worker threads sleep instead of spin-wait,
+  which leaves the CPU to decoding and preprocessing in a streaming pipeline.
 * ``io_binding``: ``"auto"`` (on when a GPU provider runs the graph, so outputs land in
   preallocated arrays and inputs are bound once), ``True`` or ``False``.
 """
@@ -52,7 +54,8 @@ class OnnxRuntimeRunner(Runner):
     fixed_precision: Optional[str] = None
 
     def __init__(self, bundle, precision: str = "fp32", strict: bool = False, providers=None,
-                 intra_op_threads: int = 0, inter_op_threads: int = 0, io_binding="auto", **options):
+                 intra_op_threads: int = 0, inter_op_threads: int = 0, io_binding="auto",
+                 allow_spinning: bool = True, **options):
         super().__init__(bundle, precision, strict, **options)
         asked = self.fixed_precision or precision
         self.precision, self.model_path = self.bundle.resolve_precision(
@@ -61,6 +64,7 @@ class OnnxRuntimeRunner(Runner):
         self.intra_op_threads = int(intra_op_threads)
         self.inter_op_threads = int(inter_op_threads)
         self.io_binding = io_binding
+        self.allow_spinning = bool(allow_spinning)
         self.session = None
         self.provider = None
         self._binding = None
@@ -86,6 +90,8 @@ class OnnxRuntimeRunner(Runner):
         if self.inter_op_threads:
             so.inter_op_num_threads = self.inter_op_threads
         so.log_severity_level = 3
+        if not self.allow_spinning:  # idle ORT threads sleep instead of spinning: leaves CPU to the pipeline
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self.disable_optimizations:
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         providers = best_providers(ort.get_available_providers(), self.asked_providers)
