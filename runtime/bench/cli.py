@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1, metavar="N", help="frames per inference (default 1)")
     p.add_argument("--warmup-s", type=float, default=2.0, metavar="S", help="warm-up time per row, seconds (default 2)")
     p.add_argument("--iters", type=int, default=200, metavar="N", help="timed iterations per row (default 200)")
+    p.add_argument("--max-time-s", type=float, default=60.0, metavar="S",
+                   help="stop a row's timed loop after S seconds (at least 10 iterations; default 60): "
+                        "keeps a slow backend from stalling the run; the row says so")
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="ONNX Runtime intra-op threads (default 0 = ORT's choice)")
     p.add_argument("--gate", default=None, metavar="BOUNDS",
@@ -136,7 +139,7 @@ def _main(args, argv: List[str]) -> int:
     if sysi["cpu"].get("vnni") is False and any(p.label == "onnxruntime/int8" for p in plans):
         notes.append("this x86 CPU has no VNNI: ONNX Runtime's u8s8 int8 kernels can saturate, so the "
                      "onnxruntime/int8 row may be less accurate than qdq-reference/int8 (which TensorRT approximates)")
-    settings = BenchSettings(batch=args.batch, warmup_s=args.warmup_s, iters=args.iters,
+    settings = BenchSettings(batch=args.batch, warmup_s=args.warmup_s, iters=args.iters, max_time_s=args.max_time_s,
                              power_interval_ms=args.power_interval_ms, power=not args.no_power,
                              runner_options={"intra_op_threads": args.threads} if args.threads else {})
     rows = run_rows(plans, view.path, data, settings, progress=progress,
@@ -154,6 +157,7 @@ def _main(args, argv: List[str]) -> int:
                    "input": view.input_spec.to_json(), "precisions": view.precisions("onnx")},
         "data": {"root": str(args.data), "format": ds.format, "split": args.split, "n_frames": len(data)},
         "settings": {"batch": args.batch, "warmup_s": args.warmup_s, "iters": args.iters,
+                     "max_time_s": args.max_time_s,
                      "power_interval_ms": args.power_interval_ms, "power": not args.no_power,
                      "threads": args.threads},
         "system": sysi,

@@ -59,6 +59,7 @@ class BenchSettings:
     batch: int = 1
     warmup_s: float = 2.0
     iters: int = 200
+    max_time_s: float = 60.0  # the timed loop of a row stops early after this long (>= 10 iterations)
     power_interval_ms: int = 100
     power: bool = True
     runner_options: Optional[dict] = None
@@ -205,11 +206,14 @@ def run_row(plan: RowPlan, bundle, data: BenchData, settings: BenchSettings,
         try:
             tw0 = time.perf_counter()
             tm0 = time.monotonic()
-            for _ in range(int(settings.iters)):
+            done = 0
+            for done in range(1, int(settings.iters) + 1):
                 one(True)
                 bar.update(1)
                 if state["i"] % 16 == 0:
                     rss_peak = max(rss_peak, rss_mb() or 0.0)
+                if done >= 10 and time.perf_counter() - tw0 > settings.max_time_s:
+                    break
             wall = time.perf_counter() - tw0
             tm1 = time.monotonic()
         finally:
@@ -218,10 +222,13 @@ def run_row(plan: RowPlan, bundle, data: BenchData, settings: BenchSettings,
                 sampler.stop()
         rss_peak = max(rss_peak, rss_mb() or 0.0)
 
-    frames = int(settings.iters) * B
+    frames = done * B
     stats = timer.stats()
+    if done < int(settings.iters):
+        row["note"] = (row["note"] + "; " if row["note"] else "") + \
+            f"timing stopped after {done} of {settings.iters} iterations (--max-time-s {settings.max_time_s:g})"
     row.update({
-        "batch": B, "iters": int(settings.iters), "warmup_s": float(settings.warmup_s),
+        "batch": B, "iters": done, "warmup_s": float(settings.warmup_s),
         "inference_timing_source": state.get("source"),
         "timing_ms": stats,
         "throughput_fps": frames / wall if wall > 0 else None,

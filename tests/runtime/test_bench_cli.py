@@ -108,6 +108,16 @@ def test_failed_row_does_not_stop_the_run(bench_inputs, tmp_path, capsys):
     assert "| tensorrt/fp32 | failed: " in capsys.readouterr().out
 
 
+def test_timing_stops_at_max_time_and_says_so(bench_inputs, tmp_path):
+    bundle, scene = bench_inputs
+    assert main([str(bundle), "--data", str(scene), "--warmup-s", "0", "--iters", "100000", "--max-time-s", "0",
+                 "--quiet", "--no-plots", "--backends", "onnxruntime", "--precisions", "fp32",
+                 "--out", str(tmp_path)]) == 0
+    row = json.loads((tmp_path / "report.json").read_text())["rows"][0]
+    assert row["iters"] == 10 and row["timing_ms"]["e2e"]["n"] == 10
+    assert "stopped after 10 of 100000" in row["note"]
+
+
 def test_user_errors_exit_2_with_a_message(bench_inputs, tmp_path, capsys):
     bundle, scene = bench_inputs
     assert main([str(tmp_path / "nope"), "--data", str(scene), "--out", str(tmp_path / "r")]) == 2
