@@ -1,0 +1,45 @@
+"""The torch backend on a real (tiny, untrained) PoseNet checkpoint in a bundle."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the torch backend needs torch")
+
+
+@pytest.fixture(scope="module")
+def torch_bundle(tmp_path_factory, bundle):
+    from edgepose.bundle import file_entry, load_manifest, write_manifest
+    from edgepose.train.checkpoint import save_checkpoint
+    from edgepose.train.model import PoseNet
+
+    torch.manual_seed(0)
+    model = PoseNet("mobilenet_v3_small", pretrained="none", input_size=(32, 24), hidden=16,
+                    position_mean=(1.0, -2.0, 0.5), position_scale=2.0).eval()
+    dst = tmp_path_factory.mktemp("torchbundle") / "bundle"
+    shutil.copytree(bundle[0], dst)
+    save_checkpoint(dst / "model.pt", {"config": model.config, "model": model.state_dict()})
+    m = load_manifest(dst)
+    m["files"]["model.pt"] = file_entry(dst, "model.pt", "checkpoint", "fp32")
+    write_manifest(dst, m)
+    return dst, model
+
+
+def test_torch_runner_returns_predict_world_in_the_runner_contract(torch_bundle):
+    from edgepose.runtime import PrecisionFallbackWarning, open_runner
+
+    path, model = torch_bundle
+    x = np.random.default_rng(0).integers(0, 256, (2, 24, 32, 3), dtype=np.uint8)
+    with open_runner(path, "torch", "fp32", threads=1) as r:
+        assert r.name == "torch:cpu"
+        out = r.infer(x)
+        assert "compute" in r.last_timing
+    pos, rot, sig = model.predict_world(torch.from_numpy(x))
+    np.testing.assert_allclose(out.position, pos.numpy(), atol=1e-5)
+    np.testing.assert_allclose(out.rotation, rot.numpy(), atol=1e-5)
+    np.testing.assert_allclose(out.sigma, sig.numpy(), rtol=1e-5)
+    assert out.position.dtype == np.float64 and np.all(out.rotation[:, 0] >= 0)
+    with pytest.warns(PrecisionFallbackWarning, match="fp32 checkpoint"):
+        open_runner(path, "torch", "int8")
