@@ -127,6 +127,11 @@ def _main(args, argv: List[str]) -> int:
                             f"{args.iters}, {args.warmup_s}")
     gate = parse_gate(args.gate)
     view = open_bundle(args.bundle)
+    spec = view.input_spec
+    if not spec.batch_min <= args.batch <= spec.batch_max:
+        raise EdgePoseError(f"--batch {args.batch} is outside the bundle's batch range {spec.batch_min}..{spec.batch_max} "
+                            f"({spec.describe()})", hint=f"use --batch {spec.batch_max} or less, or re-export with a "
+                                                          "larger batch")
     has_ckpt = any(e.get("role") == "checkpoint" for e in view.manifest["files"].values())
     plans, notes = plan_rows(view.precisions("onnx"), split_list(args.backends), split_list(args.precisions),
                              has_checkpoint=has_ckpt)

@@ -125,6 +125,8 @@ def test_user_errors_exit_2_with_a_message(bench_inputs, tmp_path, capsys):
     assert main([str(bundle), "--data", str(scene), "--gate", "max-drift=1", "--out", str(tmp_path / "r")]) == 2
     assert "max-drift-m" in capsys.readouterr().err
     assert main([str(bundle), "--data", str(scene), "--backends", "cuda", "--out", str(tmp_path / "r")]) == 2
+    assert main([str(bundle), "--data", str(scene), "--batch", "64", "--out", str(tmp_path / "r")]) == 2
+    assert "batch range 1..8" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 

@@ -118,3 +118,13 @@ def test_bench_imports_numpy_only():
             "print(heavy); sys.exit(1 if heavy else 0)\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_batches_pad_the_last_one_and_report_real_counts():
+    from edgepose.runtime.bench.runner import batches_for
+
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    got = list(batches_for(x, 4))
+    assert [k for _, k in got] == [4, 4, 2]
+    assert all(b.shape[0] == 4 for b, _ in got)
+    assert got[-1][0].ravel().tolist() == [8, 9, 9, 9]  # padded with the last real frame
