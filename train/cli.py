@@ -1,0 +1,154 @@
+"""``edgepose-train``: train a PoseNet with the two-stage recipe into a run folder."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from edgepose.errors import ConfigError, EdgePoseError
+
+DESCRIPTION = """\
+Train a camera-pose regressor (PoseNet, Kendall & Cipolla CVPR 2017) on DATA and write RUN.
+
+Stage 1 trains from ImageNet weights with learned homoscedastic weighting of the position and
+rotation losses (or --loss beta). Stage 2 fine-tunes stage 1's best model with the geometric
+reprojection loss on scene points visible in each frame (observed points, depth, or points
+drawn in the frustum). Every 10th training frame is held out to choose each stage's best
+epoch; the test split is only used for the final report. Images are preprocessed once into
+memory with the runtime's own resize-and-centre-crop rule.
+"""
+
+EPILOG = """\
+examples:
+  edgepose-synth data/synth --frames 400 --size 160x120 --seed 0
+  edgepose-train data/synth --out runs/synth
+  edgepose-train data/dino --out runs/dino --stage1-epochs 64 --stage2-epochs 0 --loss beta
+  edgepose-train --out runs/synth --resume              (continue after a crash or Ctrl-C)
+  torchrun --nproc_per_node 2 -m edgepose.train data/synth --out runs/ddp   (DDP, rank 0 writes)
+
+RUN holds final.pt (what edgepose-export reads), metrics.json (test.*, stage1.*,
+baseline.mean_pose.* median/mean errors), metrics.csv (one row per epoch) and checkpoints/
+(stage1/stage2 last and best). SIGINT/SIGTERM save a checkpoint first; --resume continues at
+that step, with the options of the interrupted run unless you pass new ones.
+"""
+
+
+def _size(text: str):
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 128x96, got {text!r}") from None
+    if w < 16 or h < 16 or w % 8 or h % 8:
+        raise argparse.ArgumentTypeError(f"input size {w}x{h}: both sides must be >= 16 and multiples of 8")
+    return (w, h)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .recipe import TrainConfig
+
+    d = TrainConfig(data="", out="")
+    p = argparse.ArgumentParser(prog="edgepose-train", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                argument_default=argparse.SUPPRESS)
+    p.add_argument("data", nargs="?", metavar="DATA",
+                   help="dataset folder (7-Scenes, Cambridge, COLMAP, CSV, Middlebury, ...: see edgepose-inspect)")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder to create (or to --resume)")
+    g = p.add_argument_group("data")
+    g.add_argument("--format", help="dataset format (default: detected)")
+    g.add_argument("--split-policy", help="every:K | sequence:A,B | given (default: the format's own split, else every:5)")
+    g.add_argument("--input-size", type=_size, metavar="WxH", help=f"network resolution (default {d.input_size[0]}x{d.input_size[1]})")
+    g.add_argument("--val-every", type=int, metavar="K", help=f"hold out every K-th training frame for validation; 0: none (default {d.val_every})")
+    g.add_argument("--max-points", type=int, help=f"scene points per frame for the reprojection loss (default {d.max_points})")
+    g.add_argument("--jitter", type=float, help=f"brightness/contrast/saturation jitter strength, 0 disables (default {d.jitter})")
+    g = p.add_argument_group("model")
+    g.add_argument("--backbone", help=f"backbone name (default {d.backbone})")
+    g.add_argument("--pretrained", choices=("imagenet", "none"), help=f"backbone weights (default {d.pretrained})")
+    g.add_argument("--hidden", type=int, help=f"width of the shared FC layer (default {d.hidden})")
+    g.add_argument("--dropout", type=float, help=f"dropout after the FC layer (default {d.dropout})")
+    g = p.add_argument_group("recipe")
+    g.add_argument("--stage1-epochs", type=int, metavar="N", help=f"stage 1 epochs (default {d.stage1_epochs})")
+    g.add_argument("--stage2-epochs", type=int, metavar="M", help=f"stage 2 (reprojection) epochs; 0 stops after stage 1 (default {d.stage2_epochs})")
+    g.add_argument("--loss", choices=("learned", "beta"), help=f"stage 1 loss (default {d.loss})")
+    g.add_argument("--beta", type=float, help=f"beta of --loss beta (default {d.beta:g})")
+    g.add_argument("--loss-norm", choices=("l1", "l2"), help=f"stage 1 position/rotation norm (default {d.loss_norm})")
+    g.add_argument("--uncertainty", choices=("nll", "heteroscedastic"),
+                   help="nll: per-frame sigma heads fit on detached errors (default); heteroscedastic: "
+                        "they replace sp/sq in stage 1 (Kendall & Gal 2017)")
+    g.add_argument("--reproj-clip", type=float, help=f"per-point reprojection residual cap, normalised image units (default {d.reproj_clip:g})")
+    g.add_argument("--use-K", action="store_true", help="reprojection in pixels with each frame's intrinsics (default: K = identity, as the paper's re-implementations)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--batch-size", type=int, help=f"frames per batch per process (default {d.batch_size})")
+    g.add_argument("--lr", type=float, help=f"stage 1 Adam learning rate (default {d.lr:g})")
+    g.add_argument("--stage2-lr", type=float, help=f"stage 2 Adam learning rate (default {d.stage2_lr:g})")
+    g.add_argument("--weighting-lr", type=float, help=f"learning rate of the learned sp/sq (default {d.weighting_lr:g})")
+    g.add_argument("--weight-decay", type=float, help=f"Adam weight decay of the network (default {d.weight_decay:g})")
+    g.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps per stage (default {d.warmup_steps})")
+    g = p.add_argument_group("execution")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto: cuda when available (default)")
+    g.add_argument("--threads", type=int, help="CPU threads per process (default: cores / local processes)")
+    g.add_argument("--workers", type=int, help="DataLoader workers (default: 0 on CPU, 2 on CUDA)")
+    g.add_argument("--channels-last", choices=("auto", "on", "off"),
+                   help="channels_last memory format (auto = on: measured faster, see benchmarks/train_throughput.md)")
+    g.add_argument("--seed", type=int, help=f"seed of initialisation, order and augmentation (default {d.seed})")
+    g.add_argument("--deterministic", action="store_true", help="deterministic kernels: a resumed run ends with the same weights")
+    g.add_argument("--resume", action="store_true", help="continue RUN from its latest checkpoint")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    return p
+
+
+def make_config(ns: argparse.Namespace):
+    """A :class:`TrainConfig` from the parsed options; with ``--resume`` the options not given
+    on the command line come from the run's latest checkpoint."""
+    from .checkpoint import latest_resume_point
+    from .recipe import TrainConfig
+
+    given: Dict = dict(vars(ns))
+    base: Dict = {}
+    if given.get("resume"):
+        ckpt = latest_resume_point(given["out"])
+        if ckpt is None:
+            print(f"edgepose-train: {given['out']} holds no checkpoint yet: starting a new run", file=sys.stderr)
+        else:
+            known = {f.name for f in fields(TrainConfig)}
+            base = {k: v for k, v in (ckpt.get("recipe") or {}).items() if k in known}
+            for key in ("backbone", "input_size", "hidden", "pretrained"):
+                if key in given and key in base and _norm(given[key]) != _norm(base[key]):
+                    raise ConfigError(f"--resume: {key} was {base[key]!r} in {ckpt['path']}, now {given[key]!r}",
+                                      hint="resume with the run's own model options, or train into another --out")
+    merged = {**base, **given, "out": given["out"]}
+    if not merged.get("data"):
+        raise ConfigError("no DATA folder given", hint="edgepose-train DATA --out RUN  (see --help)")
+    merged["input_size"] = tuple(merged.get("input_size", TrainConfig.input_size))
+    return TrainConfig(**merged)
+
+
+def _norm(v):
+    return list(v) if isinstance(v, (list, tuple)) else v
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        from .signals import Interrupted
+        from .trainer import fit
+
+        cfg = make_config(ns)
+        fit(cfg)
+    except Interrupted as exc:
+        print(f"\nedgepose-train: {exc}\n  continue with: edgepose-train {cfg.data} --out {cfg.out} --resume",
+              file=sys.stderr)
+        return 128 + exc.signum
+    except EdgePoseError as exc:
+        print(f"edgepose-train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nedgepose-train: aborted (no checkpoint saved for the current step)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""What ``edgepose-train`` prints: the plan at the start, one screen of results at the end."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from edgepose.train.recipe import StageSpec
+
+
+def print_plan(run, recipe: List[StageSpec], resume: Optional[Dict]) -> None:
+    cfg, c = run.cfg, run.counts
+    W, H = cfg.input_size
+    lines = [
+        f"edgepose-train: {cfg.data} ({run.data_info['format']}) -> {run.out}",
+        f"  frames      train {c['train']}  val {c['val']} (every {cfg.val_every}th training frame, picks the best "
+        f"epoch)  test {c['test']}",
+        f"  model       {cfg.backbone} ({cfg.pretrained} weights)  input {W}x{H}  hidden {cfg.hidden}",
+        f"  scene       mean {tuple(round(v, 3) for v in run.norm.mean)} m  scale {run.norm.scale:.3f} m",
+    ]
+    for spec in recipe:
+        what = {"learned": "learned weighting (sp, sq)", "beta": f"beta loss (beta={cfg.beta:g})",
+                "reprojection": "reprojection fine-tune"}.get(spec.loss, spec.loss)
+        lines.append(f"  {spec.name}      {spec.epochs} epochs of {what}, Adam lr {spec.lr:g}"
+                     + (", skipped" if spec.epochs == 0 else ""))
+    if recipe[1].epochs and run.fit.points.shape[1]:
+        lines.append(f"  points      {run.fit.points.shape[1]} per frame for reprojection "
+                     f"({run.fit.n_synthetic_points} of {len(run.fit)} frames use points drawn in the frustum)")
+    lines.append(f"  device      {run.device}  x{run.dist.world_size} process(es)  batch {cfg.batch_size}/process  "
+                 f"threads {__import__('torch').get_num_threads()}  channels_last {run.channels_last}  "
+                 f"workers {run.workers}  seed {cfg.seed}{'  deterministic' if cfg.deterministic else ''}")
+    if resume is not None:
+        lines.append(f"  resume      from {resume['path']} ({resume['stage']}, {resume['epoch']} epochs done, "
+                     f"step {resume.get('step', 0)})")
+    print("\n".join(lines), flush=True)
+
+
+def _row(name: str, m: Dict, prefix: str) -> str:
+    if f"{prefix}.median_position_m" not in m:
+        return f"  {name:<22} (not run)"
+    return (f"  {name:<22} {m[prefix + '.median_position_m']:>9.3f} m {m[prefix + '.median_rotation_deg']:>8.2f} deg"
+            f"   mean {m[prefix + '.mean_position_m']:.3f} m {m[prefix + '.mean_rotation_deg']:.2f} deg")
+
+
+def print_summary(run, metrics: Dict) -> None:
+    out = run.out
+    n = metrics.get("test.n_frames", 0)
+    lines = [
+        "",
+        f"Done in {metrics['run.train_seconds'] / 60:.1f} min. Test split ({n} frames), median errors:",
+        _row("mean pose (baseline)", metrics, "baseline.mean_pose"),
+        _row("stage 1", metrics, "stage1"),
+        _row(f"final ({metrics['run.final_stage']})", metrics, "test"),
+        "",
+        f"  {out / 'final.pt'}   the model to export",
+        f"  {out / 'metrics.json'}   {out / 'metrics.csv'}   {out / 'checkpoints'}/",
+        "",
+        "Next: export it for the runtime and TensorRT",
+        f"  edgepose-export {out} --out {out / 'bundle'} --precision fp32,fp16,int8",
+    ]
+    print("\n".join(lines), flush=True)
