@@ -164,21 +164,19 @@ def shade(scene: Scene, origin: np.ndarray, d: np.ndarray, t: np.ndarray, face: 
     miss = face < 0
     f = np.where(miss, 0, face)
     tt = np.where(miss, np.float32(0), t)
+    fp = scene.face_params[f]                       # (..., 11): right, up, normal, u0, v0
+    fi = scene.face_index[f]                        # (..., 3): width, height, atlas offset
     P = [np.float32(origin[a]) + tt * d[a] for a in range(3)]
-    u = -scene.u0[f]
-    v = scene.v0[f].copy()
-    lam = np.zeros(t.shape, np.float32)
     L = [np.float32(scene.light[a]) - P[a] for a in range(3)]
-    for a in range(3):
-        u += P[a] * scene.right[f, a]
-        v -= P[a] * scene.up[f, a]
-        lam += L[a] * scene.normal[f, a]
+    u = P[0] * fp[..., 0] + P[1] * fp[..., 1] + P[2] * fp[..., 2] - fp[..., 9]
+    v = fp[..., 10] - (P[0] * fp[..., 3] + P[1] * fp[..., 4] + P[2] * fp[..., 5])
+    lam = L[0] * fp[..., 6] + L[1] * fp[..., 7] + L[2] * fp[..., 8]
     d2 = L[0] * L[0] + L[1] * L[1] + L[2] * L[2]
     lam = np.maximum(lam, 0) / np.sqrt(np.maximum(d2, np.float32(1e-12)))
-    w, h = scene.tex_w[f], scene.tex_h[f]
+    w, h = fi[..., 0], fi[..., 1]
     col = np.clip((u * np.float32(scene.ppm)).astype(np.int64), 0, w - 1)
     row = np.clip((v * np.float32(scene.ppm)).astype(np.int64), 0, h - 1)
-    texel = scene.atlas[scene.offset[f] + row * w + col]                # (..., 3) uint8
+    texel = scene.atlas[fi[..., 2] + row * w + col]                    # (..., 3) uint8
     gain = np.float32(AMBIENT) + np.float32(DIFFUSE) * lam / (1.0 + d2 / np.float32(LIGHT_RADIUS ** 2))
     gain = np.where(miss, np.float32(0), gain)
     return texel.astype(np.float32) * gain[..., None]
@@ -208,7 +206,14 @@ class Renderer:
         o = np.asarray(position, np.float64)
         t, face, d = cast(self.scene, o, R, self.K, a, self._sub)
         col = shade(self.scene, o, d, t, face)
-        rgb = col.reshape(H, a, W, a, 3).mean(axis=(1, 3)) if a > 1 else col
+        if a > 1:  # box filter of the a x a sub-samples
+            col = col.reshape(H, a, W, a, 3)
+            acc = col[:, 0].copy()
+            for i in range(1, a):
+                acc += col[:, i]
+            rgb = acc.sum(axis=2) * np.float32(1.0 / (a * a))
+        else:
+            rgb = col
         rgb = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
         if self._centre is None:
             c = a // 2

@@ -56,14 +56,16 @@ def test_same_seed_same_atlas_other_seed_other_layout(scene):
     assert other.atlas.shape == scene.atlas.shape and not np.array_equal(other.atlas, scene.atlas)
 
 
-def test_centre_ray_depth_matches_floor_analytically(scene):
+@pytest.mark.parametrize("aa", [1, 2, 3])
+def test_centre_ray_depth_matches_floor_analytically(scene, aa):
     # odd size: the centre pixel's centre is the principal point, so it sees along +z
     size = (41, 31)
     K = intrinsics(size, 60.0)
     pos = np.array([2.4, 1.6, 1.3])
     pitch = np.radians(-55.0)
     q = orientations(pos[None], np.array([0.3]), np.array([pitch]), np.array([0.0]))[0]
-    _, depth = Renderer(scene, K, size, aa=2).render(pos, q)
+    rgb, depth = Renderer(scene, K, size, aa=aa).render(pos, q)
+    assert rgb.shape == (31, 41, 3) and depth.shape == (31, 41)
     expected = pos[2] / np.sin(-pitch)          # distance to z = 0 along the optical axis
     assert depth[15, 20] == pytest.approx(expected, abs=1e-4)
 
