@@ -295,12 +295,14 @@ def export_from_checkpoint(source: Path, args) -> int:
     batch, dynamic = parse_batch(args.batch, args.dynamic_batch)
     if args.calib_frames < 1:
         raise ConfigError(f"--calib-frames must be >= 1; got {args.calib_frames}")
+    for name in ("max_drift_m", "max_drift_deg", "int8_max_drift_m", "int8_max_drift_deg"):
+        v = getattr(args, name)
+        if v is not None and not v >= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a number >= 0; got {v}")
     from .bundle_writer import check_out_dir
 
     check_out_dir(args.out)
-    engine_precisions = precisions
-    spec_preview = None
-    trt = require_tensorrt(args.engine, str(args.out), engine_precisions)  # fail fast, before any work
+    trt = require_tensorrt(args.engine, str(args.out), precisions)  # fail fast, before any work
 
     from edgepose.train.model import load_model, read_checkpoint, resolve_checkpoint
 
