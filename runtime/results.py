@@ -113,7 +113,6 @@ class PoseResult:
         if self.truth_position is not None:
             d["truth_position_m"] = vec(self.truth_position)
             d["truth_rotation_wxyz"] = vec(self.truth_rotation, 8)
-            d["error"] = self.error
             errs = self.errors()
             if errs is not None:
                 d["error_position_m"] = round(errs["position_m"], 6)
