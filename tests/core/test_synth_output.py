@@ -153,3 +153,25 @@ def test_cli_renders_and_prints_the_next_command(tmp_path):
 
     bad = subprocess.run(cmd[:-5] + ["--size", "24by18"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "WIDTHxHEIGHT" in bad.stderr
+
+
+def test_the_seven_scenes_reader_reads_it_like_real_data(rendered):
+    from edgepose.datasets import load_dataset
+    from edgepose.datasets.points import visible_points
+
+    out, res = rendered
+    ds = load_dataset(out)
+    assert ds.format == "7scenes" and ds.counts() == {"train": 12, "test": 6}
+    plans = {p.name: p for p in res.plans}
+    for rec in ds.frames:
+        i = int(Path(rec.image).name[6:12])
+        assert np.allclose(rec.position, plans[rec.sequence].positions[i], atol=1e-6)
+        assert np.allclose(rec.K, res.K, atol=1e-6)
+    pts, synthetic = visible_points(ds.frames[0], max_points=200)
+    assert not synthetic and len(pts) == 200
+    d_room = np.minimum(np.abs(pts), np.abs(pts - np.array(ROOM_HI))).min(axis=1)
+    on_box = np.zeros(len(pts), bool)
+    for lo, hi in np.array(BOXES):
+        inside = np.all((pts > lo - 0.003) & (pts < hi + 0.003), axis=1)
+        on_box |= inside & (np.minimum(np.abs(pts - lo), np.abs(pts - hi)).min(axis=1) < 0.003)
+    assert ((d_room < 0.003) | on_box).all(), "the reader's back-projected points lie on the scene's surfaces"
