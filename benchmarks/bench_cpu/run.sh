@@ -11,7 +11,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 PY="${PY:-$REPO/.venv/bin/python}"
 OUT="${1:-$HERE/results}"
-DATA="${DATA:-$REPO/../shared/data/middlebury_dino/dino}"
+DATA="$(cd "${DATA:-$REPO/../shared/data/middlebury_dino/dino}" && pwd)"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 "$PY" - "$WORK/bundle" <<'PYEOF'

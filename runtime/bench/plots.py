@@ -50,7 +50,7 @@ def _plt():
 
 def _save(fig, path: Path) -> Path:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     fig.clf()
     import matplotlib.pyplot as plt
 
