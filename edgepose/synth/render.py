@@ -94,7 +94,8 @@ def cast(scene: Scene, origin: np.ndarray, R: np.ndarray, K: np.ndarray, aa: int
         R: ``(3, 3)`` camera-to-world rotation.
         K, aa: the intrinsics and supersampling the grid was made with (:func:`camera_rays`),
             used to restrict each box's test to the rays that can see it.
-        cam_rays: ``float32 (Hs, Ws, 3)`` camera-frame rays with z = 1.
+        cam_rays: ``float32 (3, Hs, Ws)`` camera-frame rays with z = 1 (components first:
+            ``camera_rays(...).reshape(Hs, Ws, 3).transpose(2, 0, 1)``).
 
     Returns:
         ``t float32 (Hs, Ws)`` depth along the optical axis in metres (``inf``: no hit),
@@ -105,7 +106,8 @@ def cast(scene: Scene, origin: np.ndarray, R: np.ndarray, K: np.ndarray, aa: int
     R = np.asarray(R, np.float64)
     K = np.asarray(K, np.float64)
     Rf = R.astype(np.float32)
-    d = np.einsum("ij,hwj->ihw", Rf, cam_rays)                          # (3, Hs, Ws)
+    x, y, z = cam_rays
+    d = np.stack([Rf[i, 0] * x + Rf[i, 1] * y + Rf[i, 2] * z for i in range(3)])  # (3, Hs, Ws)
     of = o.astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         inv = 1.0 / np.where(d == 0, np.float32(1e-30), d)
@@ -164,19 +166,19 @@ def shade(scene: Scene, origin: np.ndarray, d: np.ndarray, t: np.ndarray, face: 
     miss = face < 0
     f = np.where(miss, 0, face)
     tt = np.where(miss, np.float32(0), t)
-    fp = scene.face_params[f]                       # (..., 11): right, up, normal, u0, v0
-    fi = scene.face_index[f]                        # (..., 3): width, height, atlas offset
+    fp = np.take(scene.face_params_t, f, axis=1)     # (11, ...): right, up, normal, u0, v0
+    fi = np.take(scene.face_index_t, f, axis=1)      # (3, ...): width, height, atlas offset
     P = [np.float32(origin[a]) + tt * d[a] for a in range(3)]
     L = [np.float32(scene.light[a]) - P[a] for a in range(3)]
-    u = P[0] * fp[..., 0] + P[1] * fp[..., 1] + P[2] * fp[..., 2] - fp[..., 9]
-    v = fp[..., 10] - (P[0] * fp[..., 3] + P[1] * fp[..., 4] + P[2] * fp[..., 5])
-    lam = L[0] * fp[..., 6] + L[1] * fp[..., 7] + L[2] * fp[..., 8]
+    u = P[0] * fp[0] + P[1] * fp[1] + P[2] * fp[2] - fp[9]
+    v = fp[10] - (P[0] * fp[3] + P[1] * fp[4] + P[2] * fp[5])
+    lam = L[0] * fp[6] + L[1] * fp[7] + L[2] * fp[8]
     d2 = L[0] * L[0] + L[1] * L[1] + L[2] * L[2]
     lam = np.maximum(lam, 0) / np.sqrt(np.maximum(d2, np.float32(1e-12)))
-    w, h = fi[..., 0], fi[..., 1]
+    w, h = fi[0], fi[1]
     col = np.clip((u * np.float32(scene.ppm)).astype(np.int64), 0, w - 1)
     row = np.clip((v * np.float32(scene.ppm)).astype(np.int64), 0, h - 1)
-    texel = scene.atlas[fi[..., 2] + row * w + col]                    # (..., 3) uint8
+    texel = scene.atlas[fi[2] + row * w + col]                    # (..., 3) uint8
     gain = np.float32(AMBIENT) + np.float32(DIFFUSE) * lam / (1.0 + d2 / np.float32(LIGHT_RADIUS ** 2))
     gain = np.where(miss, np.float32(0), gain)
     return texel.astype(np.float32) * gain[..., None]
@@ -195,8 +197,12 @@ class Renderer:
             raise EdgePoseError(f"supersampling factor must be >= 1, got {aa}")
         self.scene, self.K, self.size, self.aa = scene, np.asarray(K, np.float64), (int(size[0]), int(size[1])), int(aa)
         W, H = self.size
-        self._sub = camera_rays(self.K, self.size, self.aa).reshape(H * self.aa, W * self.aa, 3)
-        self._centre = None if self.aa % 2 == 1 else camera_rays(self.K, self.size, 1).reshape(H, W, 3)
+        sub = camera_rays(self.K, self.size, self.aa).reshape(H * self.aa, W * self.aa, 3)
+        self._sub = np.ascontiguousarray(sub.transpose(2, 0, 1))
+        self._centre = None
+        if self.aa % 2 == 0:
+            centre = camera_rays(self.K, self.size, 1).reshape(H, W, 3)
+            self._centre = np.ascontiguousarray(centre.transpose(2, 0, 1))
 
     def render(self, position: np.ndarray, rotation: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``rgb uint8 (H, W, 3)`` and ``depth float32 (H, W)`` metres (``inf`` = no hit)."""

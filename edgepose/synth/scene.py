@@ -85,8 +85,8 @@ class Scene:
     tex_w: np.ndarray = field(init=False)      # (F,) int64
     tex_h: np.ndarray = field(init=False)
     offset: np.ndarray = field(init=False)     # (F,) int64
-    face_params: np.ndarray = field(init=False)  # (F, 11) float32: right, up, normal, u0, v0
-    face_index: np.ndarray = field(init=False)   # (F, 3) int64: tex_w, tex_h, offset
+    face_params_t: np.ndarray = field(init=False)  # (11, F) float32: right, up, normal, u0, v0
+    face_index_t: np.ndarray = field(init=False)   # (3, F) int64: tex_w, tex_h, offset
 
     def __post_init__(self):
         self.normal = np.stack([f.normal for f in self.faces]).astype(np.float32)
@@ -99,9 +99,9 @@ class Scene:
         sizes = self.tex_h * self.tex_w
         self.offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         self.atlas = np.concatenate([f.texture.reshape(-1, 3) for f in self.faces])
-        self.face_params = np.concatenate([self.right, self.up, self.normal, self.u0[:, None],
-                                           self.v0[:, None]], axis=1).astype(np.float32)
-        self.face_index = np.stack([self.tex_w, self.tex_h, self.offset], axis=1)
+        self.face_params_t = np.ascontiguousarray(np.concatenate(
+            [self.right, self.up, self.normal, self.u0[:, None], self.v0[:, None]], axis=1).T.astype(np.float32))
+        self.face_index_t = np.stack([self.tex_w, self.tex_h, self.offset])
 
     def describe(self) -> Dict[str, object]:
         """What was built, for ``scene.json``."""

@@ -78,7 +78,7 @@ def test_depth_backprojects_onto_the_face_hit(scene):
     for p in plans:
         pos, q = p.positions[3], p.rotations[3]
         R = quat_to_matrix(q)
-        t, face, _ = cast(scene, pos, R, K, 1, camera_rays(K, size, 1).reshape(size[1], size[0], 3))
+        t, face, _ = cast(scene, pos, R, K, 1, camera_rays(K, size, 1).reshape(size[1], size[0], 3).transpose(2, 0, 1))
         _, depth = Renderer(scene, K, size, aa=2).render(pos, q)
         assert np.array_equal(depth, t)   # even aa: depth comes from the centre rays
         assert (face >= 0).all(), "the room is closed: every ray hits something"
