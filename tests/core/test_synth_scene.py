@@ -128,3 +128,16 @@ def test_plan_rejects_too_few_frames():
         plan_sequences(5, seed=0)
     with pytest.raises(ConfigError, match="random views"):
         plan_sequences(50, seed=0, random_views_count=50)
+
+
+def test_random_views_form_one_more_train_sequence(scene):
+    plans = plan_sequences(100, seed=4, random_views_count=40)
+    assert [(p.name, p.split, p.kind) for p in plans] == [
+        ("seq-01", "train", "loop"), ("seq-02", "train", "loop"), ("seq-03", "train", "loop"),
+        ("seq-04", "train", "loop"), ("seq-05", "train", "random"), ("seq-06", "test", "loop"),
+        ("seq-07", "test", "loop")]
+    assert sum(len(p) for p in plans) == 100 and len(plans[4]) == 40
+    rand = plans[4].positions
+    assert scene.inside_free_space(rand, margin=0.3).all()
+    step = np.linalg.norm(np.diff(rand, axis=0), axis=1)
+    assert np.median(step) > 0.5, "random views jump around, unlike the loops"
