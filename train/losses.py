@@ -346,12 +346,18 @@ def build_loss(name: str, uncertainty: str = "nll", **opts) -> nn.Module:
     (:class:`LearnedWeightingLoss`; ``sp_init``, ``sq_init``, ``norm``), ``"reprojection"``
     (:class:`ReprojectionLoss`; ``clip``, ``use_K``, ``min_depth``) or ``"heteroscedastic"``.
     ``uncertainty="heteroscedastic"`` with ``name="learned"`` gives :class:`HeteroscedasticLoss`
-    (the per-frame heads replace ``sp``/``sq``; the ``--uncertainty heteroscedastic`` option).
+    (the per-frame heads replace ``sp``/``sq``; the ``--uncertainty heteroscedastic`` option);
+    ``"reprojection"`` ignores it (the NLL keeps training the heads in stage 2) and ``"beta"``
+    refuses it (there are no learned weights to replace).
     Options of ``None`` are ignored, so a CLI can pass its defaults through.
     """
     opts = {k: v for k, v in opts.items() if v is not None}
     if uncertainty not in UNCERTAINTY_MODES:
         raise ConfigError(f"uncertainty must be one of {UNCERTAINTY_MODES}; got {uncertainty!r}")
+    if name == "beta" and uncertainty == "heteroscedastic":
+        raise ConfigError("--uncertainty heteroscedastic replaces the learned sp/sq of --loss learned; "
+                          "the beta loss has no such weights",
+                          hint="use --loss learned --uncertainty heteroscedastic, or --uncertainty nll with beta")
     if name == "learned" and uncertainty == "heteroscedastic":
         name = "heteroscedastic"
         opts.pop("sp_init", None), opts.pop("sq_init", None), opts.pop("norm", None)

@@ -304,6 +304,11 @@ def test_build_loss_names_and_options():
         L.build_loss("beta", clip=3.0)
     with pytest.raises(ConfigError, match="uncertainty"):
         L.build_loss("learned", uncertainty="aleatoric")
+    with pytest.raises(ConfigError, match="heteroscedastic"):
+        L.build_loss("beta", uncertainty="heteroscedastic")
+    # stage 2 of a heteroscedastic run: reprojection, uncertainty heads still trained by the NLL
+    stage2 = L.build_objective("reprojection", uncertainty="heteroscedastic")
+    assert isinstance(stage2.pose_loss, L.ReprojectionLoss) and isinstance(stage2.uncertainty, L.UncertaintyNLL)
 
 
 def test_objective_adds_uncertainty_nll_unless_the_loss_trains_it(two_frames):
