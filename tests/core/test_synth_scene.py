@@ -141,3 +141,13 @@ def test_random_views_form_one_more_train_sequence(scene):
     assert scene.inside_free_space(rand, margin=0.3).all()
     step = np.linalg.norm(np.diff(rand, axis=0), axis=1)
     assert np.median(step) > 0.5, "random views jump around, unlike the loops"
+
+
+def test_importing_the_synth_package_pulls_in_no_optional_dependency():
+    import subprocess
+
+    code = ("import sys, edgepose.synth, edgepose.cli.synth; "
+            "print(sorted(m for m in ('skimage', 'scipy', 'torch', 'tqdm') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
