@@ -91,16 +91,22 @@ def main(argv=None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     render_ms, write_ms = per_frame_costs(size)
 
-    cmd = "  .venv/bin/python benchmarks/synth_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = [
+    cmd = "    .venv/bin/python benchmarks/synth_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    header = [
         "# Synthetic scene rendering speed",
         "",
-        f"Target (issue 2): 1,000 frames at 160x120 in under 60 s on 2 cores. "
-        f"Run {_dt.date.today().isoformat()} on {platform.machine()} {platform.processor() or ''}".rstrip()
-        + f", {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
-          f"numpy {np.__version__}, Pillow {PIL.__version__}.",
+        "Target (issue 2): 1,000 frames at 160x120 in under 60 s on 2 cores. Each run below is",
+        "appended by `benchmarks/synth_speed.py --write`; wall times depend on what else ran on",
+        "the machine (load average at the start of each run beside it), CPU time (user + system,",
+        "render workers included) much less so: on an otherwise idle machine the wall time of the",
+        "2-worker run approaches half the CPU time.",
         "",
-        "Command:",
+    ]
+    lines = [
+        f"## Run of {_dt.datetime.now().isoformat(timespec='minutes')}",
+        "",
+        f"{platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
+        f"numpy {np.__version__}, Pillow {PIL.__version__}. Command:",
         "",
         cmd,
         "",
@@ -112,7 +118,7 @@ def main(argv=None) -> int:
                      f"{t['render_s']:.1f} | {t['sheet_s']:.2f} | {nbytes / 1e6:.1f} | {load:.1f} |")
     lines += [
         "",
-        f"One core, one frame at {size[0]}x{size[1]} with 2x2 supersampling (mean of 60 frames): "
+        f"One core, one frame at {size[0]}x{size[1]} with 2x2 supersampling (mean of 60 frames, wall): "
         f"ray casting + shading {render_ms:.1f} ms, writing the two PNGs and the pose file {write_ms:.1f} ms.",
         "",
     ]
@@ -120,7 +126,8 @@ def main(argv=None) -> int:
     print(text)
     if args.write:
         args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(text)
+        old = args.write.read_text() if args.write.is_file() else "\n".join(header) + "\n"
+        args.write.write_text(old.rstrip("\n") + "\n\n" + text)
     return 0
 
 
