@@ -30,7 +30,7 @@ the end; an earlier render in OUT is replaced.
 
 EPILOG = """\
 examples:
-  edgepose-synth runs/synth                          800 frames at 160x120 (about 30 s on 2 cores)
+  edgepose-synth runs/synth                          800 frames at 160x120 (about 20 CPU-seconds)
   edgepose-synth runs/tiny --frames 60 --size 64x48  a quick smoke set
   edgepose-synth runs/synth --random-views 200       add a train sequence of random views
 """
