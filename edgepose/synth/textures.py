@@ -69,10 +69,17 @@ def fit(img: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 def photo_for(name: str, index: int) -> np.ndarray:
-    """The photo ``name``, tinted with palette entry ``index`` when it is grey-level."""
+    """The photo ``name`` for its ``index``-th placement in the scene.
+
+    Grey photos are tinted with palette entry ``index``. Colour photos are used as they are
+    on their first pass through the photo list (``index < len(COLOR_PHOTOS + GRAY_PHOTOS)``)
+    and tinted on later passes, so a repeated photo does not make two places look alike.
+    """
     img = load_photo(name)
     if name in COLOR_PHOTOS:
-        return img
+        if index < len(COLOR_PHOTOS) + len(GRAY_PHOTOS):
+            return img
+        return tint(img, PALETTE[index % (len(PALETTE) - 1)])   # never the identity tint
     return tint(img, PALETTE[index % len(PALETTE)])
 
 
