@@ -112,7 +112,7 @@ def _open_runner(plan: RowPlan, bundle, options: dict):
 
 
 def _model_file(runner, bundle_path: Path, plan: RowPlan):
-    for attr in ("model_path", "engine_path", "path"):
+    for attr in ("model_path", "engine_path", "checkpoint", "path"):
         p = getattr(runner, attr, None)
         if p is not None and Path(p).is_file():
             return Path(p)
