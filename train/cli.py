@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -131,6 +132,10 @@ def _norm(v):
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
+    # OpenMP threads that spin while waiting make torch 5-10x slower whenever the cores are
+    # shared (measured: 2.39 -> 0.52 s/step on a loaded 2-core machine, benchmarks/
+    # train_throughput.md); set before torch is imported, and only if the user has not.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         from .signals import Interrupted
         from .trainer import fit
