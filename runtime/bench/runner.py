@@ -201,7 +201,12 @@ def run_row(plan: RowPlan, bundle, data: BenchData, settings: BenchSettings,
             return out
 
         row["warmup_calls"] = warm_up(lambda: one(False), settings.warmup_s)
-        sampler = open_power_sampler(settings.power_interval_ms) if settings.power else None
+        sampler, power_error = None, None
+        if settings.power:
+            try:
+                sampler = open_power_sampler(settings.power_interval_ms)
+            except Exception as exc:  # e.g. tegrastats not permitted: the row still runs, without power
+                power_error = f"power sampler did not start: {type(exc).__name__}: {exc}"
         bar = _progress(settings.iters, f"{plan.label} timing", progress)
         try:
             tw0 = time.perf_counter()
@@ -245,7 +250,8 @@ def run_row(plan: RowPlan, bundle, data: BenchData, settings: BenchSettings,
         if ps.get("mean_power_w") is not None:
             row["energy_per_frame_mj"] = energy_per_frame_mj(ps["mean_power_w"], wall, frames)
     else:
-        row.update({"power_source": None, "mean_power_w": None, "energy_per_frame_mj": None})
+        row.update({"power_source": None, "mean_power_w": None, "energy_per_frame_mj": None,
+                    "power_error": power_error})
     row["status"] = "ok"
     row["_pred"] = {"position": pos, "rotation": rot, "sigma": sig}
     row["_err"] = err

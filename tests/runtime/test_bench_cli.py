@@ -137,3 +137,18 @@ def test_help_teaches(capsys):
     text = capsys.readouterr().out
     for word in ("qdq-reference", "--gate", "exit codes", "report.json", "tegrastats"):
         assert word in text
+
+
+def test_a_power_sampler_that_cannot_start_does_not_fail_the_row(bench_inputs, tmp_path, monkeypatch):
+    from edgepose.runtime.bench import runner
+
+    def broken(interval_ms):
+        raise PermissionError("tegrastats: permission denied")
+
+    monkeypatch.setattr(runner, "open_power_sampler", broken)
+    bundle, scene = bench_inputs
+    assert main([str(bundle), "--data", str(scene), *FAST, "--no-plots", "--backends", "onnxruntime",
+                 "--precisions", "fp32", "--out", str(tmp_path)]) == 0
+    row = json.loads((tmp_path / "report.json").read_text())["rows"][0]
+    assert row["status"] == "ok" and row["mean_power_w"] is None
+    assert "permission denied" in row["power_error"]
