@@ -53,7 +53,7 @@ def top_down_map(plans: Sequence[SequencePlan], room_lo, room_hi, boxes, height:
             dr.line(pts + [pts[0]], fill=colour, width=2)
     (x0, y1), (x1, y0) = xy(lo), xy(hi)
     dr.rectangle([x0, y0, x1, y1], outline=(0, 0, 0), width=2)
-    dr.text((pad + 4, pad + 2), "top view: train blue, test orange", fill=(0, 0, 0))
+    dr.text((pad + 4, pad + 2), "top view: train blue, test orange, random views grey dots", fill=(0, 0, 0))
     return im
 
 
