@@ -199,5 +199,8 @@ def make_loader(cache: FrameCache, batch_sampler, workers: int = 0, pin_memory: 
     kwargs = {}
     if workers > 0:
         kwargs.update(prefetch_factor=prefetch, persistent_workers=False)
+    # its own generator: creating an iterator then draws its worker seed from it, not from the
+    # global RNG, whose state a mid-epoch checkpoint captures (dropout must replay exactly)
     return torch.utils.data.DataLoader(PoseFrames(cache), batch_sampler=batch_sampler, num_workers=workers,
-                                       collate_fn=identity_collate, pin_memory=pin_memory, **kwargs)
+                                       collate_fn=identity_collate, pin_memory=pin_memory,
+                                       generator=torch.Generator().manual_seed(0), **kwargs)

@@ -226,8 +226,10 @@ def run_stage(run: Run, spec: StageSpec, index: int, init_state: Optional[Dict],
     objective = build_objective(spec.loss, uncertainty=cfg.uncertainty, **spec.loss_opts).to(device)
     step_module: nn.Module = TrainStep(model, objective)
     if dist.enabled:
+        # static_graph: the same ops every step; it also tolerates the backbone's unused
+        # ImageNet classifier, which never receives a gradient
         step_module = nn.parallel.DistributedDataParallel(
-            step_module, device_ids=[dist.local_rank] if device.type == "cuda" else None)
+            step_module, device_ids=[dist.local_rank] if device.type == "cuda" else None, static_graph=True)
     optimizer = make_optimizer(model, objective, spec.lr, cfg)
     sampler = EpochBatches(len(run.fit), cfg.batch_size, shuffle=True, seed=cfg.seed * 31 + index,
                            rank=dist.rank, world=dist.world_size)
@@ -283,7 +285,8 @@ def run_stage(run: Run, spec: StageSpec, index: int, init_state: Optional[Dict],
                        val_median_rotation_deg=val_metrics["median_rotation_deg"], val_score=score)
         else:
             score = -float(epoch)  # no validation frames: the last epoch is the best
-        row.update(images_per_s=res.images * dist.world_size / max(res.seconds, 1e-9), seconds=res.seconds)
+        row.update(images=res.images * dist.world_size,
+                   images_per_s=res.images * dist.world_size / max(res.seconds, 1e-9), seconds=res.seconds)
         improved = score < best["score"]
         if improved:
             best = {"score": float(score), "epoch": epoch + 1}

@@ -1,0 +1,155 @@
+"""edgepose-train as users run it: subprocesses on a tiny real-PNG scene.
+
+One uninterrupted ``--deterministic`` run is the reference; a run killed with SIGKILL and
+resumed, and one stopped with SIGTERM (checkpoint mid-epoch) and resumed, must end with the
+same weights. A 2-process torchrun run checks DDP (gloo): rank 0 alone writes and the
+sampler shards the frames.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgepose.train.model import load_model, read_checkpoint, resolve_checkpoint
+
+from tiny_scene import write_csv_scene
+
+PY = sys.executable
+# 3 stage-1 epochs and 1 stage-2 epoch of 4 steps each at 64x48: a few seconds per run
+ARGS = ["--input-size", "64x48", "--stage1-epochs", "3", "--stage2-epochs", "1", "--batch-size", "4",
+        "--val-every", "8", "--max-points", "32", "--threads", "1", "--deterministic", "--no-progress"]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def train_cmd(data, out, *extra):
+    return [PY, "-m", "edgepose.train", str(data), "--out", str(out), *ARGS, *extra]
+
+
+def run_ok(cmd, timeout=240):
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
+    assert res.returncode == 0, f"exit {res.returncode}\nSTDOUT\n{res.stdout[-3000:]}\nSTDERR\n{res.stderr[-3000:]}"
+    return res
+
+
+def csv_rows(run: Path):
+    with open(run / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def same_weights(a: Path, b: Path):
+    sa, sb = read_checkpoint(a)["model"], read_checkpoint(b)["model"]
+    assert sa.keys() == sb.keys()
+    diff = [k for k in sa if not torch.equal(sa[k], sb[k])]
+    assert not diff, f"{len(diff)} tensors differ, e.g. {diff[:3]}"
+
+
+def interrupt_after_first_epoch(cmd, sig):
+    """Start training, wait for the first epoch's checkpoint, send ``sig``; returns the result."""
+    out = Path(cmd[cmd.index("--out") + 1])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.monotonic() + 240
+    marker = out / "checkpoints" / "stage1_last.pt"
+    while not marker.exists():
+        assert proc.poll() is None, f"training ended before it could be interrupted: {proc.communicate()}"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    assert proc.poll() is None, "training finished before the signal: the test cannot interrupt it mid-stage"
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=240)
+    return proc.returncode, stdout, stderr
+
+
+@pytest.fixture(scope="session")
+def scene(tmp_path_factory):
+    return write_csv_scene(tmp_path_factory.mktemp("scene"), n_train=16, n_test=4, size=(80, 60))
+
+
+@pytest.fixture(scope="session")
+def reference(scene, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    res = run_ok(train_cmd(scene, out))
+    return out, res
+
+
+def test_run_folder_contract(reference):
+    out, res = reference
+    for name in ("stage1_last", "stage1_best", "stage2_last", "stage2_best"):
+        ck = torch.load(out / "checkpoints" / f"{name}.pt", weights_only=True)
+        assert {"optimizer", "scheduler", "loss_state", "epoch", "stage", "rng"} <= set(ck)
+    final = torch.load(out / "final.pt", weights_only=True)
+    assert final["format"] == "edgepose.checkpoint/1"
+    assert final["data"]["format"] == "csv" and Path(final["data"]["root"]).is_absolute()
+    assert final["config"]["input_size"] == [64, 48]
+    model = load_model(resolve_checkpoint(out))  # what the exporter does
+    assert model.config["backbone"] == "efficientnet_lite0"
+    m = json.loads((out / "metrics.json").read_text())
+    for prefix in ("test", "stage1", "baseline.mean_pose"):
+        for key in ("median_position_m", "median_rotation_deg", "mean_position_m", "mean_rotation_deg", "n_frames"):
+            assert f"{prefix}.{key}" in m
+    assert m["test.n_frames"] == 4 and m["run.final_stage"] == "stage2"
+    assert m["baseline.mean_pose.median_position_m"] > 0
+    rows = csv_rows(out)
+    assert [(r["stage"], int(r["epoch"])) for r in rows] == [("stage1", 1), ("stage1", 2), ("stage1", 3), ("stage2", 1)]
+    assert rows[0]["sp"] != "" and rows[0]["val_median_position_m"] != "" and float(rows[0]["images_per_s"]) > 0
+    assert all(int(r["images"]) == 14 for r in rows)  # 16 train frames minus 2 held out for validation
+    assert "edgepose-export" in res.stdout and "--precision fp32,fp16,int8" in res.stdout
+    assert "train 14  val 2" in res.stdout and "test 4" in res.stdout
+
+
+def test_sigkill_mid_stage_then_resume_matches_the_uninterrupted_run(scene, reference, tmp_path):
+    out = tmp_path / "run"
+    code, _, _ = interrupt_after_first_epoch(train_cmd(scene, out), signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert not (out / "final.pt").exists()
+    res = run_ok([PY, "-m", "edgepose.train", "--out", str(out), "--resume", "--no-progress"])
+    assert "resuming" in res.stdout
+    same_weights(out / "final.pt", reference[0] / "final.pt")
+    rows = csv_rows(out)
+    assert [(r["stage"], int(r["epoch"])) for r in rows] == [("stage1", 1), ("stage1", 2), ("stage1", 3), ("stage2", 1)]
+
+
+def test_sigterm_saves_mid_epoch_and_resume_matches(scene, reference, tmp_path):
+    out = tmp_path / "run"
+    code, _, stderr = interrupt_after_first_epoch(train_cmd(scene, out), signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "--resume" in stderr
+    ck = torch.load(out / "checkpoints" / "stage1_last.pt", weights_only=True)
+    assert ck["stage"] == "stage1" and (ck["epoch"], ck["step"]) != (3, 0)
+    run_ok(train_cmd(scene, out, "--resume"))
+    same_weights(out / "final.pt", reference[0] / "final.pt")
+
+
+def test_refuses_to_overwrite_a_run_without_resume(scene, reference):
+    res = subprocess.run(train_cmd(scene, reference[0]), capture_output=True, text=True, timeout=120, env=ENV)
+    assert res.returncode == 2
+    assert "already holds checkpoints" in res.stderr and "--resume" in res.stderr
+
+
+def test_help_teaches_the_recipe_and_the_next_steps():
+    res = run_ok([PY, "-m", "edgepose.train", "--help"], timeout=60)
+    for text in ("--stage2-epochs", "--resume", "torchrun", "reprojection", "metrics.json"):
+        assert text in res.stdout
+
+
+def test_ddp_two_cpu_processes(scene, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "edgepose.train",
+           str(scene), "--out", str(out), *ARGS[:-1], "--stage1-epochs", "1", "--stage2-epochs", "1",
+           "--batch-size", "2", "--no-progress"]
+    res = run_ok(cmd, timeout=300)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["run.world_size"] == 2
+    assert res.stdout.count("edgepose-train:") == 1  # rank 0 alone prints the plan
+    rows = csv_rows(out)
+    # each of the 2 processes trained on its half: 14 frames per epoch in all, not 28
+    assert [int(r["images"]) for r in rows] == [14, 14]
+    load_model(resolve_checkpoint(out))
