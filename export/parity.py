@@ -41,6 +41,7 @@ def make_session(model: Union[str, Path, bytes, object], optimization: str = "al
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     }[optimization]
     so.intra_op_num_threads = int(threads)
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # polite on shared CPUs
     so.log_severity_level = 3
     if hasattr(model, "SerializeToString"):
         model = model.SerializeToString()
