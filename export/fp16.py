@@ -58,6 +58,7 @@ def to_fp16(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], keep_heads_f
         half = f16.convert_float_to_float16(model, keep_io_types=True, node_block_list=block,
                                             op_block_list=op_block)
     _restore_output_types(half, model)
+    _drop_roundtrip_casts(half)
     onnx.checker.check_model(half)
     io = {}
     for v in list(half.graph.input) + list(half.graph.output):
@@ -99,3 +100,48 @@ def _restore_output_types(half, original) -> None:
             half.graph.node.append(onnx.helper.make_node("Cast", [tmp], [out.name], to=target,
                                                          name=out.name + "_restore_cast"))
         out.type.tensor_type.elem_type = target
+
+
+def _drop_roundtrip_casts(half) -> None:
+    """Remove float32 -> Cast(fp16) -> Cast(fp32) chains the converter puts between FP32 nodes
+    (e.g. a blocked Constant feeding a blocked Clip): they only lose precision (1e-8 -> 0)."""
+    onnx = require("onnx", "FP16 conversion")
+    F16, F32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
+    inferred = onnx.shape_inference.infer_shapes(half)
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)}
+    for n in half.graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            types[n.output[0]] = n.attribute[0].t.data_type
+    for init in half.graph.initializer:
+        types[init.name] = init.data_type
+
+    def cast_to(node):
+        return next((a.i for a in node.attribute if a.name == "to"), None)
+
+    outputs = {o.name for o in half.graph.output}
+    changed = True
+    while changed:
+        changed = False
+        consumers = {}
+        for n in half.graph.node:
+            for i in n.input:
+                consumers.setdefault(i, []).append(n)
+        for a in list(half.graph.node):
+            if a.op_type != "Cast" or cast_to(a) != F16 or types.get(a.input[0]) != F32:
+                continue
+            users = consumers.get(a.output[0], [])
+            if a.output[0] in outputs or not users or any(u.op_type != "Cast" or cast_to(u) != F32 for u in users):
+                continue
+            for b in users:
+                if b.output[0] in outputs:
+                    break
+                for c in consumers.get(b.output[0], []):
+                    for k, name in enumerate(c.input):
+                        if name == b.output[0]:
+                            c.input[k] = a.input[0]
+                half.graph.node.remove(b)
+            else:
+                half.graph.node.remove(a)
+                changed = True
+                break
