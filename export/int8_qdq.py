@@ -23,7 +23,6 @@ from __future__ import annotations
 import inspect
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Sequence, Union
 
@@ -135,9 +134,7 @@ def quantize_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_
     if fixed and batch and batch != fixed:
         raise ConfigError(f"{src} has a fixed batch of {fixed}; calibration batch {batch} does not fit it")
     batch = int(fixed or batch or min(8, len(images)) or 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        check_calibration_count(len(images), batch)
+    check_calibration_count(len(images), batch)
     excluded = sorted(set((default_exclusions(model) if exclude_defaults else []) + list(exclude_nodes)))
     known = {n.name for n in model.graph.node}
     unknown = [n for n in excluded if n not in known]
@@ -174,6 +171,10 @@ def quantize_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_
                               activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
                               nodes_to_exclude=excluded, calibrate_method=calib, extra_options=extra,
                               **kwargs)
+        except ValueError as exc:  # e.g. numpy "Too many bins for data range" on a constant tensor
+            raise EdgePoseError(f"{method} calibration of {src} failed: {exc}",
+                                hint="a tensor is constant on these frames (a saturated or dead layer); "
+                                     "try --calib-method minmax, or more varied calibration frames") from None
         finally:
             logging.getLogger().setLevel(level)
         qmodel = onnx.load(str(out_tmp))
