@@ -99,7 +99,7 @@ def _opset(model) -> int:
 def quantize_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_images: np.ndarray,
                   method: str = "minmax", exclude_nodes: Iterable[str] = (), batch: Optional[int] = None,
                   percentile: float = DEFAULT_PERCENTILE, calibration_cache: Optional[Union[str, Path]] = None,
-                  exclude_defaults: bool = True) -> dict:
+                  exclude_defaults: bool = True, pre_process: bool = True) -> dict:
     """Write a symmetric INT8 Q/DQ copy of ``src_onnx`` calibrated on ``calib_images``.
 
     Args:
@@ -110,6 +110,8 @@ def quantize_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_
         calibration_cache: a JSON file of tensor ranges (ORT >= 1.23 ``calibration_cache_path``):
             written on the first call and reused afterwards, so variants of one graph (the
             sensitivity search) are calibrated once. Must be for the same graph and method.
+        pre_process: run ORT's ``quant_pre_process`` (shape inference) first; callers that
+            quantize one graph many times do it once themselves (:func:`pre_process_graph`).
 
     Returns ``{path, method, frames, batch, opset, quantized_nodes, float_nodes, excluded,
     calibration_cache, n_qdq}``. Raises :class:`EdgePoseError` for too few frames, an opset
@@ -155,11 +157,7 @@ def quantize_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_
     dst = Path(dst_onnx)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edgepose-int8-") as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        try:  # shape inference only: ORT's optimiser would rename the nodes we exclude by name
-            q.quant_pre_process(str(src), str(pre), skip_optimization=True)
-        except Exception:  # pre-processing is advisory; quantize the graph as it is
-            pre = src
+        pre = pre_process_graph(src, Path(tmp) / "pre.onnx") if pre_process else src
         out_tmp = Path(tmp) / "int8.onnx"
         import logging
 
@@ -190,6 +188,17 @@ def quantize_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_
             "quantized_nodes": quantized, "float_nodes": floats, "excluded": excluded,
             "calibration_cache": str(calibration_cache) if calibration_cache is not None else None,
             "n_qdq": report["n_quantize"] + report["n_dequantize"]}
+
+
+def pre_process_graph(src: Union[str, Path], dst: Union[str, Path]) -> Path:
+    """ORT's ``quant_pre_process`` (shape inference only: its optimiser would rename the nodes
+    excluded by name) into ``dst``; returns ``src`` unchanged if pre-processing fails."""
+    q = _quant()
+    try:
+        q.quant_pre_process(str(src), str(dst), skip_optimization=True)
+        return Path(dst)
+    except Exception:  # pre-processing is advisory; quantize the graph as it is
+        return Path(src)
 
 
 def quantized_nodes(model) -> list:

@@ -27,7 +27,7 @@ import numpy as np
 from edgepose.errors import ConfigError, require
 
 from .drift import drift, within_bounds
-from .int8_qdq import quantize_int8
+from .int8_qdq import pre_process_graph, quantize_int8
 from .onnx_export import node_group
 from .parity import evaluate_onnx
 
@@ -103,9 +103,11 @@ def guided_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_im
         cache = tmp / "ranges.json"
         trial = tmp / "trial.onnx"
 
+        pre = pre_process_graph(src_onnx, tmp / "pre.onnx")
+
         def measure(float_nodes: List[str], out: Path = trial) -> (dict, dict):
-            info = quantize_int8(src_onnx, out, calib_images, method=method, exclude_nodes=float_nodes,
-                                 batch=batch, calibration_cache=cache)
+            info = quantize_int8(pre, out, calib_images, method=method, exclude_nodes=float_nodes,
+                                 batch=batch, calibration_cache=cache, pre_process=False)
             return drift(evaluate_onnx(out, val_images, optimization="disable"), ref), info
 
         naive, naive_info = measure([], dst)
