@@ -19,13 +19,16 @@ true one on ``w >= 0`` and the predicted one normalised and canonical.
 The loss used in training is ``pose loss + UncertaintyNLL``; the NLL sees detached errors, so
 the uncertainty heads never change the pose recipe. :func:`build_objective` makes that sum.
 
-Learned weighting (``sp``, ``sq``): their equilibrium is ``s* = log L`` (the batch loss), so a
-healthy run shows ``sp`` tracking ``log Lp``; logs carry ``sp_star``/``sq_star`` to compare.
+Learned weighting (``sp``, ``sq``): their equilibrium is ``s* = log E[L]`` (the loss averaged
+over batches), so a healthy run shows ``sp`` tracking ``log Lp`` (a little above the mean of
+the noisy per-batch ``log Lp``); logs carry ``sp_star``/``sq_star`` = per-batch ``log Lp``,
+``log Lq`` to compare.
 With a shared small learning rate they barely move (measured by users: ``sq`` -3.00 -> -2.78
 after 576 Adam steps at 1e-3, since Adam moves a parameter by at most about ``lr`` per step).
 Put :meth:`LearnedWeightingLoss.weighting_parameters` in their own optimizer group with
 ``lr=RECOMMENDED_WEIGHTING_LR`` and ``weight_decay=0``
-(``benchmarks/results/train_weighting.md`` shows the trajectories).
+(``benchmarks/results/train_grid_dino_weights.png`` shows the trajectories; summary in
+``benchmarks/results/train_claims.md``).
 """
 from __future__ import annotations
 
