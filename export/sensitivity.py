@@ -20,7 +20,7 @@ import re
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -76,7 +76,8 @@ def guided_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_im
                 val_images: np.ndarray, max_drift_m: Optional[float] = None,
                 max_drift_deg: Optional[float] = None, method: str = "minmax", max_steps: int = 32,
                 batch: Optional[int] = None, progress: Optional[Callable[[str], None]] = None,
-                workdir: Optional[Union[str, Path]] = None) -> dict:
+                workdir: Optional[Union[str, Path]] = None,
+                candidates: Optional[Sequence[str]] = None) -> dict:
     """Quantize ``src_onnx`` to ``dst_onnx``, leaving sensitive units in float until drift fits.
 
     Args:
@@ -85,6 +86,8 @@ def guided_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_im
         max_drift_m / max_drift_deg: bounds on the median per-frame drift against FP32.
         max_steps: at most this many units are moved to float.
         progress: called with a line of text after each measurement.
+        candidates: unit labels (e.g. ``["_conv_stem", "_blocks.0"]``) that may be left in
+            float; default all units. Each candidate costs one quantization to rank it.
 
     Returns ``{path, naive {drift}, guided {drift}, float_units [labels, most sensitive
     first], float_nodes, sensitivity {label: drift}, steps [{float_units, drift}], met, bound}``.
@@ -96,6 +99,14 @@ def guided_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_im
             raise ConfigError(f"{what} must be > 0, got {v}")
     say = progress or (lambda s: None)
     units = quant_units(src_onnx)
+    if candidates is not None:
+        labels = {unit_label(u): u for u in units}
+        unknown = [c for c in candidates if c not in labels]
+        if unknown:
+            raise ConfigError(f"unknown units {unknown}; the graph has {list(labels)}")
+        ranked_units = [labels[c] for c in candidates]
+    else:
+        ranked_units = list(units)
     ref = evaluate_onnx(src_onnx, val_images, optimization="disable")
     dst = Path(dst_onnx)
     with tempfile.TemporaryDirectory(prefix="edgepose-guided-", dir=workdir) as tmp:
@@ -123,12 +134,13 @@ def guided_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_im
         # sensitivity: quantize one unit alone, the rest in float
         all_nodes = [n for ns in units.values() for n in ns]
         sens = {}
-        for unit, nodes in units.items():
+        for unit in ranked_units:
+            nodes = units[unit]
             others = [n for n in all_nodes if n not in set(nodes)]
             d, _ = measure(others)
             sens[unit] = d
             say(f"  sensitivity {unit_label(unit)}: {d['position_p50_m']:.4g} m, {d['rotation_p50_deg']:.4g} deg")
-        order = sorted(units, key=lambda u: _score(sens[u], max_drift_m, max_drift_deg), reverse=True)
+        order = sorted(ranked_units, key=lambda u: _score(sens[u], max_drift_m, max_drift_deg), reverse=True)
         result["sensitivity"] = {unit_label(u): sens[u] for u in order}
 
         best = (naive, [], naive_info)
