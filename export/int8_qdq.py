@@ -21,10 +21,9 @@ quantize->dequantize in float (what TensorRT approximates), ``"all"`` for ORT's 
 from __future__ import annotations
 
 import inspect
-import os
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence, Union
+from typing import Iterable, Optional, Union
 
 import numpy as np
 
