@@ -161,12 +161,12 @@ def test_reprojection_finite_for_camera_behind_the_points():
     pred2 = _pred_from(batch, angle=math.pi, grad=True)
     loss2, _ = loss_fn(pred2, batch)
     loss2.backward()
-    assert math.isfinite(float(loss2)) and torch.isfinite(pred2["rotation"].grad).all()
+    assert math.isfinite(loss2.item()) and torch.isfinite(pred2["rotation"].grad).all()
     # some points on the camera plane of the prediction: the residual is clipped, not inf
     pred3 = _pred_from(batch, dp=(0.0, 0.0, 4.0), grad=True)
     loss3, logs3 = loss_fn(pred3, batch)
     loss3.backward()
-    assert math.isfinite(float(loss3)) and torch.isfinite(pred3["position"].grad).all()
+    assert math.isfinite(loss3.item()) and torch.isfinite(pred3["position"].grad).all()
     assert 0.0 < logs3["frac_behind"] < 1.0
 
 
