@@ -44,10 +44,10 @@ def test_beta_loss_closed_form_l1_and_l2(two_frames):
     loss, logs = L.BetaLoss(beta=10.0, norm="l1")(pred, batch)
     lp = (6.0 + 1.0) / 2
     lq = (lq_l1 + 0.0) / 2   # frame 1: -identity is flipped to identity, zero error
-    assert float(loss) == pytest.approx(lp + 10.0 * lq, rel=1e-12)
+    assert loss.item() == pytest.approx(lp + 10.0 * lq, rel=1e-12)
     assert logs["Lp"] == pytest.approx(lp) and logs["Lq"] == pytest.approx(lq)
     loss2, logs2 = L.BetaLoss(beta=10.0, norm="l2")(pred, batch)
-    assert float(loss2) == pytest.approx((math.sqrt(14) + 1) / 2 + 10.0 * lq_l2 / 2, rel=1e-12)
+    assert loss2.item() == pytest.approx((math.sqrt(14) + 1) / 2 + 10.0 * lq_l2 / 2, rel=1e-12)
 
 
 def test_beta_loss_rejects_bad_options():
@@ -123,7 +123,7 @@ def test_reprojection_closed_form_one_point():
     pred = {"position": t([[0.2, 0.0, 0.0]]), "rotation": t([IDENT])}
     loss, logs = L.ReprojectionLoss()(pred, batch)
     # the point sits at (-0.2, 0, 2) in the predicted camera: u = -0.1; the masked point is ignored
-    assert float(loss) == pytest.approx(0.1, rel=1e-12)
+    assert loss.item() == pytest.approx(0.1, rel=1e-12)
     assert logs["n_points"] == 1.0 and logs["frac_behind"] == 0.0
 
 
@@ -182,7 +182,7 @@ def test_reprojection_variable_point_counts_and_padding():
         one = {key: v[i:i + 1, :k] if key in ("points", "points_mask") else v[i:i + 1] for key, v in batch.items()}
         p1 = {key: v[i:i + 1].detach() for key, v in pred.items()}
         per.append(float(L.ReprojectionLoss()(p1, one)[0]))
-    assert float(loss) == pytest.approx(sum(per) / 2, rel=1e-12)
+    assert loss.item() == pytest.approx(sum(per) / 2, rel=1e-12)
     assert logs["n_points"] == 14.0
     loss.backward()
     assert torch.isfinite(pred["position"].grad).all()
@@ -192,7 +192,7 @@ def test_reprojection_variable_point_counts_and_padding():
     pred = _pred_from(batch, dp=(0.05, 0.0, 0.0), grad=True)
     loss, _ = L.ReprojectionLoss()(pred, batch)
     loss.backward()
-    assert float(loss) == 0.0 and float(pred["position"].grad.abs().sum()) == 0.0
+    assert loss.item() == 0.0 and float(pred["position"].grad.abs().sum()) == 0.0
 
 
 def test_reprojection_with_K_is_in_pixels_and_clip_scales():
@@ -252,7 +252,7 @@ def test_heteroscedastic_trains_pose_through_per_frame_weights(two_frames):
     pred = dict(pred, position=pos)
     loss, logs = L.HeteroscedasticLoss()(pred, batch)
     nll, _ = L.UncertaintyNLL()(pred, batch)
-    assert float(loss) == pytest.approx(float(nll), rel=1e-12)   # same value, not detached
+    assert loss.item() == pytest.approx(float(nll), rel=1e-12)   # same value, not detached
     loss.backward()
     # d/dp of |dp|·exp(-s_p)/N: frame 0 has s_p = 0, frame 1 s_p = 0.5
     np.testing.assert_allclose(pos.grad[0].numpy(), np.array([1, 2, 3]) / math.sqrt(14) / 2, rtol=1e-9)
