@@ -224,7 +224,7 @@ def test_uncertainty_nll_closed_form_and_detached(two_frames):
     errs = [[math.sqrt(14.0), a], [1.0, 0.0]]
     ls = [[0.0, -1.0], [0.5, 0.0]]
     expect = sum(s + e * math.exp(-s) for es, ss in zip(errs, ls) for e, s in zip(es, ss)) / 2
-    assert float(nll) == pytest.approx(expect, rel=1e-9)
+    assert nll.item() == pytest.approx(expect, rel=1e-9)
     assert logs["err_rotation"] == pytest.approx(a / 2)
     nll.backward()
     assert pred["position"].grad is None or float(pred["position"].grad.abs().sum()) == 0.0
@@ -252,7 +252,7 @@ def test_heteroscedastic_trains_pose_through_per_frame_weights(two_frames):
     pred = dict(pred, position=pos)
     loss, logs = L.HeteroscedasticLoss()(pred, batch)
     nll, _ = L.UncertaintyNLL()(pred, batch)
-    assert loss.item() == pytest.approx(float(nll), rel=1e-12)   # same value, not detached
+    assert loss.item() == pytest.approx(nll.item(), rel=1e-12)   # same value, not detached
     loss.backward()
     # d/dp of |dp|·exp(-s_p)/N: frame 0 has s_p = 0, frame 1 s_p = 0.5
     np.testing.assert_allclose(pos.grad[0].numpy(), np.array([1, 2, 3]) / math.sqrt(14) / 2, rtol=1e-9)
@@ -316,8 +316,8 @@ def test_objective_adds_uncertainty_nll_unless_the_loss_trains_it(two_frames):
     total, logs = obj(pred, batch)
     pose, _ = obj.pose_loss(pred, batch)
     nll, _ = L.UncertaintyNLL()(pred, batch)
-    assert float(total) == pytest.approx(float(pose) + float(nll), rel=1e-12)
-    assert logs["total"] == pytest.approx(float(total)) and "sp" in logs and "nll" in logs
+    assert total.item() == pytest.approx(pose.item() + nll.item(), rel=1e-12)
+    assert logs["total"] == pytest.approx(total.item()) and "sp" in logs and "nll" in logs
     assert len(obj.weighting_parameters()) == 2
     het = L.build_objective("learned", uncertainty="heteroscedastic")
     assert het.uncertainty is None and het.weighting_parameters() == []
