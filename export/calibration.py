@@ -96,15 +96,9 @@ def load_calibration_images(records: Sequence, size: Tuple[int, int], progress: 
 
     W, H = int(size[0]), int(size[1])
     out = np.empty((len(records), H, W, 3), dtype=np.uint8)
-    it = enumerate(records)
-    if progress:
-        try:
-            from tqdm import tqdm
+    from edgepose.progress import progress as progress_bar
 
-            it = tqdm(it, total=len(records), desc="calibration frames", unit="img")
-        except ImportError:  # progress bars are a nicety
-            pass
-    for i, r in it:
+    for i, r in enumerate(progress_bar(records, desc="calibration frames", unit="img", enabled=progress)):
         load_and_preprocess(getattr(r, "image", r), (W, H), out=out[i])
     return out
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..atomic import atomic_dir
 from ..errors import ConfigError
+from ..progress import progress as progress_bar
 from . import layout
 from .contact_sheet import make_contact_sheet
 from .render import Renderer, intrinsics
@@ -100,25 +101,6 @@ def _jobs(tmp: Path, plans: Sequence[SequencePlan], chunk: int):
         for s in range(0, len(p), chunk):
             idx = range(s, min(s + chunk, len(p)))
             yield str(tmp / p.name), [(i, p.positions[i], p.rotations[i]) for i in idx]
-
-
-def _progress(total: int, enabled: bool):
-    """A tqdm bar when tqdm is installed and ``enabled``; otherwise a no-op with ``update``."""
-    if enabled:
-        try:
-            from tqdm import tqdm
-            return tqdm(total=total, unit="frame", desc="rendering")
-        except ImportError:
-            pass
-
-    class _Null:
-        def update(self, n=1):
-            pass
-
-        def close(self):
-            pass
-
-    return _Null()
 
 
 def default_workers() -> int:
@@ -205,7 +187,7 @@ def generate(out, cfg: Optional[SynthConfig] = None, workers: Optional[int] = No
             (tmp / p.name).mkdir()
         chunk = max(1, min(25, -(-total // (workers * 8))))
         jobs = list(_jobs(tmp, plans, chunk))
-        bar = _progress(total, progress)
+        bar = progress_bar(total=total, desc="rendering", unit="frame", enabled=progress)
         t1 = time.perf_counter()
         try:
             if workers == 1:

@@ -86,7 +86,9 @@ def load_bench_data(root: str, fmt: Optional[str], split: str, max_frames: Optio
     """Read the split's frames and decode their images (ground truth from the dataset reader)."""
     from ...datasets import load_dataset
     from ...preprocess import load_image
-    from .runner import BenchData, _progress
+    from edgepose.progress import progress as progress_bar
+
+    from .runner import BenchData
 
     ds = load_dataset(root, format=fmt, split_policy=split_policy)
     frames = ds.split(split)
@@ -95,7 +97,7 @@ def load_bench_data(root: str, fmt: Optional[str], split: str, max_frames: Optio
             raise EdgePoseError(f"--max-frames must be >= 1, got {max_frames}")
         idx = np.unique(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))
         frames = [frames[i] for i in idx]
-    bar = _progress(len(frames), "decoding frames", progress)
+    bar = progress_bar(total=len(frames), desc="decoding frames", enabled=progress, leave=False)
     images = []
     for f in frames:
         images.append(load_image(f.image))

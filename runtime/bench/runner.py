@@ -25,6 +25,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from edgepose.progress import progress as progress_bar
+
 from . import metrics
 from .rows import RowPlan, drift_reference
 from .tegrastats import energy_per_frame_mj, open_power_sampler
@@ -73,26 +75,6 @@ def rss_mb() -> Optional[float]:
         return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError, AttributeError):
         return None
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    """A tqdm bar on stderr when tqdm is installed and enabled, else a do-nothing stand-in."""
-    if enabled:
-        try:
-            from tqdm import tqdm
-
-            return tqdm(total=total, desc=desc, unit="it", leave=False, file=sys.stderr)
-        except ImportError:
-            pass
-
-    class _Null:
-        def update(self, n=1):
-            pass
-
-        def close(self):
-            pass
-
-    return _Null()
 
 
 def _runtime_api():
@@ -152,7 +134,7 @@ def run_row(plan: RowPlan, bundle, data: BenchData, settings: BenchSettings,
             preprocessed_cache[key] = preprocess_batch(data.images, spec)
         pre = preprocessed_cache[key]
         pos, rot, sig = [], [], []
-        bar = _progress(len(data), f"{plan.label} accuracy", progress)
+        bar = progress_bar(total=len(data), desc=f"{plan.label} accuracy", enabled=progress, leave=False)
         for b, k in batches_for(pre, B):
             pb = r.infer(b)
             pos.append(pb.position[:k].copy())
@@ -207,7 +189,7 @@ def run_row(plan: RowPlan, bundle, data: BenchData, settings: BenchSettings,
                 sampler = open_power_sampler(settings.power_interval_ms)
             except Exception as exc:  # e.g. tegrastats not permitted: the row still runs, without power
                 power_error = f"power sampler did not start: {type(exc).__name__}: {exc}"
-        bar = _progress(settings.iters, f"{plan.label} timing", progress)
+        bar = progress_bar(total=settings.iters, desc=f"{plan.label} timing", enabled=progress, leave=False)
         try:
             tw0 = time.perf_counter()
             tm0 = time.monotonic()

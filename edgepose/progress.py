@@ -1,0 +1,48 @@
+"""Progress bars: tqdm when it is installed, a silent stand-in otherwise.
+
+One helper for every long loop (rendering, calibration, validation, benchmark rows), so a
+missing tqdm never breaks a command and bars look the same everywhere. Bars go to stderr.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Iterable, Optional
+
+
+class _Silent:
+    """What :func:`progress` returns without tqdm: iterates and counts, prints nothing."""
+
+    def __init__(self, iterable: Optional[Iterable] = None):
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable if self.iterable is not None else ())
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def progress(iterable: Optional[Iterable] = None, total: Optional[int] = None, desc: str = "",
+             unit: str = "it", enabled: bool = True, **kwargs):
+    """A tqdm bar over ``iterable`` (or a manual one with ``total`` and ``update``)."""
+    if enabled:
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            pass
+        else:
+            kwargs.setdefault("file", sys.stderr)
+            return tqdm(iterable, total=total, desc=desc, unit=unit, **kwargs)
+    return _Silent(iterable)
