@@ -25,6 +25,7 @@ import numpy as np
 
 from edgepose.bundle import MANIFEST, PRECISIONS, load_manifest, verify_files
 from edgepose.errors import ConfigError, EdgePoseError
+from edgepose.progress import progress
 
 from .bundle_writer import (CHECKPOINT_NAME, ONNX_NAMES, PARITY_NAME, assemble, input_spec, model_section,
                             normalization, outputs_spec)
@@ -34,6 +35,8 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_USER_ERROR = 0, 1, 2
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_CALIB_FRAMES = 300
 DEFAULT_VAL_FRAMES = 200
+GUIDE_EVERY = 10  # guided INT8 ranks layers on every 10th training frame ...
+GUIDE_MAX_FRAMES = 64  # ... at most this many (each guided step evaluates them all)
 PARITY_FRAMES = 8
 
 EPILOG = """\
@@ -146,14 +149,6 @@ def parse_batch(batch: int, dynamic: Optional[str]) -> Tuple[Tuple[int, int, int
     return (lo, opt, hi), True
 
 
-def _progress(it, **kw):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency of the export extra
-        return it
-    return tqdm(it, **kw)
-
-
 # --------------------------------------------------------------------------- entry point
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
@@ -243,6 +238,8 @@ class Frames:
         self.calib: Optional[np.ndarray] = None
         self.calib_info: Optional[dict] = None
         self.val: Optional[np.ndarray] = None
+        # every 10th training frame: ranks layers for guided INT8 (never the test split)
+        self.guide: Optional[np.ndarray] = None
         self.val_position: Optional[np.ndarray] = None
         self.val_rotation: Optional[np.ndarray] = None
         self.source = "none"
@@ -273,6 +270,11 @@ def load_frames(args, data_info: dict, size: Tuple[int, int], need_calib: bool) 
         recs = select_calibration_frames(ds.split("train"), args.calib_frames)
         frames.calib = load_calibration_images(recs, size, progress=True)
         frames.calib_info = calibration_info(frame_names(recs, root), args.calib_method, 1, source=f"train split of {root}")
+        if args.int8_max_drift_m is not None or args.int8_max_drift_deg is not None:
+            guide = ds.split("train")[::GUIDE_EVERY][:GUIDE_MAX_FRAMES]
+            frames.guide = np.empty((len(guide), size[1], size[0], 3), np.uint8)
+            for i, r in enumerate(progress(guide, desc="guide frames (train split)", unit="img")):
+                load_and_preprocess(r.image, size, out=frames.guide[i])
     test = ds.split("test")
     if args.val_frames < 1:
         raise ConfigError(f"--val-frames must be >= 1; got {args.val_frames}")
@@ -280,7 +282,7 @@ def load_frames(args, data_info: dict, size: Tuple[int, int], need_calib: bool) 
     recs = [test[i] for i in idx]
     W, H = size
     frames.val = np.empty((len(recs), H, W, 3), np.uint8)
-    for i, r in enumerate(_progress(recs, desc="validation frames", unit="img")):
+    for i, r in enumerate(progress(recs, desc="validation frames", unit="img")):
         load_and_preprocess(r.image, (W, H), out=frames.val[i])
     frames.val_position = np.stack([r.position for r in recs])
     frames.val_rotation = np.stack([r.rotation for r in recs])
@@ -389,12 +391,13 @@ def export_from_checkpoint(source: Path, args) -> int:
 def _int8(args, asm, frames: Frames) -> dict:
     src, dst = asm.path(ONNX_NAMES["fp32"]), asm.path(ONNX_NAMES["int8"])
     if args.int8_max_drift_m is not None or args.int8_max_drift_deg is not None:
-        if frames.val is None:
-            raise EdgePoseError("guided INT8 (--int8-max-drift-*) needs validation frames; the dataset was not found",
-                                hint="pass --calib DATA")
+        if frames.guide is None:
+            raise EdgePoseError("guided INT8 (--int8-max-drift-*) needs training frames to rank layers on; "
+                                "the dataset was not found", hint="pass --calib DATA")
         from .sensitivity import guided_int8
 
-        info = guided_int8(src, dst, frames.calib, frames.val, max_drift_m=args.int8_max_drift_m,
+        # layers are ranked on held-out training frames; the test split only reports the result
+        info = guided_int8(src, dst, frames.calib, frames.guide, max_drift_m=args.int8_max_drift_m,
                            max_drift_deg=args.int8_max_drift_deg, method=args.calib_method,
                            progress=lambda line: print(f"  guided int8: {line}"))
         if not info.get("met", True):
@@ -422,7 +425,7 @@ def measure(asm, onnx_files: Dict[str, str], frames: Frames, args) -> Tuple[dict
     if "int8" in onnx_files:
         runs.append(("int8-ort", onnx_files["int8"], "all"))
     outs = {}
-    for key, rel, opt in _progress(runs, desc="drift evaluation", unit="graph"):
+    for key, rel, opt in progress(runs, desc="drift evaluation", unit="graph"):
         outs[key] = evaluate_onnx(asm.path(rel), frames.val, optimization=opt)
     ref = outs["fp32"]
     rows, failures = {}, []
