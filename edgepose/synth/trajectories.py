@@ -5,7 +5,10 @@ looking mostly horizontally with a little pitch and roll. The train loops span t
 ring (the innermost and the outermost ellipse and the full height range), and the test
 loops are drawn strictly between them with a smaller height swing, so test positions lie
 inside the train positions' bounding box (interpolation, not extrapolation) once a loop has
-at least ~10 frames.
+at least ~10 frames. Cameras face outward, towards the textured walls, within a band of
+headings that the train loops cover and the test loops stay inside: a test view is seen
+from between two train loops, looking the same way, as in 7-Scenes' test sequences. (A test
+loop facing a way no train loop faced would ask a pose regressor to extrapolate.)
 
 Poses follow the project convention: position = camera centre (m, world, z up),
 rotation = camera-to-world quaternion wxyz with w >= 0, OpenCV camera axes.
@@ -31,6 +34,10 @@ HEIGHT_SWING_TRAIN = 0.5
 HEIGHT_SWING_TEST = 0.3
 #: ring fraction range of the test loops (0 = innermost train loop, 1 = outermost)
 TEST_RING = (0.15, 0.7)
+#: mean heading of every loop relative to the outward direction (rad): cameras face the
+#: textured walls, as a robot circling a room would; each loop draws its own offset in
+#: +-HEADING_SPREAD so the train loops cover a band of headings and the test loops fall inside it
+HEADING_SPREAD = 0.35
 
 
 @dataclass
@@ -128,11 +135,12 @@ def plan_sequences(n_frames: int, seed: int = 0, n_train: int = 4, n_test: int =
         plans.append(SequencePlan(f"seq-{num:02d}", num, split, kind, pos, rot))
 
     for i in range(n_train):
-        heading = 2 * np.pi * i / n_train + rng.uniform(-0.2, 0.2)
+        heading = rng.uniform(-HEADING_SPREAD, HEADING_SPREAD)
         add("train", "loop", *loop(counts[i], rings[i], HEIGHT_SWING_TRAIN, heading, rng))
     if n_rand:
         add("train", "random", *random_views(n_rand, rng))
     for i in range(n_test):
         ring = rng.uniform(*TEST_RING)
-        add("test", "loop", *loop(counts[n_train + i], ring, HEIGHT_SWING_TEST, rng.uniform(-np.pi, np.pi), rng))
+        heading = rng.uniform(-HEADING_SPREAD / 2, HEADING_SPREAD / 2)
+        add("test", "loop", *loop(counts[n_train + i], ring, HEIGHT_SWING_TEST, heading, rng))
     return plans
