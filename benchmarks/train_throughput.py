@@ -1,114 +1,108 @@
-"""Training throughput: the trainer's step rate vs pure forward+backward on a fixed batch.
+"""Training throughput (images/s) of one PoseNet training step on this machine.
 
-``edgepose-train`` preprocesses every frame once into memory (``edgepose.train.data``), so the
-per-step data work is an index_select, the colour jitter and the batch assembly. This script
-measures how much of a training step that work (plus logging, the scheduler, the uncertainty
-term) costs, by comparing:
+Each configuration runs in its own process (OpenMP reads OMP_WAIT_POLICY when torch loads):
+memory format (contiguous vs channels_last), torch threads, OpenMP wait policy. A step is
+what edgepose-train does: photometric jitter, forward, learned-weighting loss + uncertainty
+NLL, backward, Adam. Results go to benchmarks/results/train_throughput.{md,json}.
 
-1. ``edgepose-train`` itself (a subprocess, the real CLI): ``images_per_s`` of stage-1 epochs
-   from ``RUN/metrics.csv`` (it times the training loop of the epoch, not validation);
-2. the same model, loss, optimizer, batch size and thread count stepping on one fixed batch
-   already in memory: pure forward + backward + Adam step.
+    .venv/bin/python benchmarks/train_throughput.py                 # 128x96, batch 32
+    .venv/bin/python benchmarks/train_throughput.py --steps 5 --size 64x48 --batch 8
 
-    .venv/bin/python benchmarks/train_throughput.py --data /tmp/hl/synth --size 96x72 \
-        --batch 16 --epochs 2 --threads 1
-
-Writes ``benchmarks/results/train_throughput.md``. On a shared CPU the numbers move with the
-load: both measurements run back to back and the load average is recorded.
+The machine's load is recorded with every run: other processes on the same cores change
+the figures (spinning OpenMP threads suffer most), so compare rows of one run only.
 """
 from __future__ import annotations
 
 import argparse
-import csv
+import json
 import os
+import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_common import machine_line, parse_size  # noqa: E402
-
-from edgepose.train.losses import PoseObjective, build_loss  # noqa: E402
-from edgepose.train.model import PoseNet  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 
-def pure_rate(size, batch, steps, threads, warmup=2):
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    W, H = size
-    model = PoseNet(input_size=size).train()
-    obj = PoseObjective(build_loss("learned"))
-    opt = torch.optim.Adam([{"params": model.parameters()}, {"params": obj.weighting_parameters(), "lr": 1e-2}], lr=1e-3)
-    b = {"image": torch.randint(0, 256, (batch, H, W, 3), dtype=torch.uint8),
-         "position": torch.randn(batch, 3), "rotation": torch.nn.functional.normalize(torch.randn(batch, 4), dim=-1)}
+def one(args) -> None:
+    import torch
+
+    from edgepose.train.augment import photometric_jitter
+    from edgepose.train.losses import build_objective
+    from edgepose.train.model import PoseNet
+
+    torch.set_num_threads(args.threads)
+    W, H = (int(v) for v in args.size.split("x"))
+    model = PoseNet(input_size=(W, H))
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    obj = build_objective("learned")
+    opt = torch.optim.Adam(list(model.parameters()) + list(obj.parameters()), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (args.batch, H, W, 3), dtype=torch.uint8, generator=g)
+    batch = {"position": torch.randn(args.batch, 3, generator=g), "rotation": torch.nn.functional.normalize(
+        torch.randn(args.batch, 4, generator=g).abs(), dim=-1)}
     times = []
-    for i in range(warmup + steps):
-        t = time.perf_counter()
-        loss, _ = obj(model(b["image"]), b)
-        opt.zero_grad(set_to_none=True)
+    for i in range(args.warmup + args.steps):
+        t0 = time.perf_counter()
+        img = photometric_jitter(x, g)
+        loss, _ = obj(model(img), batch)
+        opt.zero_grad()
         loss.backward()
         opt.step()
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    return batch * len(times) / sum(times), sorted(times)[len(times) // 2]
+        if i >= args.warmup:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    med = times[len(times) // 2]
+    print(json.dumps({"s_per_step": med, "images_per_s": args.batch / med}))
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--size", type=parse_size, default=(96, 72))
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=12, help="pure fwd+bwd steps to time")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--workers", type=int, default=-1, help="edgepose-train --workers (-1: its default)")
-    args = ap.parse_args(argv)
-    W, H = args.size
-
-    with tempfile.TemporaryDirectory() as tmp:
-        run = Path(tmp) / "run"
-        cmd = [sys.executable, "-m", "edgepose", "train", args.data, "--out", str(run), "--input-size", f"{W}x{H}",
-               "--batch-size", str(args.batch), "--stage1-epochs", str(args.epochs), "--stage2-epochs", "0",
-               "--threads", str(args.threads), "--workers", str(args.workers), "--no-progress"]
-        t = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - t
-        if proc.returncode != 0:
-            print(proc.stdout[-2000:], proc.stderr[-4000:])
-            return proc.returncode
-        with open(run / "metrics.csv") as fh:
-            rows = [r for r in csv.DictReader(fh) if r["stage"] == "stage1"]
-    train_rates = [float(r["images_per_s"]) for r in rows]
-    pure, step_med = pure_rate(args.size, args.batch, args.steps, args.threads)
-    best_train = max(train_rates)
-    lines = [
-        "# Training throughput: edgepose-train step rate vs pure forward+backward", "",
-        f"- command: `python benchmarks/train_throughput.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
-        f"- date/machine: {machine_line()}",
-        f"- config: {args.data}, input {W}x{H}, batch {args.batch}, EfficientNet-Lite0, learned loss + NLL, "
-        f"{args.threads} torch thread(s), trainer workers {args.workers}",
-        f"- edgepose-train subprocess wall time {wall:.0f}s for {args.epochs} epoch(s) (includes start-up, "
-        "image decoding into the cache, validation and checkpoints)", "",
-        "| measurement | images/s |", "|---|---|",
-    ]
-    for r, v in zip(rows, train_rates):
-        lines.append(f"| edgepose-train stage 1 epoch {r['epoch']} (training loop) | {v:.2f} |")
-    lines += [f"| pure forward+backward+Adam on one in-memory batch ({args.steps} steps, median step "
-              f"{step_med:.2f}s) | {pure:.2f} |", "",
-              f"Best trainer epoch / pure compute = {best_train / pure:.2f}: the rest of the step time "
-              f"({max(0.0, 1 - best_train / pure) * 100:.0f}% if below 1) is data assembly, augmentation, "
-              "logging and scheduling that the loader does not hide.", ""]
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "train_throughput.md").write_text("\n".join(lines))
-    print("\n".join(lines))
-    print("next: read benchmarks/results/train_throughput.md")
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", default="128x96")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads-list", default="1,2")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "train_throughput")
+    p.add_argument("--_one", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--channels-last", type=int, default=1, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args._one:
+        one(args)
+        return 0
+    rows = []
+    for policy in ("PASSIVE", "ACTIVE"):
+        for threads in (int(t) for t in args.threads_list.split(",")):
+            for cl in (0, 1):
+                env = {**os.environ, "OMP_WAIT_POLICY": policy}
+                cmd = [sys.executable, __file__, "--_one", "--threads", str(threads), "--channels-last", str(cl),
+                       "--size", args.size, "--batch", str(args.batch), "--steps", str(args.steps),
+                       "--warmup", str(args.warmup)]
+                load = os.getloadavg()[0]
+                res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+                r = json.loads(res.stdout.strip().splitlines()[-1])
+                r.update(omp_wait_policy=policy, threads=threads, channels_last=bool(cl), load_1min=load)
+                rows.append(r)
+                print(f"{policy:<8} threads {threads}  channels_last {bool(cl)!s:<5}  "
+                      f"{r['images_per_s']:6.1f} img/s  (load {load:.1f})", flush=True)
+    meta = {"command": "benchmarks/train_throughput.py " + " ".join(sys.argv[1:]), "size": args.size,
+            "batch": args.batch, "steps": args.steps, "cpu_count": os.cpu_count(), "machine": platform.processor()
+            or platform.machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    lines = [f"# Training throughput, efficientnet_lite0 PoseNet, {args.size}, batch {args.batch}", "",
+             f"Command: `.venv/bin/python {meta['command']}` ({meta['when']}, {meta['cpu_count']} CPUs). "
+             "Median of the timed steps; `load` is the 1-minute load average when the row started "
+             "(other processes shared the cores).", "",
+             "| OMP_WAIT_POLICY | threads | channels_last | images/s | load |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['omp_wait_policy']} | {r['threads']} | {r['channels_last']} | "
+                     f"{r['images_per_s']:.1f} | {r['load_1min']:.1f} |")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out.with_suffix('.md')}")
     return 0
 
 

@@ -121,6 +121,7 @@ def make_config(ns: argparse.Namespace):
     merged = {**base, **given, "out": given["out"]}
     if not merged.get("data"):
         raise ConfigError("no DATA folder given", hint="edgepose-train DATA --out RUN  (see --help)")
+    merged["data"] = str(Path(merged["data"]).resolve())  # --resume may run from another folder
     merged["input_size"] = tuple(merged.get("input_size", TrainConfig.input_size))
     return TrainConfig(**merged)
 

@@ -49,6 +49,10 @@ def print_summary(run, metrics: Dict) -> None:
         _row("mean pose (baseline)", metrics, "baseline.mean_pose"),
         _row("stage 1", metrics, "stage1"),
         _row(f"final ({metrics['run.final_stage']})", metrics, "test"),
+    ]
+    if metrics.get("run.stage2_best_epoch") == 0 and metrics.get("run.final_stage") == "stage2":
+        lines.append("  (stage 2 never beat stage 1 on validation: final.pt holds the stage 1 weights)")
+    lines += [
         "",
         f"  {out / 'final.pt'}   the model to export",
         f"  {out / 'metrics.json'}   {out / 'metrics.csv'}   {out / 'checkpoints'}/",

@@ -258,6 +258,17 @@ def run_stage(run: Run, spec: StageSpec, index: int, init_state: Optional[Dict],
                 "loss_state": objective.state_dict(), "epoch": epoch, "step": step, "stage": spec.name,
                 "rng": capture_rng(augment), "best": dict(best), "recipe": cfg.to_dict()}
 
+    if resume is None and init_state is not None and run.val is not None and spec.epochs > 0:
+        # a fine-tuning stage starts from a model that already has a validation score: it keeps
+        # those weights ("best" at epoch 0) unless one of its epochs does better on validation
+        val0 = evaluate(model, run.val, device)
+        best = {"score": selection_score(val0, run.norm.scale), "epoch": 0}
+        best_state = _state_copy(model)
+        if dist.is_main:
+            save_checkpoint(checkpoint_path(run.out, spec.name, "best"), state(0, 0, flatten("val", val0)))
+            print(f"{spec.name} starts at val {val0['median_position_m']:.3f} m "
+                  f"{val0['median_rotation_deg']:.2f} deg (kept unless an epoch beats it)", flush=True)
+
     for epoch in range(start_epoch, spec.epochs):
         if start_step > 0 and rng is not None:
             restore_rng(rng, augment)
@@ -400,6 +411,7 @@ def _final(run: Run, outcomes: List[StageOutcome], train_seconds: float) -> Dict
         summary = evaluate(model, run.test, device)
         if spec_name == "stage1":
             metrics.update(flatten("stage1", summary))
+        metrics[f"run.{spec_name}_best_epoch"] = outcome.best_epoch  # 0: fine-tuning never beat its start
         final_state, final_stage, final_summary, final_config = outcome.best_state, spec_name, summary, model.config
     if final_state is None:
         raise EdgePoseError("no stage produced a model", hint="pass --stage1-epochs N")

@@ -153,3 +153,23 @@ def test_ddp_two_cpu_processes(scene, tmp_path):
     # each of the 2 processes trained on its half: 14 frames per epoch in all, not 28
     assert [int(r["images"]) for r in rows] == [14, 14]
     load_model(resolve_checkpoint(out))
+
+
+def test_stage2_epochs_zero_stops_after_stage1_with_the_beta_loss(scene, tmp_path):
+    out = tmp_path / "s1"
+    run_ok(train_cmd(scene, out, "--stage1-epochs", "1", "--stage2-epochs", "0", "--loss", "beta", "--beta", "250"))
+    assert not (out / "checkpoints" / "stage2_last.pt").exists()
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["run.final_stage"] == "stage1"
+    assert m["test.median_position_m"] == m["stage1.median_position_m"]
+    rows = csv_rows(out)
+    assert [r["stage"] for r in rows] == ["stage1"] and "sp" not in rows[0]  # beta loss: no learned weights
+    assert torch.load(out / "final.pt", weights_only=True)["recipe"]["beta"] == 250
+
+
+def test_stage2_without_stage1_warns_and_still_trains(scene, tmp_path):
+    out = tmp_path / "s2"
+    res = run_ok(train_cmd(scene, out, "--stage1-epochs", "0", "--stage2-epochs", "1"))
+    assert "fail to converge" in res.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["run.final_stage"] == "stage2" and "stage1.median_position_m" not in m
