@@ -133,9 +133,10 @@ def _norm(v):
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
-    # OpenMP threads that spin while waiting make torch 5-10x slower whenever the cores are
-    # shared (measured: 2.39 -> 0.52 s/step on a loaded 2-core machine, benchmarks/
-    # train_throughput.md); set before torch is imported, and only if the user has not.
+    # OpenMP threads that spin while waiting make torch 5x slower when the cores are shared
+    # (measured at load ~10 on 2 cores, batch 4 at 64x48, 2 threads: 2.39 s/step ACTIVE vs
+    # 0.52 PASSIVE); on a nearly idle machine PASSIVE costs ~12% (39.3 vs 34.5 img/s,
+    # benchmarks/results/train_throughput.md). Set before torch loads, only if the user has not.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         from .signals import Interrupted
