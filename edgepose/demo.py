@@ -39,9 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Every step prints the command it runs, so you can rerun or vary any of them by hand.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for all artefacts (default runs/demo)")
     p.add_argument("--frames", type=int, default=800, help="synthetic frames to render (default 800)")
+    p.add_argument("--random-views", type=int, default=200,
+                   help="of those, random training views between the loops (default 200)")
     p.add_argument("--size", default="160x120", help="rendered image size WxH (default 160x120)")
     p.add_argument("--input-size", default="128x96", help="network input WxH (default 128x96)")
-    p.add_argument("--stage1-epochs", type=int, default=14, help="stage 1 epochs (default 14)")
+    p.add_argument("--stage1-epochs", type=int, default=28, help="stage 1 epochs (default 28)")
     p.add_argument("--stage2-epochs", type=int, default=4, help="stage 2 epochs (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="redo every step even if its output exists")
@@ -57,8 +59,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     t0 = time.perf_counter()
     times = {}
     times["render"] = _step("1/4 render the synthetic scene",
-                            ["edgepose-synth", str(scene), "--frames", str(args.frames), "--size", args.size,
-                             "--seed", str(args.seed)], scene / "scene.json", args.fresh)
+                            ["edgepose-synth", str(scene), "--frames", str(args.frames), "--random-views",
+                             str(args.random_views), "--size", args.size, "--seed", str(args.seed)], scene / "scene.json", args.fresh)
     times["train"] = _step("2/4 train: stage 1 (learned weighting) + stage 2 (reprojection)",
                            ["edgepose-train", str(scene), "--out", str(run), "--backbone", "efficientnet_lite0",
                             "--input-size", args.input_size, "--stage1-epochs", str(args.stage1_epochs),

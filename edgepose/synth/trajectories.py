@@ -90,15 +90,17 @@ def loop(n: int, ring: float, height_swing: float, heading: float, rng: np.rando
 
 
 def random_views(n: int, rng: np.random.Generator):
-    """``positions (n, 3), rotations (n, 4)``: independent views anywhere in the train ring."""
+    """``positions (n, 3), rotations (n, 4)``: independent views anywhere in the train ring,
+    facing the walls within the loops' heading band (dense training coverage between loops)."""
     ring = rng.uniform(0, 1, n)
     theta = rng.uniform(0, 2 * np.pi, n)
     ax = SEMI_X[0] + ring * (SEMI_X[1] - SEMI_X[0])
     ay = SEMI_Y[0] + ring * (SEMI_Y[1] - SEMI_Y[0])
     pos = np.stack([CENTRE_XY[0] + ax * np.cos(theta), CENTRE_XY[1] + ay * np.sin(theta),
                     HEIGHT_M + rng.uniform(-HEIGHT_SWING_TRAIN, HEIGHT_SWING_TRAIN, n)], -1)
-    return pos, orientations(pos, rng.uniform(-np.pi, np.pi, n), rng.uniform(-0.23, 0.07, n),
-                             rng.uniform(-0.07, 0.07, n))
+    # the loops' heading band: outward, +- the per-loop offset and the along-loop swing
+    yaw = theta + rng.uniform(-(HEADING_SPREAD + 0.5), HEADING_SPREAD + 0.5, n)
+    return pos, orientations(pos, yaw, rng.uniform(-0.23, 0.07, n), rng.uniform(-0.07, 0.07, n))
 
 
 def split_counts(total: int, parts: int) -> List[int]:
