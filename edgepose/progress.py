@@ -27,12 +27,6 @@ class _Silent:
     def close(self) -> None:
         pass
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
 
 def progress(iterable: Optional[Iterable] = None, total: Optional[int] = None, desc: str = "",
              unit: str = "it", enabled: bool = True, **kwargs):
