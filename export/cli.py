@@ -243,6 +243,7 @@ class Frames:
         self.val_position: Optional[np.ndarray] = None
         self.val_rotation: Optional[np.ndarray] = None
         self.source = "none"
+        self.root: Optional[Path] = None  # the dataset the frames came from
 
 
 def load_frames(args, data_info: dict, size: Tuple[int, int], need_calib: bool) -> Frames:
@@ -266,6 +267,7 @@ def load_frames(args, data_info: dict, size: Tuple[int, int], need_calib: bool) 
     policy = None if args.calib else data_info.get("split_policy")
     ds = load_dataset(root, fmt, policy)
     frames.source = f"{ds.format} dataset {root}"
+    frames.root = Path(root)
     if need_calib:
         recs = select_calibration_frames(ds.split("train"), args.calib_frames)
         frames.calib = load_calibration_images(recs, size, progress=True)
@@ -384,7 +386,7 @@ def export_from_checkpoint(source: Path, args) -> int:
         print("  -> the bundle is written and records the drift; loosen the bound, keep more layers in float "
               "(--int8-max-drift-m), or drop the precision", file=sys.stderr)
         return EXIT_CHECK_FAILED
-    _print_next(args.out, precisions)
+    _print_next(args.out, precisions, frames.root)
     return EXIT_OK
 
 
@@ -465,12 +467,12 @@ def print_table(out: Path, validation: dict, onnx_files: Dict[str, str]) -> None
     print()
 
 
-def _print_next(out: Path, precisions: Sequence[str]) -> None:
+def _print_next(out: Path, precisions: Sequence[str], data: Optional[Path] = None) -> None:
     q = shlex.quote(str(out))
     best = precisions[-1] if precisions else "fp32"
     print("next:")
     print(f"  edgepose-export --verify {q}")
-    print(f"  edgepose-bench {q} --data DATA --out report")
+    print(f"  edgepose-bench {q} --data {shlex.quote(str(data)) if data else 'DATA'} --out report")
     print(f"  edgepose-run {q} --source VIDEO_OR_FOLDER --precision {best}")
 
 

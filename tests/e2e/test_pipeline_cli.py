@@ -69,6 +69,8 @@ def test_export_writes_a_verified_bundle_with_drift_and_guided_int8(chain):
     # an unreachable bound: the guided search leaves layers in float and says so
     assert "float" in json.dumps(m).lower()
     assert "edgepose-export" in chain["export_out"] and "--engine yes" in chain["export_out"]
+    # the next command names the dataset the model was trained on
+    assert f"edgepose-bench {chain['bundle']} --data {chain['scene'].resolve()}" in chain["export_out"]
     cli("export", "--verify", chain["bundle"])
 
 
