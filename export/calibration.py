@@ -90,15 +90,19 @@ def frame_list_sha256(names: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def load_calibration_images(records: Sequence, size: Tuple[int, int], progress: bool = False) -> np.ndarray:
-    """``uint8 (N, H, W, 3)`` frames at the network resolution ``size = (W, H)`` (shared rule)."""
+def load_calibration_images(records: Sequence, size: Tuple[int, int], progress: bool = False,
+                            desc: str = "calibration frames") -> np.ndarray:
+    """``uint8 (N, H, W, 3)`` frames at the network resolution ``size = (W, H)`` (shared rule).
+
+    Used for every frame set of an export (calibration, guide, validation); ``desc`` labels
+    the progress bar.
+    """
     from edgepose.preprocess import load_and_preprocess
+    from edgepose.progress import progress as progress_bar
 
     W, H = int(size[0]), int(size[1])
     out = np.empty((len(records), H, W, 3), dtype=np.uint8)
-    from edgepose.progress import progress as progress_bar
-
-    for i, r in enumerate(progress_bar(records, desc="calibration frames", unit="img", enabled=progress)):
+    for i, r in enumerate(progress_bar(records, desc=desc, unit="img", enabled=progress)):
         load_and_preprocess(getattr(r, "image", r), (W, H), out=out[i])
     return out
 

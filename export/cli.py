@@ -249,7 +249,6 @@ class Frames:
 def load_frames(args, data_info: dict, size: Tuple[int, int], need_calib: bool) -> Frames:
     """Frames for calibration and drift; a missing dataset is an error only when INT8 needs it."""
     from edgepose.datasets import load_dataset
-    from edgepose.preprocess import load_and_preprocess
 
     from .calibration import calibration_info, frame_names, load_calibration_images, select_calibration_frames
 
@@ -274,18 +273,13 @@ def load_frames(args, data_info: dict, size: Tuple[int, int], need_calib: bool) 
         frames.calib_info = calibration_info(frame_names(recs, root), args.calib_method, 1, source=f"train split of {root}")
         if args.int8_max_drift_m is not None or args.int8_max_drift_deg is not None:
             guide = ds.split("train")[::GUIDE_EVERY][:GUIDE_MAX_FRAMES]
-            frames.guide = np.empty((len(guide), size[1], size[0], 3), np.uint8)
-            for i, r in enumerate(progress(guide, desc="guide frames (train split)", unit="img")):
-                load_and_preprocess(r.image, size, out=frames.guide[i])
+            frames.guide = load_calibration_images(guide, size, progress=True, desc="guide frames (train split)")
     test = ds.split("test")
     if args.val_frames < 1:
         raise ConfigError(f"--val-frames must be >= 1; got {args.val_frames}")
     idx = np.unique(np.linspace(0, len(test) - 1, min(args.val_frames, len(test))).round().astype(int))
     recs = [test[i] for i in idx]
-    W, H = size
-    frames.val = np.empty((len(recs), H, W, 3), np.uint8)
-    for i, r in enumerate(progress(recs, desc="validation frames", unit="img")):
-        load_and_preprocess(r.image, (W, H), out=frames.val[i])
+    frames.val = load_calibration_images(recs, size, progress=True, desc="validation frames (test split)")
     frames.val_position = np.stack([r.position for r in recs])
     frames.val_rotation = np.stack([r.rotation for r in recs])
     return frames
