@@ -314,3 +314,23 @@ def summarize_errors(pos_err_m: Iterable[float], rot_err_deg: Iterable[float],
     for m, d in thresholds:
         out[f"within_{m:g}m_{d:g}deg"] = float(np.mean((pe <= m) & (re <= d)))
     return out
+
+
+def summarize_drift(distance_m: Iterable[float], angle_deg: Iterable[float]) -> Dict[str, float]:
+    """Median, p95 and max of per-frame drift between two models' outputs on the same frames.
+
+    ``distance_m (N,)`` position distances (m), ``angle_deg (N,)`` rotation angles (deg), as
+    :func:`translation_error` / :func:`rotation_error_deg` give them. Keys: ``n_frames,
+    p50_m, p95_m, max_m, p50_deg, p95_deg, max_deg``.
+    """
+    dp = np.asarray(list(distance_m), dtype=np.float64)
+    dq = np.asarray(list(angle_deg), dtype=np.float64)
+    if dp.shape != dq.shape:
+        raise EdgePoseError(f"drift arrays differ in shape: {dp.shape} vs {dq.shape}")
+    if dp.size == 0:
+        raise EdgePoseError("no frames to compare for drift")
+    return {
+        "n_frames": int(dp.size),
+        "p50_m": float(np.median(dp)), "p95_m": float(np.percentile(dp, 95)), "max_m": float(dp.max()),
+        "p50_deg": float(np.median(dq)), "p95_deg": float(np.percentile(dq, 95)), "max_deg": float(dq.max()),
+    }

@@ -16,7 +16,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from edgepose.errors import EdgePoseError
-from edgepose.geometry import rotation_error_deg, summarize_errors, translation_error
+from edgepose.geometry import rotation_error_deg, summarize_drift, summarize_errors, translation_error
 
 
 def _check(outputs: Dict[str, np.ndarray], name: str) -> None:
@@ -40,15 +40,11 @@ def per_frame_drift(a: Dict[str, np.ndarray], b: Dict[str, np.ndarray]):
 def drift(outputs_a: Dict[str, np.ndarray], outputs_b: Dict[str, np.ndarray]) -> Dict[str, float]:
     """Drift summary: ``position_p50_m, position_p95_m, position_max_m, rotation_p50_deg,
     rotation_p95_deg, rotation_max_deg, n_frames``."""
-    dp, dq = per_frame_drift(outputs_a, outputs_b)
+    s = summarize_drift(*per_frame_drift(outputs_a, outputs_b))
     return {
-        "n_frames": int(dp.size),
-        "position_p50_m": float(np.median(dp)),
-        "position_p95_m": float(np.percentile(dp, 95)),
-        "position_max_m": float(dp.max()),
-        "rotation_p50_deg": float(np.median(dq)),
-        "rotation_p95_deg": float(np.percentile(dq, 95)),
-        "rotation_max_deg": float(dq.max()),
+        "n_frames": s["n_frames"],
+        "position_p50_m": s["p50_m"], "position_p95_m": s["p95_m"], "position_max_m": s["max_m"],
+        "rotation_p50_deg": s["p50_deg"], "rotation_p95_deg": s["p95_deg"], "rotation_max_deg": s["max_deg"],
     }
 
 

@@ -17,7 +17,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ...errors import EdgePoseError
-from ...geometry import rotation_error_deg, summarize_errors, translation_error
+from ...geometry import rotation_error_deg, summarize_drift, summarize_errors, translation_error
 
 
 def per_frame_errors(pos_pred: np.ndarray, rot_pred: np.ndarray, pos_ref: np.ndarray,
@@ -47,15 +47,8 @@ def drift(pos, rot, pos_ref, rot_ref) -> Dict[str, float]:
     Keys: ``drift_p50_m, drift_p95_m, drift_max_m, drift_p50_deg, drift_p95_deg, drift_max_deg``.
     """
     e = per_frame_errors(pos, rot, pos_ref, rot_ref)
-    pm, rd = e["position_m"], e["rotation_deg"]
-    if pm.size == 0:
-        raise EdgePoseError("no frames to compare for drift")
-    return {
-        "drift_p50_m": float(np.percentile(pm, 50)), "drift_p95_m": float(np.percentile(pm, 95)),
-        "drift_max_m": float(pm.max()),
-        "drift_p50_deg": float(np.percentile(rd, 50)), "drift_p95_deg": float(np.percentile(rd, 95)),
-        "drift_max_deg": float(rd.max()),
-    }
+    s = summarize_drift(e["position_m"], e["rotation_deg"])
+    return {f"drift_{k}": v for k, v in s.items() if k != "n_frames"}
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:

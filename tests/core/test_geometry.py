@@ -171,3 +171,13 @@ def test_summarize_errors_hand_worked():
     assert s["n_frames"] == 4
     with pytest.raises(EdgePoseError):
         G.summarize_errors([], [])
+
+
+def test_summarize_drift_hand_worked():
+    s = G.summarize_drift([0.0, 0.01, 0.02, 0.1], [0.0, 1.0, 2.0, 10.0])
+    assert s["n_frames"] == 4
+    assert s["p50_m"] == pytest.approx(0.015) and s["max_m"] == pytest.approx(0.1)
+    assert s["p95_m"] == pytest.approx(0.02 + 0.85 * 0.08)
+    assert s["p50_deg"] == pytest.approx(1.5) and s["max_deg"] == pytest.approx(10.0)
+    with pytest.raises(EdgePoseError):
+        G.summarize_drift([], [])
