@@ -27,13 +27,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgepose.runtime.bench.runner import rss_mb
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def rss_mb() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
 
 
 def make_frames(folder: Path, n: int, size=(320, 240)) -> Path:
