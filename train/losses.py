@@ -7,14 +7,15 @@ tensor and a dict of floats for the metrics log.
 units: ``position (N, 3)`` = ``(p - position_mean) / position_scale``, ``rotation (N, 4)`` unit
 wxyz, ``log_sigma (N, 2)``. ``batch`` holds the ground truth in the same units:
 
-* ``position (N, 3)`` normalised, ``rotation (N, 4)`` wxyz (any hemisphere; flipped to w >= 0 here),
+* ``position (N, 3)`` normalised, ``rotation (N, 4)`` wxyz (any hemisphere: the losses do not care),
 * for :class:`ReprojectionLoss`: ``points (N, M, 3)`` visible scene points, normalised the same
   way as positions, and ``points_mask (N, M)`` bool (variable point counts, padded);
   ``K (N, 3, 3)`` pixels of the network-resolution image when ``use_K=True``.
 
 Norms (all losses): ``Lp`` = per-sample L1 (sum of |.|) or L2 (Euclidean, not squared) norm of
-the position error, averaged over the batch; ``Lq`` = the same on the unit quaternions with the
-true one on ``w >= 0`` and the predicted one normalised and canonical.
+the position error, averaged over the batch; ``Lq`` = the same on the unit quaternions, taken
+to the nearer of ``q`` and ``-q`` (:func:`quaternion_distance`: no hemisphere flip, so the
+loss has no seam at ``w = 0`` and its gradient always turns the rotation the short way).
 
 The loss used in training is ``pose loss + UncertaintyNLL``; the NLL sees detached errors, so
 the uncertainty heads never change the pose recipe. :func:`build_objective` makes that sum.
@@ -40,7 +41,7 @@ from torch import nn
 
 from edgepose.errors import ConfigError, EdgePoseError
 
-from .geometry_torch import project_points, quat_canonical, rotation_angle
+from .geometry_torch import project_points, quat_normalize, rotation_angle
 
 #: Adam learning rate recommended for ``sp``/``sq`` (own param group, no weight decay):
 #: Adam moves a scalar by up to ~lr per step, and ``sq`` typically travels 1-3 units from -3.0
@@ -83,13 +84,26 @@ def sample_norm(x: torch.Tensor, norm: str) -> torch.Tensor:
     return x.norm(dim=-1)
 
 
+def quaternion_distance(q_pred: torch.Tensor, q_true: torch.Tensor, norm: str = "l1") -> torch.Tensor:
+    """Sign-invariant per-sample distance ``min(|q^ - q|, |q^ + q|)`` ``(N,)`` of unit quaternions.
+
+    ``q`` and ``-q`` are the same rotation, so neither side is flipped onto a hemisphere: the
+    nearer of the two representatives is compared. Flipping the prediction onto ``w >= 0``
+    first (what PoseNet code commonly does) makes the loss exceed this distance whenever the
+    prediction and the truth sit on either side of ``w = 0``, and its gradient then turns the
+    rotation the long way round (``tests/train/test_losses.py`` checks both on the seam).
+    """
+    q_pred = quat_normalize(q_pred)
+    q_true = quat_normalize(q_true.to(q_pred.dtype))
+    return torch.minimum(sample_norm(q_pred - q_true, norm), sample_norm(q_pred + q_true, norm))
+
+
 def pose_terms(pred: dict, batch: dict, norm: str = "l1") -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample ``(Lp (N,), Lq (N,))``: position and quaternion error norms (see module doc)."""
+    """Per-sample ``(Lp (N,), Lq (N,))``: position error norm and the sign-invariant
+    :func:`quaternion_distance` (see module doc)."""
     p_pred = pred["position"]
     p_true = batch["position"].to(p_pred.dtype)
-    q_pred = quat_canonical(pred["rotation"])
-    q_true = quat_canonical(batch["rotation"].to(q_pred.dtype))
-    return sample_norm(p_pred - p_true, norm), sample_norm(q_pred - q_true, norm)
+    return sample_norm(p_pred - p_true, norm), quaternion_distance(pred["rotation"], batch["rotation"], norm)
 
 
 def pose_errors(pred: dict, batch: dict) -> torch.Tensor:

@@ -7,11 +7,13 @@ normalisation happen inside :meth:`PoseNet.forward`, so preprocessing travels wi
 Outputs of :meth:`PoseNet.forward` (a dict, in *normalised* scene units for training):
 
 * ``position`` ``(N, 3)``: ``(p - position_mean) / position_scale``,
-* ``rotation`` ``(N, 4)``: unit quaternion wxyz, canonical ``w >= 0``, camera-to-world,
+* ``rotation`` ``(N, 4)``: unit quaternion wxyz, camera-to-world, on either hemisphere (the
+  losses are sign-invariant; flipping onto ``w >= 0`` here would put a seam in the gradient),
 * ``log_sigma`` ``(N, 2)``: log of the expected position error (normalised units) and of the
   expected rotation error (radians) of this frame.
 
-:meth:`PoseNet.predict_world` returns world units: position (m), rotation, sigma ``(N, 2)``
+:meth:`PoseNet.predict_world` returns world units: position (m), rotation (canonical
+``w >= 0``: the output contract), sigma ``(N, 2)``
 = ``[expected position error m, expected rotation error rad]``. The scene normalisation
 (mean, scale of the training split) lives in buffers, so export needs nothing else.
 """
@@ -28,6 +30,11 @@ from edgepose.errors import EdgePoseError
 from .backbones import BACKBONES, create_backbone
 
 CHECKPOINT_FORMAT = "edgepose.checkpoint/1"
+
+
+def normalize_quaternion(q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Normalise ``q (N, 4)`` to unit length (no hemisphere flip: what training sees)."""
+    return q / q.norm(dim=-1, keepdim=True).clamp_min(eps)
 
 
 def canonical_quaternion(q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -94,7 +101,7 @@ class PoseNet(nn.Module):
     def heads(self, h: torch.Tensor) -> Dict[str, torch.Tensor]:
         return {
             "position": self.fc_position(h),
-            "rotation": canonical_quaternion(self.fc_rotation(h)),
+            "rotation": normalize_quaternion(self.fc_rotation(h)),
             "log_sigma": self.fc_log_sigma(h),
         }
 
@@ -107,7 +114,7 @@ class PoseNet(nn.Module):
         scale = self.position_scale
         position = out["position"].float() * scale + self.position_mean
         sigma = torch.exp(out["log_sigma"].float()) * torch.cat([scale, torch.ones_like(scale)])
-        return position, out["rotation"].float(), sigma
+        return position, canonical_quaternion(out["rotation"].float()), sigma
 
     @torch.no_grad()
     def predict_world(self, image: torch.Tensor):
