@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # torch is pinned to the release this project is tested with; override on other platforms,
 # e.g. `make test TORCH="torch torchvision"` or the JetPack wheels on a Jetson.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= train,export,plots,dev
+EXTRAS ?= train,export,plots,ros,dev
 STAMP := $(VENV)/.edgepose-installed
 DEMO_OUT ?= runs/demo
 PYTEST_ARGS ?=

@@ -27,7 +27,7 @@ SOURCES (--source)
    video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink"
                           a GStreamer pipeline (Jetson CSI camera; needs OpenCV with GStreamer)
   dataset:ROOT            a dataset split with ground truth (--split), errors in the summary
-
+%s
 BACKENDS (--backend)
   auto                    TensorRT engine matching this device, else ONNX Runtime, else torch
 %s
@@ -40,14 +40,17 @@ EXAMPLES
   edgepose-run runs/demo/bundle --source frames/ --out poses.jsonl
   edgepose-run bundle --source 0 --backend tensorrt --precision int8 --filter kalman
   edgepose-run bundle --source dataset:data/dino --split test --policy every --plot traj.png
+  edgepose-run bundle --source flight.mcap --topic /camera/image_raw --out poses.mcap --frame-id map
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .ros import options as ros_options
     from .runners.factory import DESCRIPTIONS
 
     backends = "".join(f"  {k:<24}{v}\n" for k, v in DESCRIPTIONS.items())
-    p = argparse.ArgumentParser(prog="edgepose-run", description=DESCRIPTION, epilog=EPILOG % backends,
+    epilog = EPILOG % (ros_options.EPILOG_SOURCES, backends)
+    p = argparse.ArgumentParser(prog="edgepose-run", description=DESCRIPTION, epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="bundle folder (with edgepose.json), made by edgepose-export")
     p.add_argument("--source", required=True, help="frames folder, video, camera, GStreamer pipeline or dataset:ROOT")
@@ -59,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", default="none", choices=("none", "kalman"),
                    help="kalman: constant-velocity position filter weighted by each frame's sigma, "
                         "outliers gated, rotation slerp-smoothed")
-    p.add_argument("--out", default="poses.jsonl", help="JSON lines output, '-' for stdout (default poses.jsonl)")
+    p.add_argument("--out", default="poses.jsonl", help="JSON lines output, '-' for stdout (default poses.jsonl); "
+                   "poses.mcap or DIR/ writes a ROS bag of PoseWithCovarianceStamped")
     p.add_argument("--csv", default=None, help="also write a CSV file")
     p.add_argument("--plot", default=None, help="also write a top-down trajectory PNG with sigma circles")
     p.add_argument("--split", default="test", help="dataset split for dataset:ROOT (default test)")
@@ -68,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime / torch intra-op threads (0 = default)")
     p.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the inference as a CUDA graph")
     p.add_argument("--quiet", action="store_true", help="no live status line")
+    ros_options.add_ros_arguments(p)
     return p
 
 
@@ -120,8 +125,10 @@ def _summary(stats, runner, errors: List[tuple], args) -> str:
                      f"{s['median_rotation_deg']:.2f} deg; p90 {s['p90_position_m']:.3f} m, {s['p90_rotation_deg']:.2f} deg")
     if args.out and args.out != "-":
         lines.append(f"  poses: {args.out}" + (f", {args.csv}" if args.csv else "") + (f", {args.plot}" if args.plot else ""))
-        lines.append(f"next: look at one frame with `head -n 1 {args.out}`, or compare backends and precisions "
-                     f"with `edgepose-bench {args.bundle}`")
+        from .ros.options import next_command
+
+        lines.append(next_command(args) or f"next: look at one frame with `head -n 1 {args.out}`, or compare "
+                     f"backends and precisions with `edgepose-bench {args.bundle}`")
     return "\n".join(lines)
 
 
@@ -129,6 +136,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from .filter import make_filter
     from .pipeline import Pipeline
+    from .ros import options as ros_options
     from .runners import create_runner
     from .sinks import open_sinks
     from .sources import open_source
@@ -138,14 +146,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     status = StatusLine(enabled=not args.quiet)
     sinks = []
     try:
-        source = open_source(args.source, fps=args.fps, split=args.split)
+        source = open_source(args.source, fps=args.fps, split=args.split, **ros_options.source_options(args))
         if args.policy == "auto":
             args.policy = "latest" if source.live else "every"
         runner = create_runner(args.bundle, args.backend, args.precision, strict=args.strict, **_runner_options(args))
-        sinks = open_sinks(args.out, args.csv, args.plot)
+        sinks = open_sinks(args.out, args.csv, args.plot, bag=ros_options.bag_sink_options(args, source))
         truth_errors = []
         with runner:
-            pipe = Pipeline(runner, source, policy=args.policy, postprocess=make_filter(args.filter),
+            pipe = Pipeline(runner, source, policy=args.policy, postprocess=ros_options.postprocess(args, make_filter(args.filter)),
                             max_frames=args.max_frames)
             interrupted = False
             try:

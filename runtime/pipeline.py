@@ -341,7 +341,8 @@ def make_result(frame: Frame, poses, err: Optional[str], timings: dict) -> PoseR
     t.update(timings)
     r = PoseResult(index=frame.index, capture_time=frame.capture_time, timestamp=frame.timestamp,
                    timings_ms=t, source=frame.source, truth_position=frame.truth_position,
-                   truth_rotation=frame.truth_rotation)
+                   truth_rotation=frame.truth_rotation,
+                   stamp_ns=frame.stamp_ns if frame.stamp_ns is not None else int(round(frame.capture_time * 1e9)))
     if err is not None or poses is None:
         r.ok, r.error = False, err or "no output"
         return r

@@ -55,6 +55,12 @@ class PoseResult:
         source: where the frame came from (file path, ``camera:0``, ...).
         truth_position / truth_rotation: ground truth when the source has it (dataset split).
         filtered: ``"raw"``, ``"filtered"`` or ``"rejected"`` (outlier gated by the filter).
+        stamp_ns: the source stamp in integer nanoseconds (a bag message's ``header.stamp``,
+            else the capture wall clock): what ROS consumers expect, never "now".
+        covariance: ``(6, 6)`` pose covariance in ROS order (x, y, z, rotation about fixed X,
+            Y, Z; m², rad²) when set explicitly (e.g. moved to the base frame); ``None`` means
+            the one :func:`edgepose.covariance.sigma_to_covariance` gives: see
+            :meth:`pose_covariance`.
     """
 
     index: int
@@ -71,6 +77,18 @@ class PoseResult:
     truth_position: Optional[np.ndarray] = None
     truth_rotation: Optional[np.ndarray] = None
     filtered: str = "raw"
+    stamp_ns: Optional[int] = None
+    covariance: Optional[np.ndarray] = None
+
+    def pose_covariance(self) -> Optional[np.ndarray]:
+        """The ``(6, 6)`` covariance of this pose (ROS order, m², rad²), ``None`` when not ``ok``."""
+        if not self.ok:
+            return None
+        if self.covariance is not None:
+            return np.asarray(self.covariance, np.float64)
+        from edgepose.covariance import sigma_to_covariance
+
+        return sigma_to_covariance(self.sigma_position_m, math.radians(self.sigma_rotation_deg))
 
     @property
     def latency_ms(self) -> float:
@@ -103,6 +121,7 @@ class PoseResult:
             "source": self.source,
             "capture_time": round(float(self.capture_time), 6),
             "timestamp": round(float(self.timestamp), 6),
+            **({"stamp_ns": int(self.stamp_ns)} if self.stamp_ns is not None else {}),
             "position_m": vec(self.position),
             "rotation_wxyz": vec(self.rotation, 8),
             "sigma_position_m": num(self.sigma_position_m),

@@ -12,6 +12,8 @@ spec (``open_source``)  source                                      live
 ... ! appsink``         cameras through OpenCV's GStreamer backend)
 ``dataset:ROOT``        :class:`DatasetSource` (a split with ground no
                         truth, via ``edgepose.datasets``)
+``flight.mcap``, bag/   ``edgepose.runtime.ros.bag_source.BagSource`` no
+                        (rosbag2 / MCAP / ROS 1, ``topic=``)
 =====================  ==========================================  ======
 
 Live sources default to the ``latest`` policy, recorded ones to ``every``. OpenCV
@@ -49,6 +51,8 @@ class Frame:
         source: file path or device name of this frame.
         read_ms: time spent reading/decoding it.
         truth_position, truth_rotation: ground truth ``(3,)`` m / ``(4,)`` wxyz, if known.
+        stamp_ns: the source's own capture stamp in integer nanoseconds (a bag message's
+            ``header.stamp``), or ``None`` when the source has none (``capture_time`` is used).
     """
 
     index: int
@@ -61,6 +65,7 @@ class Frame:
     read_ms: float = 0.0
     truth_position: Optional[np.ndarray] = None
     truth_rotation: Optional[np.ndarray] = None
+    stamp_ns: Optional[int] = None
 
 
 class Source:
@@ -269,6 +274,12 @@ def open_source(spec: Union[str, Path, Source], fps: float = 30.0, split: str = 
     if isinstance(spec, Source):
         return spec
     s = str(spec)
+    from .ros import is_bag_path
+
+    if is_bag_path(s):  # .mcap, .db3, .bag, rosbag2 folder: edgepose.runtime.ros.bag_source
+        from .ros.bag_source import BagSource
+
+        return BagSource(s, fps=fps, **options)
     if s.startswith("dataset:"):
         return DatasetSource(s[len("dataset:"):], split=split, fps=fps, **options)
     if "!" in s or s.startswith("gst:"):

@@ -1,0 +1,184 @@
+"""Frames from a bag: ``edgepose-run BUNDLE --source flight.mcap --topic /camera/image_raw``.
+
+Reads rosbag2 (folder with ``metadata.yaml``, sqlite3 or mcap storage), a single ``.mcap``
+file and ROS 1 ``.bag`` files through ``rosbags``' ``AnyReader``. Each frame is stamped with
+its message's ``header.stamp`` (``Frame.stamp_ns``; ``Frame.timestamp`` is the same in
+seconds, what the filter uses). A message that does not decode (unsupported encoding,
+truncated data) is one failed frame and the stream goes on. A bag that ends mid-message (a
+recording that was killed) is read up to the break: an ``.mcap`` without its footer is
+scanned record by record, the frames before the break are kept, and the break is reported
+as a last failed frame and a warning.
+"""
+from __future__ import annotations
+
+import struct
+import time
+import warnings
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple, Union
+
+from edgepose.errors import ConfigError, EdgePoseError
+
+from ..sources import Frame, Source
+from . import require_rosbags
+from .images import IMAGE_TYPES, ImageDecodeError, decode_image, stamp_ns
+
+_READ_ERRORS = (struct.error, TypeError, ValueError, EOFError, OSError)
+
+
+def _tolerant_mcap_reader(path: Path):
+    """A rosbags ``McapReader`` that scans an ``.mcap`` without footer/summary up to its end."""
+    from rosbags.rosbag2.errors import ReaderError
+    from rosbags.rosbag2.storage_mcap import McapReader
+
+    class TolerantMcapReader(McapReader):
+        scan_error: Optional[str] = None
+
+        def _open(self) -> None:
+            assert self.bio
+            if self.bio.read(8) != b"\x89MCAP0\r\n":
+                raise ReaderError("File magic is invalid.")
+            self.bio.seek(0, 2)
+            size = self.bio.tell()
+            self.bio.seek(8)
+            self.bio.read(1)
+            n = struct.unpack("<Q", self.bio.read(8))[0]
+            self.bio.seek(n, 1)
+            self.data_start, self.data_end = self.bio.tell(), size
+            try:
+                self.meta_scan()
+            except (ReaderError, *_READ_ERRORS) as exc:  # the break: schemas/channels before it are kept
+                self.scan_error = str(exc) or type(exc).__name__
+
+    reader = TolerantMcapReader(path)
+    reader.open()
+    return reader
+
+
+class BagSource(Source):
+    """The image messages of one topic of a bag, in log-time order.
+
+    Args:
+        path: ``.mcap`` / ``.db3`` / ``.bag`` file or rosbag2 folder.
+        topic: the image topic; ``None`` raises :class:`ConfigError` listing the image topics.
+        fps: unused for stamps (messages carry them); kept for ``open_source``'s signature.
+    """
+
+    def __init__(self, path: Union[str, Path], topic: Optional[str] = None, fps: float = 30.0):
+        require_rosbags("reading bags")
+        from .messages import get_typestore
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ConfigError(f"bag not found: {self.path}")
+        self.topic, self.typestore, self.recovered = topic, get_typestore(), False
+        self.name = f"{self.path}:{topic}"
+        topics = self._topics()
+        if self.recovered and not topics:
+            raise EdgePoseError(f"{self.path} has no MCAP footer (the recording was cut) and no complete chunk "
+                                "before the break: nothing can be read from it",
+                                hint="record again; ros2 bag record finalises the file on Ctrl-C")
+        images = {t: v for t, v in topics.items() if any(ty in IMAGE_TYPES for ty in v[0])}
+        if topic is None:
+            raise ConfigError(f"{self.path}: name the image topic with --topic; {_describe(images, 'image topics')}",
+                              hint=f"e.g. --topic {next(iter(images))}" if images else
+                              "this bag has no sensor_msgs/Image or CompressedImage messages")
+        if topic not in topics:
+            raise ConfigError(f"{self.path} has no topic {topic!r}; {_describe(topics, 'topics')}",
+                              hint=f"image topics: {', '.join(images) or 'none'}")
+        if topic not in images:
+            raise ConfigError(f"topic {topic} of {self.path} carries {', '.join(topics[topic][0])}, not images; "
+                              f"expected {' or '.join(IMAGE_TYPES)}", hint=f"image topics: {', '.join(images) or 'none'}")
+        self.count = topics[topic][1]
+
+    # -- opening --------------------------------------------------------------------------
+    def _open(self, every_topic: bool = False):
+        """``(reader, connections of the topic, deserialize)``; falls back to the tolerant MCAP scan."""
+        from rosbags.highlevel import AnyReader, AnyReaderError
+
+        try:
+            reader = AnyReader([self.path], default_typestore=self.typestore)
+            reader.open()
+        except AnyReaderError as exc:
+            if self.path.suffix.lower() != ".mcap" or "end magic" not in str(exc).lower():
+                raise EdgePoseError(f"cannot read bag {self.path}: {exc}",
+                                    hint="check the file; a ROS 1 bag that was not closed needs `rosbag reindex`") from None
+            reader = _tolerant_mcap_reader(self.path)
+            self.recovered = True
+            conns = [c for c in reader.connections if every_topic or c.topic == self.topic]
+            return reader, conns, lambda raw, ty: self.typestore.deserialize_cdr(raw, ty)
+        conns = [c for c in reader.connections if every_topic or c.topic == self.topic]
+        return reader, conns, reader.deserialize
+
+    def _topics(self) -> Dict[str, Tuple[List[str], int]]:
+        reader, conns, _ = self._open(every_topic=True)
+        try:
+            out: Dict[str, Tuple[List[str], int]] = {}
+            counts = self._scan_counts(reader) if self.recovered else None
+            for c in conns:
+                types, n = out.get(c.topic, ([], 0))
+                if c.msgtype not in types:
+                    types.append(c.msgtype)
+                out[c.topic] = (types, n + (counts.get(c.id, 0) if counts is not None else c.msgcount))
+            return out
+        finally:
+            reader.close()
+
+    @staticmethod
+    def _scan_counts(reader) -> Dict[int, int]:
+        counts: Dict[int, int] = {}
+        try:
+            for c, _, _ in reader.messages_scan(reader.connections):
+                counts[c.id] = counts.get(c.id, 0) + 1
+        except Exception:  # noqa: BLE001 - the break of a truncated file: count what came before
+            pass
+        return counts
+
+    def __len__(self) -> int:
+        return self.count
+
+    # -- reading --------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Frame]:
+        reader, conns, deserialize = self._open()
+        if self.recovered:
+            warnings.warn(f"{self.path} has no MCAP footer (the recording was cut); reading up to the break")
+        messages = reader.messages_scan(conns) if self.recovered else reader.messages(connections=conns)
+        i = 0
+        try:
+            while True:
+                t0 = time.perf_counter()
+                wall = time.time()
+                try:
+                    item = next(messages)
+                except StopIteration:
+                    return
+                except Exception as exc:  # noqa: BLE001 - the reader's errors (bag ends mid-message)
+                    msg = f"bag {self.path} ends mid-message after {i} frames on {self.topic}: {str(exc).rstrip('.')}"
+                    warnings.warn(msg + "; the results so far are kept")
+                    yield Frame(i, wall, t0, 0.0, None, msg, f"{self.path}#end")
+                    return
+                yield self._frame(i, item, deserialize, wall, t0)
+                i += 1
+        finally:
+            reader.close()
+
+    def _frame(self, i: int, item, deserialize, wall: float, t0: float) -> Frame:
+        conn, log_ns, raw = item
+        image, error, stamp = None, None, int(log_ns)
+        try:
+            msg = deserialize(raw, conn.msgtype)
+            stamp = stamp_ns(msg)
+            image = decode_image(msg, conn.msgtype)
+        except ImageDecodeError as exc:
+            error = exc.message
+        except Exception as exc:  # noqa: BLE001 - a message that does not deserialise is one bad frame
+            error = f"{conn.msgtype} message at log time {log_ns} does not deserialise: {exc}"
+        return Frame(i, wall, t0, stamp / 1e9, image, error, f"{self.topic}@{stamp}",
+                     (time.perf_counter() - t0) * 1e3, stamp_ns=stamp)
+
+
+def _describe(topics: Dict[str, Tuple[List[str], int]], what: str) -> str:
+    if not topics:
+        return f"it has no {what}"
+    rows = [f"{t} ({', '.join(ty)}, {n} messages)" for t, (ty, n) in sorted(topics.items())]
+    return f"its {what}: " + "; ".join(rows)

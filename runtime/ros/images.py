@@ -1,0 +1,92 @@
+"""``sensor_msgs/Image`` and ``sensor_msgs/CompressedImage`` to ``uint8 (H, W, 3)`` RGB.
+
+Works on any object with the message's fields (a ``rosbags`` message or an ``rclpy`` one), so
+the bag source and the ROS 2 node decode the same way. numpy and Pillow only (no cv_bridge).
+A message that cannot be decoded raises :class:`ImageDecodeError` naming what was found: one
+failed frame, the stream goes on.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from edgepose.errors import EdgePoseError
+
+#: ``Image.encoding`` -> (channels, dtype, channel order). 16-bit images keep their top 8 bits.
+ENCODINGS = {
+    "rgb8": (3, np.uint8, "rgb"), "bgr8": (3, np.uint8, "bgr"),
+    "rgba8": (4, np.uint8, "rgb"), "bgra8": (4, np.uint8, "bgr"),
+    "mono8": (1, np.uint8, "mono"), "8UC1": (1, np.uint8, "mono"), "8UC3": (3, np.uint8, "bgr"),
+    "rgb16": (3, np.uint16, "rgb"), "bgr16": (3, np.uint16, "bgr"), "mono16": (1, np.uint16, "mono"),
+    "16UC1": (1, np.uint16, "mono"),
+}
+#: ``CompressedImage.format`` words Pillow decodes (the format is e.g. ``"jpeg"`` or
+#: ``"bgr8; jpeg compressed bgr8"`` as image_transport writes it)
+COMPRESSED = ("jpeg", "jpg", "png")
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+
+
+class ImageDecodeError(EdgePoseError):
+    """One image message could not be turned into pixels."""
+
+
+def decode_raw(msg) -> np.ndarray:
+    """``sensor_msgs/Image`` -> RGB ``uint8 (H, W, 3)``; honours ``step`` and ``is_bigendian``."""
+    enc = str(msg.encoding)
+    if enc not in ENCODINGS:
+        raise ImageDecodeError(f"unsupported Image encoding {enc!r}; supported: {', '.join(ENCODINGS)}",
+                               hint="republish as rgb8/bgr8/mono8 (e.g. image_proc) or as a jpeg/png CompressedImage")
+    ch, dtype, order = ENCODINGS[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    item = np.dtype(dtype).itemsize
+    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, np.uint8)
+    if h <= 0 or w <= 0 or step < w * ch * item:
+        raise ImageDecodeError(f"Image header is inconsistent: {w}x{h}, step {step} for {enc} "
+                               f"(a row needs {w * ch * item} bytes)")
+    if data.size < step * h:
+        raise ImageDecodeError(f"Image data is truncated: {data.size} bytes for {w}x{h} {enc} "
+                               f"with step {step} (expected {step * h})")
+    rows = data[: step * h].reshape(h, step)[:, : w * ch * item]
+    if item == 2:
+        px = rows.copy().view(">u2" if int(msg.is_bigendian) else "<u2").reshape(h, w, ch)
+        px = (px >> 8).astype(np.uint8)
+    else:
+        px = rows.reshape(h, w, ch)
+    if order == "mono":
+        return np.repeat(px, 3, axis=2)
+    px = px[:, :, :3]
+    return np.ascontiguousarray(px[:, :, ::-1] if order == "bgr" else px)
+
+
+def decode_compressed(msg) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` (jpeg, png) -> RGB ``uint8 (H, W, 3)``, decoded by Pillow."""
+    from PIL import Image, UnidentifiedImageError
+
+    fmt = str(msg.format).lower()
+    if not any(word in fmt for word in COMPRESSED) or "compresseddepth" in fmt:
+        raise ImageDecodeError(f"unsupported CompressedImage format {msg.format!r}; supported: jpeg, png",
+                               hint="depth images (compressedDepth) are not camera frames for pose regression")
+    data = bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data.tobytes()
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageDecodeError(f"CompressedImage ({msg.format}, {len(data)} bytes) does not decode: {exc}") from None
+
+
+def decode_image(msg, msgtype: str) -> np.ndarray:
+    """Decode an image message of ROS 2 type name ``msgtype`` (``sensor_msgs/msg/Image`` ...)."""
+    name = msgtype.replace("/msg/", "/")
+    if name == "sensor_msgs/Image":
+        return decode_raw(msg)
+    if name == "sensor_msgs/CompressedImage":
+        return decode_compressed(msg)
+    raise ImageDecodeError(f"{msgtype} is not an image message; expected one of {', '.join(IMAGE_TYPES)}")
+
+
+def stamp_ns(msg) -> int:
+    """The message's ``header.stamp`` in integer nanoseconds (exact, as ROS keeps it)."""
+    s = msg.header.stamp
+    return int(s.sec) * 1_000_000_000 + int(s.nanosec)
