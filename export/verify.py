@@ -1,10 +1,13 @@
 """``edgepose-export --verify BUNDLE``: the files are intact and the graphs still compute the same.
 
-Two checks:
+Three checks:
 
 1. **Hashes**: every file listed in ``edgepose.json`` exists with its recorded size and sha256
    (:func:`edgepose.bundle.verify_files`). A flipped byte anywhere fails here.
-2. **Parity**: at export time :func:`record_parity` stores ``parity.npz`` in the bundle (role
+2. **TensorRT graph lint** (:mod:`.graph_lint`): every ONNX graph keeps the parser rules
+   TensorRT depends on (uint8 input straight into a Cast, symmetric int8 Q/DQ, FP32
+   post-processing...); a violation names the node, the rule and its source.
+3. **Parity**: at export time :func:`record_parity` stores ``parity.npz`` in the bundle (role
    ``parity``): a few preprocessed frames (``uint8 (N, H, W, 3)``, real validation frames when
    the dataset was available) and each ONNX file's outputs on them in ONNX Runtime
    (``optimization="disable"``: the graph as written, Q/DQ in float for INT8). Verification
@@ -73,7 +76,11 @@ def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) 
     manifest = load_manifest(bundle_dir)
     checked = verify_files(bundle_dir, manifest)
     log(f"hashes: {len(checked)} file(s) match edgepose.json")
-    report: dict = {"files": checked, "parity": {}, "torch": None}
+    report: dict = {"files": checked, "parity": {}, "torch": None, "lint": {}}
+    lint_failures = _lint(bundle_dir, manifest, report, log)
+    if lint_failures:
+        raise BundleError(f"bundle {bundle_dir} has graphs TensorRT would refuse:\n    " + "\n    ".join(lint_failures),
+                          hint=f"re-export it with this edgepose: edgepose-export RUN --out {bundle_dir}")
     if not parity:
         return report
     pfile = next((rel for rel, e in manifest["files"].items() if e.get("role") == "parity"), None)
@@ -109,6 +116,18 @@ def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) 
         raise BundleError(f"bundle {bundle_dir} failed parity:\n    " + "\n    ".join(failures),
                           hint=f"re-export it: edgepose-export RUN --out {bundle_dir}")
     return report
+
+
+def _lint(bundle_dir: Path, manifest: dict, report: dict, log) -> list:
+    """Run the TensorRT graph lint (:mod:`.graph_lint`) on every ONNX file; return the failures."""
+    from .graph_lint import lint_bundle
+
+    failures = []
+    for rel, found in lint_bundle(bundle_dir, manifest).items():
+        report["lint"][rel] = [str(v) for v in found]
+        log(f"lint {rel:<18} {'ok' if not found else f'{len(found)} violation(s)'}")
+        failures += [f"{rel}: {v}" for v in found]
+    return failures
 
 
 def _torch_parity(bundle_dir: Path, manifest: dict, images: np.ndarray, data: dict, log) -> Optional[dict]:

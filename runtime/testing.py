@@ -85,14 +85,17 @@ def build_graph(params: Dict[str, np.ndarray], size: Tuple[int, int], layout: st
         inits.append(numpy_helper.from_array(np.asarray(arr), name))
         return name
 
-    def node(op, ins, outs, **attrs):
-        nodes.append(helper.make_node(op, ins, outs, name=f"{op}_{len(nodes)}", **attrs))
+    def node(op, ins, outs, part="", **attrs):
+        # post-processing nodes are named /post_<output>/... like the exporter's (fp16 keeps them float32)
+        name = f"/{part}/{op}_{len(nodes)}" if part else f"{op}_{len(nodes)}"
+        nodes.append(helper.make_node(op, ins, outs, name=name, **attrs))
         return outs[0]
 
     if layout == "NHWC":
         inp = helper.make_tensor_value_info("image", TensorProto.UINT8, [N, H, W, 3])
-        x = node("Cast", ["image"], ["image_f"], to=TensorProto.FLOAT)
-        x = node("Transpose", [x], ["image_nchw"], perm=[0, 3, 1, 2])
+        # Cast first: TensorRT takes a uint8 input only straight into a Cast (export/graph_lint.py)
+        x = node("Cast", ["image"], ["image_f"], part="preprocess", to=TensorProto.FLOAT)
+        x = node("Transpose", [x], ["image_nchw"], part="preprocess", perm=[0, 3, 1, 2])
     else:
         inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, [N, 3, H, W])
         x = "image"
@@ -119,21 +122,23 @@ def build_graph(params: Dict[str, np.ndarray], size: Tuple[int, int], layout: st
     x = node("GlobalAveragePool", [x], ["gap"])
     f = node("Flatten", [x], ["feat"], axis=1)
     p = node("Gemm", [f, const("pos.w", params["pos.w"]), const("pos.b", params["pos.b"])], ["pos_n"])
-    p = node("Mul", [p, const("position_scale", params["position_scale"])], ["pos_s"])
-    node("Add", [p, const("position_mean", params["position_mean"])], ["position"])
+    p = node("Mul", [p, const("position_scale", params["position_scale"])], ["pos_s"], part="post_position")
+    node("Add", [p, const("position_mean", params["position_mean"])], ["position"], part="post_position")
     q = node("Gemm", [f, const("rot.w", params["rot.w"]), const("rot.b", params["rot.b"])], ["q_raw"])
-    sq = node("Mul", [q, q], ["q_sq"])
-    n2 = node("ReduceSum", [sq, const("axis1", np.array([1], np.int64))], ["q_n2"], keepdims=1)
-    nrm = node("Sqrt", [n2], ["q_norm"])
-    qn = node("Div", [q, nrm], ["q_unit"])
+    post = "post_rotation"
+    sq = node("Mul", [q, q], ["q_sq"], part=post)
+    n2 = node("ReduceSum", [sq, const("axis1", np.array([1], np.int64))], ["q_n2"], part=post, keepdims=1)
+    nrm = node("Sqrt", [n2], ["q_norm"], part=post)
+    qn = node("Div", [q, nrm], ["q_unit"], part=post)
     w0 = node("Slice", [qn, const("s0", np.array([0], np.int64)), const("s1", np.array([1], np.int64)),
-                        const("s_ax", np.array([1], np.int64))], ["q_w"])
-    neg = node("Less", [w0, const("zero", np.float32(0))], ["q_neg"])
-    sign = node("Where", [neg, const("minus1", np.float32(-1)), const("plus1", np.float32(1))], ["q_sign"])
-    node("Mul", [qn, sign], ["rotation"])
+                        const("s_ax", np.array([1], np.int64))], ["q_w"], part=post)
+    neg = node("Less", [w0, const("zero", np.float32(0))], ["q_neg"], part=post)
+    sign = node("Where", [neg, const("minus1", np.float32(-1)), const("plus1", np.float32(1))], ["q_sign"], part=post)
+    node("Mul", [qn, sign], ["rotation"], part=post)
     s = node("Gemm", [f, const("sig.w", params["sig.w"]), const("sig.b", params["sig.b"])], ["s_raw"])
-    s = node("Softplus", [s], ["s_pos"])
-    node("Mul", [s, const("sigma_units", np.array([params["position_scale"], 1.0], np.float32))], ["sigma"])
+    s = node("Softplus", [s], ["s_pos"], part="post_sigma")
+    node("Mul", [s, const("sigma_units", np.array([params["position_scale"], 1.0], np.float32))], ["sigma"],
+         part="post_sigma")
     outs = [helper.make_tensor_value_info(k, TensorProto.FLOAT, [N, d])
             for k, d in (("position", 3), ("rotation", 4), ("sigma", 2))]
     graph = helper.make_graph(nodes, "edgepose_synthetic", [inp], outs, inits)
@@ -158,10 +163,15 @@ def make_synthetic_bundle(out_dir: Union[str, Path], size: Tuple[int, int] = (32
         onnx.save(fp32, str(out / "model.onnx"))
         files["model.onnx"] = file_entry(out, "model.onnx", "onnx", "fp32")
     if "fp16" in precisions:
-        f16 = require("onnxconverter_common.float16", "fp16 synthetic bundles", "pip install onnxconverter-common")
-        # the uint8 -> float Cast stays float32 (the converter would retype its output otherwise)
-        m16 = f16.convert_float_to_float16(fp32, keep_io_types=True, node_block_list=["Cast_0"])
-        onnx.save(m16, str(out / "model.fp16.onnx"))
+        # the exporter's own FP16 pass: /preprocess and /post_* nodes stay float32
+        from edgepose.export.fp16 import to_fp16
+
+        src = out / "model.onnx" if "fp32" in precisions else out / ".fp32.tmp.onnx"
+        if not src.is_file():
+            onnx.save(fp32, str(src))
+        to_fp16(src, out / "model.fp16.onnx")
+        if src.name.startswith(".fp32.tmp"):
+            src.unlink()
         files["model.fp16.onnx"] = file_entry(out, "model.fp16.onnx", "onnx", "fp16")
     if "int8" in precisions:
         onnx.save(build_graph(params, size, layout, dynamic_batch, qdq=True), str(out / "model.int8.onnx"))

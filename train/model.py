@@ -92,7 +92,10 @@ class PoseNet(nn.Module):
         """``(N, H, W, 3)`` 0..255 -> ``(N, 3, H, W)`` float normalised (channels_last strides)."""
         if image.dim() != 4 or image.shape[-1] != 3:
             raise EdgePoseError(f"PoseNet expects images (N, H, W, 3); got {tuple(image.shape)}")
-        x = image.permute(0, 3, 1, 2).to(self.pixel_mean.dtype)
+        # Cast first, then permute: TensorRT takes uint8 only as a network input that feeds a
+        # Cast directly (onnx-tensorrt ModelImporter.cpp rejects uint8 intermediate tensors;
+        # NVIDIA on NVIDIA/TensorRT#3985), so a uint8 Transpose would make every bundle unparsable.
+        x = image.to(self.pixel_mean.dtype).permute(0, 3, 1, 2)
         return (x - self.pixel_mean.view(1, 3, 1, 1)) / self.pixel_std.view(1, 3, 1, 1)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -137,6 +137,45 @@ def test_verify_catches_changed_graph_outputs_with_a_consistent_manifest(cli_bun
         verify_bundle(copy, log=lambda s: None)
 
 
+def test_every_graph_of_a_fresh_bundle_passes_the_tensorrt_lint_and_verify_runs_it(cli_bundle):
+    from edgepose.export.graph_lint import lint_bundle
+
+    out, _ = cli_bundle
+    assert lint_bundle(out) == {"model.onnx": [], "model.fp16.onnx": [], "model.int8.onnx": []}
+    r = run_cli("--verify", out)
+    assert r.returncode == 0 and "lint model.fp16.onnx" in r.stdout, r.stdout + r.stderr
+
+
+def test_verify_fails_a_graph_that_transposes_its_uint8_input_before_the_cast(cli_bundle, tmp_path, capsys):
+    """The graph order every bundle had before the Cast-first fix (TensorRT's parser refuses it)."""
+    import onnx
+
+    from edgepose.bundle import file_entry
+
+    out, _ = cli_bundle
+    copy = tmp_path / "b"
+    shutil.copytree(out, copy)
+    model = onnx.load(str(copy / "model.onnx"))
+    cast = next(n for n in model.graph.node if list(n.input) == ["image"])
+    perm = next(n for n in model.graph.node if n.op_type == "Transpose" and n.input[0] == cast.output[0])
+    # image -> Transpose -> Cast -> ... instead of image -> Cast -> Transpose -> ...
+    cast_out, perm_out = cast.output[0], perm.output[0]
+    perm.input[0], perm.output[0] = "image", "image_nchw_u8"
+    cast.input[0], cast.output[0] = "image_nchw_u8", perm_out
+    del model.graph.value_info[:]
+    nodes = [perm, cast] + [n for n in model.graph.node if n is not perm and n is not cast]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    assert cast_out not in {i for n in model.graph.node for i in n.input}
+    onnx.save(model, str(copy / "model.onnx"))
+    m = json.loads((copy / MANIFEST).read_text())
+    m["files"]["model.onnx"] = file_entry(copy, "model.onnx", "onnx", "fp32")
+    (copy / MANIFEST).write_text(json.dumps(m))
+    rc, _, err = run_main("--verify", copy, capsys=capsys)
+    assert rc == 1
+    assert f"node {perm.name!r} (Transpose)" in err and "uint8-input-feeds-cast" in err, err
+
+
 def test_engine_yes_without_tensorrt_fails_cleanly(cli_run, tmp_path):
     try:
         import tensorrt  # noqa: F401
