@@ -95,7 +95,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     from diagnostic_msgs.msg import DiagnosticArray
 
     diag = node.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, to_rclpy_qos(DIAGNOSTICS_QOS))
-    spinner = threading.Thread(target=rclpy.spin, args=(node,), name="edgepose-ros2-spin", daemon=True)
+    def spin():  # rclpy's SIGINT handler (or rclpy.shutdown) ends spin: then end the stream too
+        try:
+            rclpy.spin(node)
+        except Exception:  # noqa: BLE001 - ExternalShutdownException and friends on shutdown
+            pass
+        finally:
+            source.close()
+
+    spinner = threading.Thread(target=spin, name="edgepose-ros2-spin", daemon=True)
     node.get_logger().info(f"edgepose-ros2: {args.image_topic} -> {args.pose_topic} (frame {args.frame_id}), "
                            f"backend {args.backend} {args.precision}")
     rc = 0
@@ -121,9 +129,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         finally:
             source.close()
             pipe.close()
-            node.destroy_node()
             if rclpy.ok():
                 rclpy.shutdown()
+            spinner.join(5.0)
+            node.destroy_node()
     return rc
 
 

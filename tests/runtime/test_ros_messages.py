@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -172,3 +174,15 @@ def test_camera_to_base_pose_and_covariance_against_scipy():
 def test_camera_to_base_bad_text(bad):
     with pytest.raises(ConfigError, match="camera-to-base"):
         parse_camera_to_base(bad)
+
+
+def test_without_rclpy_the_node_names_what_to_install():
+    code = ("import sys, importlib.abc\n"
+            "class B(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, n, p=None, t=None):\n"
+            "        if n.split('.')[0] == 'rclpy': raise ImportError(n)\n"
+            "sys.meta_path.insert(0, B())\n"
+            "from edgepose.runtime.ros.node import main\n"
+            "sys.exit(main(['bundle']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "rclpy" in proc.stderr and "ROS 2" in proc.stderr
