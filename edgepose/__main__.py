@@ -10,6 +10,7 @@ COMMANDS = {
     "train": ("edgepose.train.cli", "train a pose regressor (two-stage recipe)"),
     "export": ("edgepose.export.cli", "export ONNX / FP16 / INT8 / TensorRT into a bundle"),
     "run": ("edgepose.runtime.cli", "stream frames through a bundle"),
+    "ros2": ("edgepose.runtime.ros.node", "the same as a ROS 2 node (needs a ROS 2 install for rclpy)"),
     "bench": ("edgepose.runtime.bench.cli", "accuracy vs latency for every backend and precision"),
     "demo": ("edgepose.demo", "synthetic scene -> train -> export -> bench, end to end"),
 }

@@ -32,7 +32,14 @@ def add_ros_arguments(p: argparse.ArgumentParser) -> None:
 
 def source_options(args) -> dict:
     """Keyword options for ``open_source``: the topic, for a bag source."""
-    return {"topic": args.topic} if is_bag_path(args.source) else {}
+    if is_bag_path(args.source):
+        return {"topic": args.topic}
+    if args.topic:
+        from edgepose.errors import ConfigError
+
+        raise ConfigError(f"--topic {args.topic} is for a bag --source; {args.source!r} is not a bag "
+                          "(.mcap, .db3, .bag or a rosbag2 folder with metadata.yaml)")
+    return {}
 
 
 def bag_sink_options(args, source) -> Optional[dict]:
