@@ -30,11 +30,12 @@ def require_rosbags(feature: str):
 
 
 def is_bag_path(spec: Union[str, Path]) -> bool:
-    """True for ``*.mcap``, ``*.db3``, ``*.bag`` and a rosbag2 folder (holds ``metadata.yaml``)."""
+    """True for ``*.mcap``, ``*.db3``, ``*.bag`` and a rosbag2 folder (holds ``metadata.yaml``, or
+    an ``.mcap`` without it: a recording that was killed before rosbag2 wrote its metadata)."""
     p = Path(str(spec))
     if p.suffix.lower() in BAG_SUFFIXES:
         return True
-    return p.is_dir() and (p / "metadata.yaml").is_file()
+    return p.is_dir() and ((p / "metadata.yaml").is_file() or any(p.glob("*.mcap")))
 
 
 def is_bag_output(spec: Union[str, Path, None]) -> bool:

@@ -55,6 +55,17 @@ def _tolerant_mcap_reader(path: Path):
     return reader
 
 
+def _cut_mcap(path: Path, exc: BaseException) -> Optional[Path]:
+    """The ``.mcap`` of a recording that was cut (no footer, or a rosbag2 folder without
+    ``metadata.yaml`` holding one ``.mcap``), or ``None`` when ``exc`` is another problem."""
+    if path.is_dir() and not (path / "metadata.yaml").is_file():
+        files = sorted(path.glob("*.mcap"))
+        return files[0] if len(files) == 1 else None
+    if path.suffix.lower() == ".mcap" and "end magic" in str(exc).lower():
+        return path
+    return None
+
+
 class BagSource(Source):
     """The image messages of one topic of a bag, in log-time order.
 
@@ -75,7 +86,7 @@ class BagSource(Source):
         self.name = f"{self.path}:{topic}"
         topics = self._topics()
         if self.recovered and not topics:
-            raise EdgePoseError(f"{self.path} has no MCAP footer (the recording was cut) and no complete chunk "
+            raise EdgePoseError(f"{self.path} was cut (no MCAP footer or metadata.yaml) before any complete chunk "
                                 "before the break: nothing can be read from it",
                                 hint="record again; ros2 bag record finalises the file on Ctrl-C")
         images = {t: v for t, v in topics.items() if any(ty in IMAGE_TYPES for ty in v[0])}
@@ -99,11 +110,12 @@ class BagSource(Source):
         try:
             reader = AnyReader([self.path], default_typestore=self.typestore)
             reader.open()
-        except AnyReaderError as exc:
-            if self.path.suffix.lower() != ".mcap" or "end magic" not in str(exc).lower():
+        except (AnyReaderError, FileNotFoundError) as exc:
+            cut = _cut_mcap(self.path, exc)
+            if cut is None:
                 raise EdgePoseError(f"cannot read bag {self.path}: {exc}",
                                     hint="check the file; a ROS 1 bag that was not closed needs `rosbag reindex`") from None
-            reader = _tolerant_mcap_reader(self.path)
+            reader = _tolerant_mcap_reader(cut)
             self.recovered = True
             conns = [c for c in reader.connections if every_topic or c.topic == self.topic]
             return reader, conns, lambda raw, ty: self.typestore.deserialize_cdr(raw, ty)
@@ -141,7 +153,8 @@ class BagSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         reader, conns, deserialize = self._open()
         if self.recovered:
-            warnings.warn(f"{self.path} has no MCAP footer (the recording was cut); reading up to the break")
+            warnings.warn(f"{self.path} has no MCAP footer or no metadata.yaml (the recording was cut); "
+                          "reading up to the break")
         messages = reader.messages_scan(conns) if self.recovered else reader.messages(connections=conns)
         i = 0
         try:

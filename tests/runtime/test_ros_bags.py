@@ -86,6 +86,14 @@ def test_bag_cut_mid_message_keeps_frames_before_the_break(tmp_path):
     for i, f in enumerate(good):
         np.testing.assert_array_equal(f.image, imgs[i])
     assert "ends mid-message after" in frames[-1].error and frames[-1].image is None
+    # a killed `ros2 bag record`: the rosbag2 folder has its .mcap cut and no metadata.yaml yet
+    folder = tmp_path / "rosbag2_killed"
+    folder.mkdir()
+    (folder / "rosbag2_killed_0.mcap").write_bytes(data[: int(len(data) * 0.8)])
+    with pytest.warns(UserWarning):
+        again = list(open_source(folder, topic=TOPIC))
+    assert [f.stamp_ns for f in again] == [f.stamp_ns for f in frames[:-1]] + [again[-1].stamp_ns]
+    assert again[-1].error and again[-1].error.startswith("bag ")
     (tmp_path / "head.mcap").write_bytes(data[:2000])  # cut before any complete chunk
     with pytest.raises(EdgePoseError, match="nothing can be read"):
         BagSource(tmp_path / "head.mcap", topic=TOPIC)
