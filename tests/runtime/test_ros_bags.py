@@ -222,3 +222,18 @@ def test_without_rosbags_the_error_names_the_install_command(tmp_path, bundle):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "needs the Python package 'rosbags'" in proc.stderr and "pip install 'edgepose[ros]'" in proc.stderr
+
+
+def test_python_api_of_the_readme(tmp_path, bundle):
+    from edgepose.runtime import PoseEstimator
+
+    path = write_image_bag(tmp_path / "flight.mcap", gradient_frames(8), TOPIC, corrupt=[3])
+    out = tmp_path / "poses.mcap"
+    with PoseEstimator.from_bundle(bundle[0], backend="onnxruntime", precision="fp32") as est, \
+            BagSink(out, frame_id="map") as sink:
+        results = list(est.stream(path, topic=TOPIC, policy="every"))
+        for r in results:
+            sink.write(r)
+    assert [r.stamp_ns for r in results] == frame_stamps(8)
+    assert all(r.latency_ms > 0 for r in results) and results[3].pose_covariance() is None
+    assert [m[2] for m in _read(out)] == [s for i, s in enumerate(frame_stamps(8)) if i != 3]
