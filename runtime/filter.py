@@ -2,7 +2,10 @@
 
 Position: a constant-velocity Kalman filter per axis (state: position m, velocity m/s). The
 measurement noise of a frame is its predicted sigma: ``sigma_position_m`` is an expected
-Euclidean error, so each axis gets variance ``sigma**2 / 3``. A frame whose innovation has a
+Euclidean error, so each axis gets the variance :func:`edgepose.covariance.per_axis_variance`
+gives (``sigma**2 * pi / 8``, the isotropic Gaussian whose norm has mean sigma; the same
+mapping as the ROS covariance). Each filtered result carries the posterior as its
+``covariance`` (position block = the filter's per-axis variances). A frame whose innovation has a
 Mahalanobis distance beyond the chi-square gate (3 dof, 99.9 % by default) is an outlier:
 it is rejected (the prediction is reported, ``filtered = "rejected"``); after
 ``max_rejects`` rejections in a row the filter restarts at the measurement (the camera
@@ -22,6 +25,7 @@ from typing import Optional
 
 import numpy as np
 
+from edgepose.covariance import per_axis_variance, sigma_to_covariance
 from edgepose.geometry import quat_canonical, quat_slerp
 
 from .results import PoseResult
@@ -78,7 +82,7 @@ class PoseFilter:
         if not result.ok or result.position is None:
             return result
         z = np.asarray(result.position, np.float64)
-        r = max(result.sigma_position_m, self.min_sigma_m) ** 2 / 3.0
+        r = per_axis_variance(max(result.sigma_position_m, self.min_sigma_m))
         zq = quat_canonical(result.rotation)
         r_rot = max(result.sigma_rotation_deg, self.min_sigma_deg) ** 2
         t = float(result.timestamp)
@@ -119,6 +123,9 @@ class PoseFilter:
         result.rotation = self.q.copy()
         result.sigma_position_m = float(math.sqrt(np.sum(self.P[:, 0, 0])))
         result.sigma_rotation_deg = float(math.sqrt(self.var_rot))
+        cov = sigma_to_covariance(0.0, math.radians(result.sigma_rotation_deg))
+        cov[:3, :3] = np.diag(self.P[:, 0, 0])
+        result.covariance = cov
 
 
 def make_filter(name: Optional[str], **options) -> Optional[PoseFilter]:
