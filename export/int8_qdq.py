@@ -1,29 +1,29 @@
 """INT8 explicit quantization: a Q/DQ ONNX that runs in ONNX Runtime and builds in TensorRT.
 
-:func:`quantize_int8` wraps ``onnxruntime.quantization.quantize_static`` with the settings
-TensorRT's ONNX parser accepts, always passed explicitly (old ORT defaults were QOperator and
-uint8): ``QuantFormat.QDQ``, ``QInt8`` activations and weights, ``per_channel=True``,
-``ActivationSymmetric`` and ``WeightSymmetric`` (zero points all 0), biases left in float
-(``QuantizeBias=False``: ORT would store them as int32 DQ, which TensorRT rejects), opset <= 20. The
-preprocessing, the FC layer, the heads and the post-processing stay unquantized
-(:func:`default_exclusions`). Calibration frames (uint8 NHWC at the network resolution)
-come from the training split (see :mod:`edgepose.export.calibration`).
+:func:`quantize_int8` writes symmetric INT8 (zero points 0, per-channel weights on axis 0, int8
+weight initializers, biases left in float: TensorRT folds them itself), opset <= 20, with the
+Q/DQ placement TensorRT's developer guide recommends (:mod:`edgepose.export.qdq_placement`):
+the inputs of every Conv are quantized, residual Add inputs share those pairs, and no Conv or
+activation output is. The preprocessing, the FC layer, the heads and the post-processing stay
+unquantized (:func:`default_exclusions`). Activation ranges come from calibration on training
+frames (:mod:`edgepose.export.calib_ranges`, ONNX Runtime's calibrators; see there why entropy
+used to equal MinMax) or, for a quantization-aware fine-tuned model, from the model itself
+(``act_amax``): the same placement and the same writer either way.
 
-Where Q/DQ lands around EfficientNet-Lite0's ReLU6 (an ONNX ``Clip``): with symmetric
-activations ORT keeps the Clip and quantizes both its input and output (it only folds the
-activation into the producer's range when activations are asymmetric). TensorRT fuses
-Conv+Clip and requantizes at the Q node, so the file is valid for both.
+Earlier versions called ``onnxruntime.quantization.quantize_static``. With symmetric
+activations it quantizes the output of every Conv before its Clip (ReLU6) as well as the next
+input: TensorRT then runs a requantize step per layer, and half of the int8 range covers
+negative values the Clip removes. The placement rule is checked by
+:func:`edgepose.export.qdq_placement.placement_problems`.
 
-:func:`check_qdq_graph` verifies a file node by node against these rules. Evaluate the result
-with :func:`edgepose.export.parity.evaluate_onnx` and ``optimization="disable"`` for
-quantize->dequantize in float (what TensorRT approximates), ``"all"`` for ORT's int8 kernels.
+:func:`check_qdq_graph` verifies a file node by node against TensorRT's Q/DQ rules. Evaluate
+the result with :func:`edgepose.export.parity.evaluate_onnx` and ``optimization="disable"``
+for quantize->dequantize in float (what TensorRT approximates), ``"all"`` for ORT's int8 kernels.
 """
 from __future__ import annotations
 
-import inspect
-import tempfile
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Dict, Iterable, Optional, Union
 
 import numpy as np
 
@@ -31,14 +31,12 @@ from edgepose.errors import ConfigError, EdgePoseError, require
 
 from .calibration import check_calibration_count, iter_batches
 from .onnx_export import MAX_OPSET, as_model_input, node_groups
+from .qdq_placement import placement_problems, plan_placement, write_qdq
 
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_PERCENTILE = 99.99
 #: node groups never quantized
 EXCLUDED_GROUPS = ("preprocess", "fc", "heads", "post")
-#: extra_options passed to quantize_static (TensorRT: symmetric INT8, zero points 0; biases stay
-#: float because TensorRT's Q/DQ import takes INT8 tensors only and folds the bias itself)
-QDQ_EXTRA_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
 
 _INSTALL = "pip install onnxruntime"
 
@@ -95,30 +93,34 @@ def _opset(model) -> int:
     return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
-def quantize_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_images: np.ndarray,
+def quantize_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_images: Optional[np.ndarray] = None,
                   method: str = "minmax", exclude_nodes: Iterable[str] = (), batch: Optional[int] = None,
                   percentile: float = DEFAULT_PERCENTILE, calibration_cache: Optional[Union[str, Path]] = None,
-                  exclude_defaults: bool = True, pre_process: bool = True) -> dict:
-    """Write a symmetric INT8 Q/DQ copy of ``src_onnx`` calibrated on ``calib_images``.
+                  exclude_defaults: bool = True, pre_process: bool = True,
+                  act_amax: Optional[Dict[str, float]] = None) -> dict:
+    """Write a symmetric INT8 Q/DQ copy of ``src_onnx`` at TensorRT's placement (:mod:`.qdq_placement`).
 
     Args:
-        calib_images: ``uint8 (N, H, W, 3)`` training-split frames at the network resolution.
-        method: ``"minmax"``, ``"entropy"`` or ``"percentile"`` (``percentile`` then applies).
+        calib_images: ``uint8 (N, H, W, 3)`` training-split frames at the network resolution
+            (not needed when ``act_amax`` is given).
+        method: ``"minmax"``, ``"entropy"`` or ``"percentile"`` (``percentile`` then applies);
+            ranges come from :func:`edgepose.export.calib_ranges.activation_amax`.
         exclude_nodes: more node names to leave in float (on top of :func:`default_exclusions`).
         batch: calibration batch; a fixed-batch graph forces its own batch (default 8 otherwise).
-        calibration_cache: a JSON file of tensor ranges (ORT >= 1.23 ``calibration_cache_path``):
-            written on the first call and reused afterwards, so variants of one graph (the
-            sensitivity search) are calibrated once. Must be for the same graph and method.
-        pre_process: run ORT's ``quant_pre_process`` (shape inference) first; callers that
-            quantize one graph many times do it once themselves (:func:`pre_process_graph`).
+        calibration_cache: a JSON file of ``{tensor: amax}``: written on the first call and reused
+            afterwards, so variants of one graph (the sensitivity search) are calibrated once.
+            Must be for the same graph and method.
+        pre_process: kept for callers of the earlier ORT-based version (shape inference now
+            always runs inside the calibration).
+        act_amax: activation ranges to use as they are (``method`` is then ``"qat"``: the ranges a
+            quantization-aware fine-tune learned; no calibration runs).
 
     Returns ``{path, method, frames, batch, opset, quantized_nodes, float_nodes, excluded,
-    calibration_cache, n_qdq}``. Raises :class:`EdgePoseError` for too few frames, an opset
-    above 20 or a graph that violates the TensorRT rules after quantization.
+    calibration_cache, n_qdq, placement}``. Raises :class:`EdgePoseError` for too few frames, an
+    opset above 20 or a graph that violates the TensorRT rules after quantization.
     """
     onnx = require("onnx", "INT8 quantization", "pip install onnx")
-    q = _quant()
-    if method not in METHODS:
+    if method not in METHODS + ("qat",):
         raise ConfigError(f"calibration method must be one of {METHODS}, not {method!r}")
     src = Path(src_onnx)
     if not src.is_file():
@@ -129,64 +131,68 @@ def quantize_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_
         raise EdgePoseError(f"{src} has opset {opset}; ONNX Runtime static INT8 quantization needs <= {MAX_OPSET}",
                             hint=f"re-export with --opset {min(17, MAX_OPSET)}")
     name, kind, fixed = _input_spec(model)
-    images = np.asarray(calib_images)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise EdgePoseError(f"calibration frames must be uint8 (N, H, W, 3); got {images.dtype} {images.shape}")
-    if fixed and batch and batch != fixed:
-        raise ConfigError(f"{src} has a fixed batch of {fixed}; calibration batch {batch} does not fit it")
-    batch = int(fixed or batch or min(8, len(images)) or 1)
-    check_calibration_count(len(images), batch)
     excluded = sorted(set((default_exclusions(model) if exclude_defaults else []) + list(exclude_nodes)))
     known = {n.name for n in model.graph.node}
     unknown = [n for n in excluded if n not in known]
     if unknown:
         raise ConfigError(f"nodes to exclude are not in {src}: {unknown[:5]}")
+    plan = plan_placement(model, excluded)
+    n_frames = 0
+    if act_amax is None:
+        images = np.asarray(calib_images) if calib_images is not None else None
+        if images is None or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise EdgePoseError("calibration frames must be uint8 (N, H, W, 3); got "
+                                f"{None if images is None else (images.dtype, images.shape)}")
+        if fixed and batch and batch != fixed:
+            raise ConfigError(f"{src} has a fixed batch of {fixed}; calibration batch {batch} does not fit it")
+        batch = int(fixed or batch or min(8, len(images)) or 1)
+        check_calibration_count(len(images), batch)
+        n_frames = int(len(images))
+        act_amax = _cached_ranges(src, plan, images, name, kind, batch, method, percentile, calibration_cache)
+    else:
+        method = "qat"
+    qmodel = write_qdq(model, act_amax, excluded)
+    report = check_qdq_graph(qmodel)
+    problems = placement_problems(qmodel)
+    if problems:  # the writer's own placement must pass the rule it documents
+        raise EdgePoseError(f"Q/DQ placement breaks TensorRT's recommendations: {problems[:3]}")
+    from edgepose.atomic import atomic_write_bytes
 
-    calib = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
-             "percentile": q.CalibrationMethod.Percentile}[method]
-    extra = dict(QDQ_EXTRA_OPTIONS)
-    if method == "percentile":
-        extra["CalibPercentile"] = float(percentile)
-    kwargs = {}
-    if calibration_cache is not None:
-        if "calibration_cache_path" in inspect.signature(q.quantize_static).parameters:
-            kwargs["calibration_cache_path"] = str(calibration_cache)
-        else:
-            calibration_cache = None  # older ORT: calibrate every time
     dst = Path(dst_onnx)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="edgepose-int8-") as tmp:
-        pre = pre_process_graph(src, Path(tmp) / "pre.onnx") if pre_process else src
-        out_tmp = Path(tmp) / "int8.onnx"
-        import logging
-
-        level = logging.getLogger().level
-        logging.getLogger().setLevel(logging.ERROR)  # ORT logs "please pre-process" at WARNING
-        try:
-            q.quantize_static(str(pre), str(out_tmp), make_reader(name, kind, images, batch),
-                              quant_format=q.QuantFormat.QDQ, per_channel=True, reduce_range=False,
-                              activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
-                              nodes_to_exclude=excluded, calibrate_method=calib, extra_options=extra,
-                              **kwargs)
-        except ValueError as exc:  # e.g. numpy "Too many bins for data range" on a constant tensor
-            raise EdgePoseError(f"{method} calibration of {src} failed: {exc}",
-                                hint="a tensor is constant on these frames (a saturated or dead layer); "
-                                     "try --calib-method minmax, or more varied calibration frames") from None
-        finally:
-            logging.getLogger().setLevel(level)
-        qmodel = onnx.load(str(out_tmp))
-        report = check_qdq_graph(qmodel)
-        from edgepose.atomic import atomic_write_bytes
-
-        atomic_write_bytes(dst, qmodel.SerializeToString())
+    atomic_write_bytes(dst, qmodel.SerializeToString())
     quantized = quantized_nodes(qmodel)
     floats = [n.name for n in qmodel.graph.node
               if n.op_type not in ("QuantizeLinear", "DequantizeLinear", "Constant") and n.name not in quantized]
     return {"path": str(dst), "method": method, "percentile": percentile if method == "percentile" else None,
-            "frames": int(len(images)), "batch": batch, "opset": report["opset"],
+            "frames": n_frames, "batch": batch, "opset": report["opset"],
             "quantized_nodes": quantized, "float_nodes": floats, "excluded": excluded,
             "calibration_cache": str(calibration_cache) if calibration_cache is not None else None,
-            "n_qdq": report["n_quantize"] + report["n_dequantize"]}
+            "n_qdq": report["n_quantize"] + report["n_dequantize"],
+            "placement": {"rule": "TensorRT: inputs of Conv (activation per tensor, weights per channel), "
+                                  "residual Add inputs shared with them; no Conv/activation outputs",
+                          "activation_tensors": len(plan.tensors), "weighted_nodes": len(plan.weighted)}}
+
+
+def _cached_ranges(src, plan, images, name, kind, batch, method, percentile, cache) -> Dict[str, float]:
+    """Ranges of the plan's tensors, from ``cache`` (JSON) when it has them all, else calibrated."""
+    import json
+
+    if cache is not None and Path(cache).is_file():
+        stored = json.loads(Path(cache).read_text())
+        if stored.get("method") == method and all(t in stored["amax"] for t in plan.tensors):
+            return {t: float(stored["amax"][t]) for t in plan.tensors}
+    import contextlib
+    import io
+
+    from .calib_ranges import activation_amax
+
+    with contextlib.redirect_stdout(io.StringIO()):  # ORT's calibrators print progress lines
+        amax = activation_amax(src, list(plan.tensors), make_reader(name, kind, images, batch), method, percentile)
+    if cache is not None:
+        from edgepose.atomic import atomic_write_bytes
+
+        atomic_write_bytes(Path(cache), json.dumps({"method": method, "amax": amax}).encode())
+    return amax
 
 
 def pre_process_graph(src: Union[str, Path], dst: Union[str, Path]) -> Path:
