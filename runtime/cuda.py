@@ -5,19 +5,34 @@ The binding is picked once, on first use (never at ``import edgepose.runtime``),
 cuda-python's runtime module in its new layout (``from cuda.bindings import runtime``), its
 old layout (``from cuda import cudart``), then pycuda. Every failing call becomes a
 :class:`CudaError` naming the call, the CUDA error and what to do.
+
+cuda-python has three API lines our users meet: 11.8.x (JetPack 5, CUDA 11.4), 12.x (JetPack
+6) and 13.x. Only calls whose signature is the same in all three are used here; in particular
+``cudaGraphInstantiateWithFlags(graph, 0)``, because ``cudaGraphInstantiate`` takes
+``(graph, pLogBuffer, bufferSize)`` in 11.8 and ``(graph, flags)`` from 12 (cuda-python's
+generated ``cudart.pyx`` of each line). ``benchmarks/cuda_python_matrix.py`` calls every
+method below against a wheel of each line (:mod:`.cuda_probe`); its results are in
+``benchmarks/results/cuda_python_matrix.md``.
+
+Device choice: :meth:`CudaApi.set_device` selects the CUDA device before anything is
+allocated, and :meth:`CudaApi.thread_context` makes it current in whatever thread runs
+inference (``cudaSetDevice`` is per host thread).
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import threading
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
 from edgepose.errors import EdgePoseError, MissingDependencyError
 
-CUDA_INSTALL = "pip install cuda-python   (JetPack ships it; or pycuda)"
+#: the cuda-python line that matches each platform's CUDA (the bindings must not be newer than the driver)
+CUDA_INSTALL = ("pip install 'cuda-python>=11.8,<12' on JetPack 5 (CUDA 11.4), "
+                "'cuda-python>=12,<13' on JetPack 6 (CUDA 12.x), 'cuda-python>=13' with a CUDA 13 driver; "
+                "or pycuda")
 
 #: what to tell the user for the errors people actually meet
 ADVICE = {
@@ -58,9 +73,10 @@ class CudaApi:
     """Common calls; subclasses bind them to cuda-python or pycuda."""
 
     binding = "?"
+    device: Optional[int] = None
 
     def thread_context(self):
-        """Context manager making the GPU context current in this thread (pycuda needs it)."""
+        """Context manager making the chosen device current in this thread."""
         return contextlib.nullcontext()
 
     def pinned_array(self, shape, dtype) -> HostBuffer:
@@ -95,6 +111,17 @@ class CudartApi(CudaApi):
 
     def device_count(self) -> int:
         return int(self._check("cudaGetDeviceCount", self.rt.cudaGetDeviceCount()))
+
+    def set_device(self, device: int) -> None:
+        """Select CUDA device ``device`` for this process's later calls (before any allocation)."""
+        self._check("cudaSetDevice", self.rt.cudaSetDevice(int(device)))
+        self.device = int(device)
+
+    @contextlib.contextmanager
+    def thread_context(self):
+        if self.device is not None:  # cudaSetDevice is per host thread: repeat it in worker threads
+            self._check("cudaSetDevice", self.rt.cudaSetDevice(self.device))
+        yield
 
     def device_properties(self, device: int = 0) -> Tuple[str, str]:
         """``(gpu name, compute capability "8.7")`` of ``device``."""
@@ -158,7 +185,8 @@ class CudartApi(CudaApi):
         return self._check("cudaStreamEndCapture", self.rt.cudaStreamEndCapture(stream))
 
     def graph_instantiate(self, graph):
-        return self._check("cudaGraphInstantiate", self.rt.cudaGraphInstantiate(graph, 0))
+        # the WithFlags form has one signature in cuda-python 11.8, 12.x and 13.x (see the module docstring)
+        return self._check("cudaGraphInstantiateWithFlags", self.rt.cudaGraphInstantiateWithFlags(graph, 0))
 
     def graph_launch(self, graph_exec, stream) -> None:
         self._check("cudaGraphLaunch", self.rt.cudaGraphLaunch(graph_exec, stream))
@@ -179,13 +207,23 @@ class PycudaApi(CudaApi):
         self.drv = driver
         try:
             driver.init()
-            self.ctx = driver.Device(0).retain_primary_context()
         except driver.Error as exc:
-            raise CudaError("cuInit/cuDevicePrimaryCtxRetain", type(exc).__name__, -1, str(exc)) from None
+            raise CudaError("cuInit", type(exc).__name__, -1, str(exc)) from None
+        self.ctx = None
         self._host = {}
+
+    def set_device(self, device: int) -> None:
+        """Use the primary context of device ``device`` (not always device 0)."""
+        try:
+            self.ctx = self.drv.Device(int(device)).retain_primary_context()
+        except self.drv.Error as exc:
+            raise CudaError("cuDevicePrimaryCtxRetain", type(exc).__name__, -1, str(exc)) from None
+        self.device = int(device)
 
     @contextlib.contextmanager
     def thread_context(self):
+        if self.ctx is None:
+            self.set_device(0)
         self.ctx.push()
         try:
             yield
@@ -268,6 +306,28 @@ class PycudaApi(CudaApi):
 
     def graph_destroy(self, graph, graph_exec) -> None:
         pass
+
+
+def capture_graph(api: CudaApi, stream, enqueue: Callable[[], None]) -> Tuple[object, object, Optional[str]]:
+    """Capture what ``enqueue()`` puts on ``stream`` into an instantiated CUDA graph.
+
+    Returns ``(graph, graph_exec, None)``, or ``(None, None, reason)`` when anything fails: a
+    CUDA error, work that cannot be captured, or a binding line whose signature differs
+    (``TypeError``). The caller then runs without the graph; the optional graph never fails
+    the runner (trtexec also falls back when capture fails: ``samples/common/sampleInference.cpp``).
+    """
+    graph = None
+    try:
+        api.begin_capture(stream)
+        try:
+            enqueue()
+        finally:
+            graph = api.end_capture(stream)
+        return graph, api.graph_instantiate(graph), None
+    except Exception as exc:  # noqa: BLE001 - any failure means "no graph", said in the warning
+        with contextlib.suppress(Exception):
+            api.graph_destroy(graph, None)
+        return None, None, f"{type(exc).__name__}: {exc}"
 
 
 _API: Optional[CudaApi] = None

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from edgepose.bundle import EngineFingerprint, check_engine
+from edgepose.bundle import EngineFingerprint, check_engine, profile_shapes
 from edgepose.errors import BundleError, EdgePoseError, EngineMismatchError, require
 
 from ..bundles import NEAREST, BundleView, PrecisionFallbackWarning
@@ -59,7 +59,9 @@ def select_engine(bundle: BundleView, precision: str, device: EngineFingerprint,
                 continue
             built = EngineFingerprint.from_json(entry.get("fingerprint", {}))
             want_dla = built.dla_core if dla_core is None else dla_core
-            here = EngineFingerprint(device.trt_version, device.gpu, device.compute_capability, prec, want_dla)
+            onnx_entry = bundle.manifest["files"].get(entry.get("onnx") or "", {})
+            here = EngineFingerprint(device.trt_version, device.gpu, device.compute_capability, prec, want_dla,
+                                     onnx_sha256=onnx_entry.get("sha256"), profile=bundle_profile(bundle.manifest))
             try:
                 check_engine(entry, here, bundle.path)
             except EngineMismatchError as exc:
@@ -75,6 +77,36 @@ def select_engine(bundle: BundleView, precision: str, device: EngineFingerprint,
     raise BundleError(f"bundle {bundle.path} has no {precision} engine (it has "
                       f"{sorted({e.get('precision') for e in engines.values()})})",
                       hint=f"build it with: edgepose-export {bundle.path} --precision {precision} --engine yes")
+
+
+def bundle_profile(manifest: dict) -> list:
+    """``[[min shape], [opt shape], [max shape]]`` of the bundle's input, as engines record it."""
+    return [list(s) for s in profile_shapes(manifest["input"])]
+
+
+def check_profile(profile, want_min, want_max, engine: str) -> Tuple[int, ...]:
+    """The input shape to size buffers for: the manifest's largest batch, checked against the
+    engine's optimization profile ``(min, opt, max)`` (``engine.get_tensor_profile_shape``).
+
+    >>> check_profile([(1, 24, 32, 3), (4, 24, 32, 3), (8, 24, 32, 3)], (1, 24, 32, 3), (8, 24, 32, 3), "e")
+    (8, 24, 32, 3)
+    """
+    lo, _, hi = (tuple(int(d) for d in s) for s in profile)
+    want_min, want_max = tuple(want_min), tuple(want_max)
+    fits = (len(lo) == len(want_min) == len(hi) == len(want_max)
+            and all(a <= b for a, b in zip(lo, want_min)) and all(a <= b for a, b in zip(want_max, hi)))
+    if not fits:
+        raise BundleError(f"{engine}: its optimization profile takes {lo}..{hi}; the manifest's batches need "
+                          f"{want_min}..{want_max}",
+                          hint="rebuild the engine from this bundle: edgepose-export BUNDLE --engine yes")
+    return want_max
+
+
+def _checked(ok, call: str) -> None:
+    """TensorRT's setters return False instead of raising (Polygraphy checks them too)."""
+    if ok is False:
+        raise EdgePoseError(f"TensorRT {call} returned False (see the TensorRT log above)",
+                            hint="the engine does not accept this shape or buffer; rebuild it from the bundle")
 
 
 def device_fingerprint(precision: str = "fp32", device: int = 0) -> EngineFingerprint:
@@ -133,6 +165,7 @@ class TensorRTRunner(Runner):
 
         trt = self.trt = _trt()
         self.api = api = load_cuda()
+        api.set_device(self.device)  # before any allocation: device N is used, not device 0
         here = device_fingerprint(self.asked_precision, self.device)
         self.precision, self.engine_path, built = select_engine(
             self.bundle, self.asked_precision, here, self.dla_core, self.strict)
@@ -157,25 +190,32 @@ class TensorRTRunner(Runner):
             self._execute(self.input_spec.batch_min)  # warm-up: no lazy init inside a graph capture
 
     def _allocate(self, trt) -> None:
+        """Buffers sized from the ENGINE (its profile's max input, the context's output shapes at
+        that input), not from the manifest; the manifest's batch range must fit the profile."""
         spec, nmax = self.input_spec, self.input_spec.batch_max
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        if inputs != [spec.name]:
+            raise BundleError(f"{self.engine_path.name}: engine inputs {inputs}; manifest says [{spec.name!r}]",
+                              hint="rebuild the engine from this bundle's ONNX")
+        profile = [tuple(int(d) for d in s) for s in self.engine.get_tensor_profile_shape(spec.name, 0)]
+        max_shape = check_profile(profile, spec.batch_shape(spec.batch_min), spec.batch_shape(nmax),
+                                  self.engine_path.name)
+        _checked(self.context.set_input_shape(spec.name, max_shape), f"set_input_shape({spec.name}, {max_shape})")
         self._io = {}
-        for i in range(self.engine.num_io_tensors):
-            name = self.engine.get_tensor_name(i)
-            is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        for name in names:
+            is_input = name in inputs
             dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
-            shape = [int(d) for d in self.engine.get_tensor_shape(name)]
-            if is_input:
-                shape = list(spec.batch_shape(nmax))
-                if name != spec.name:
-                    raise BundleError(f"{self.engine_path.name}: engine input {name!r}; manifest says {spec.name!r}",
-                                      hint="rebuild the engine from this bundle's ONNX")
-            else:
-                shape = [nmax] + [d if d > 0 else 1 for d in shape[1:]]
+            shape = list(max_shape) if is_input else [int(d) for d in self.context.get_tensor_shape(name)]
+            if any(d < 0 for d in shape):
+                raise BundleError(f"{self.engine_path.name}: output {name!r} has no static size at {max_shape}: {shape}",
+                                  hint="re-export the bundle: outputs must depend only on the batch")
             host = self.api.pinned_array(shape, dtype)
             dev = self.api.malloc(host.nbytes)
             self._host[name], self._dev[name] = host, dev
             self._io[name] = (is_input, dtype, shape)
-            self.context.set_tensor_address(name, dev)
+            _checked(self.context.set_tensor_address(name, dev), f"set_tensor_address({name})")
+        self._n = nmax
         missing = [k for k in OUTPUTS if k not in self._io]
         if missing:
             raise BundleError(f"{self.engine_path.name} lacks outputs {missing}", hint="re-export the bundle")
@@ -220,7 +260,8 @@ class TensorRTRunner(Runner):
     def _execute(self, n: int) -> None:
         api, stream = self.api, self.stream
         if n != self._n:
-            self.context.set_input_shape(self.input_spec.name, self.input_spec.batch_shape(n))
+            shape = self.input_spec.batch_shape(n)
+            _checked(self.context.set_input_shape(self.input_spec.name, shape), f"set_input_shape({shape})")
             self._n = n
         if self.cuda_graph and self._graph_n != n:
             self._capture(n)
@@ -230,21 +271,17 @@ class TensorRTRunner(Runner):
             self._enqueue()
 
     def _capture(self, n: int) -> None:
+        from ..cuda import capture_graph
+
         api = self.api
         api.graph_destroy(self._graph, self._graph_exec)
         self._graph = self._graph_exec = None
         self._graph_n = n
         self._enqueue()  # one plain run at this shape first, as trtexec does
         api.synchronize(self.stream)
-        try:
-            api.begin_capture(self.stream)
-            try:
-                self._enqueue()
-            finally:
-                graph = api.end_capture(self.stream)
-            self._graph, self._graph_exec = graph, api.graph_instantiate(graph)
-        except EdgePoseError as exc:
-            warnings.warn(f"CUDA graph capture failed, running without it: {exc}", RuntimeWarning, stacklevel=2)
+        self._graph, self._graph_exec, why = capture_graph(api, self.stream, self._enqueue)
+        if why is not None:  # the graph is optional: never fail activate() or a batch for it
+            warnings.warn(f"CUDA graph capture failed, running without it: {why}", RuntimeWarning, stacklevel=2)
             self.cuda_graph = False
 
     def _infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
