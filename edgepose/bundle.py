@@ -32,7 +32,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from .atomic import atomic_write_json
 from .errors import BundleError, EngineMismatchError
@@ -150,6 +150,10 @@ class EngineFingerprint:
     compute_capability: str  # "8.7"
     precision: str
     dla_core: Optional[int] = None
+    #: the ONNX file the engine was built from and its optimization profile [[min], [opt], [max]]:
+    #: a re-exported bundle (other sha256) or another batch range must not reuse the engine
+    onnx_sha256: Optional[str] = None
+    profile: Optional[list] = None
 
     def slug(self) -> str:
         gpu = re.sub(r"[^a-z0-9]+", "-", self.gpu.lower()).strip("-") or "gpu"
@@ -161,7 +165,8 @@ class EngineFingerprint:
 
     @classmethod
     def from_json(cls, d: dict) -> "EngineFingerprint":
-        return cls(**{k: d.get(k) for k in ("trt_version", "gpu", "compute_capability", "precision", "dla_core")})
+        return cls(**{k: d.get(k) for k in ("trt_version", "gpu", "compute_capability", "precision", "dla_core",
+                                             "onnx_sha256", "profile")})
 
     def differences(self, other: "EngineFingerprint") -> List[str]:
         out = []
@@ -169,7 +174,36 @@ class EngineFingerprint:
             a, b = getattr(self, k), getattr(other, k)
             if a != b:
                 out.append(f"{k}: engine has {a!r}, this device has {b!r}")
+        # the build inputs: compared when the other side knows them (an engine without them is stale)
+        for k, what in (("onnx_sha256", "ONNX file sha256"), ("profile", "optimization profile")):
+            a, b = getattr(self, k), getattr(other, k)
+            if b is not None and _norm(a) != _norm(b):
+                out.append(f"{k}: engine was built from {what} {a!r}, the bundle now has {b!r}")
         return out
+
+
+Shape = Tuple[int, ...]
+
+
+def profile_shapes(input_spec: dict, batch: Optional[dict] = None) -> Tuple[Shape, Shape, Shape]:
+    """``(min, opt, max)`` input shapes from the manifest's input spec.
+
+    >>> profile_shapes({"layout": "NHWC", "shape": [-1, 24, 32, 3], "batch": {"min": 1, "opt": 4, "max": 8}})
+    ((1, 24, 32, 3), (4, 24, 32, 3), (8, 24, 32, 3))
+    """
+    shape = [int(v) for v in input_spec["shape"]]
+    b = batch or input_spec.get("batch") or {}
+    n = shape[0] if shape[0] > 0 else 1
+    lo, opt, hi = int(b.get("min", n)), int(b.get("opt", n)), int(b.get("max", n))
+    if not (1 <= lo <= opt <= hi):
+        raise BundleError(f"batch range must satisfy 1 <= min <= opt <= max; got {lo}:{opt}:{hi}")
+    rest = tuple(shape[1:])
+    return (lo,) + rest, (opt,) + rest, (hi,) + rest
+
+
+def _norm(v):
+    """Lists and tuples compare alike (JSON turns tuples into lists)."""
+    return [_norm(x) for x in v] if isinstance(v, (list, tuple)) else v
 
 
 def engine_filename(fp: EngineFingerprint) -> str:
@@ -183,6 +217,6 @@ def check_engine(entry: dict, device: EngineFingerprint, bundle_dir: Union[str, 
     diffs = [d for d in built.differences(device) if not d.startswith("precision")]
     if diffs:
         raise EngineMismatchError(
-            "TensorRT engine does not match this device:\n    " + "\n    ".join(diffs),
+            "TensorRT engine does not match this device or bundle:\n    " + "\n    ".join(diffs),
             hint=f"rebuild it here with: edgepose-export {bundle_dir} --precision {built.precision} --engine yes",
         )

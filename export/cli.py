@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dla-core", type=int, default=None, help="build for this DLA core (GPU fallback on)")
     g.add_argument("--workspace-gb", type=float, default=1.0, help="builder workspace limit (default 1 GB)")
     g.add_argument("--timing-cache-dir", type=Path, default=None,
-                   help="where tensorrt.<version>.timingcache lives (default $EDGEPOSE_CACHE or ~/.cache/edgepose)")
+                   help="where tensorrt.<version>.<gpu>.sm<cc>.timingcache lives (default $EDGEPOSE_CACHE or ~/.cache/edgepose)")
     return p
 
 

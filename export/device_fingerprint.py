@@ -7,6 +7,10 @@ never needs torch (a Jetson may have none):
 * TensorRT version and DLA cores: from the ``tensorrt`` module (``builder.num_DLA_cores``).
 * GPU name and compute capability: cuda-python (both the old ``cuda.cudart`` and the new
   ``cuda.bindings.runtime`` layouts), else ``nvidia-smi``, else torch if it happens to be there.
+* Jetson module: ``/proc/device-tree/model`` (:mod:`edgepose.jetson`), added to the GPU name,
+  since Orin Nano, NX and AGX all report "Orin" at sm 8.7.
+* Fast FP16/INT8: from the compute capability (:func:`~.tensorrt_plan.fast_precisions`), not
+  ``builder.platform_has_fast_*`` (deprecated from TensorRT 10.5, gone in 11).
 * JetPack: parsed from ``/etc/nv_tegra_release`` (the L4T release is exact; the JetPack name is
   looked up in :data:`L4T_TO_JETPACK`, a table of known releases, ``None`` when unknown).
 
@@ -24,6 +28,7 @@ from typing import Optional, Tuple
 
 from edgepose.bundle import EngineFingerprint
 from edgepose.errors import EdgePoseError
+from edgepose.jetson import gpu_label, read_module
 
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
 
@@ -52,8 +57,8 @@ class DeviceInfo:
         dla_cores: number of DLA cores TensorRT sees (0 on GPUs and Orin Nano).
         l4t: L4T release ``"35.3.1"`` on a Jetson, else ``None``.
         jetpack: JetPack release for ``l4t`` when known, else ``None``.
-        fast_fp16, fast_int8: ``builder.platform_has_fast_fp16/int8``; ``None`` where the
-            TensorRT version no longer has them (11.x).
+        fast_fp16, fast_int8: whether the GPU has fast FP16/INT8 (from the compute capability).
+        module: the Jetson module (``"Orin Nano"``), ``None`` off a Jetson; already in ``gpu``.
     """
 
     trt_version: str
@@ -64,12 +69,15 @@ class DeviceInfo:
     jetpack: Optional[str] = None
     fast_fp16: Optional[bool] = None
     fast_int8: Optional[bool] = None
+    module: Optional[str] = None
 
-    def fingerprint(self, precision: str, dla_core: Optional[int] = None) -> EngineFingerprint:
-        """The :class:`EngineFingerprint` of an engine built here with ``precision``."""
+    def fingerprint(self, precision: str, dla_core: Optional[int] = None, onnx_sha256: Optional[str] = None,
+                    profile=None) -> EngineFingerprint:
+        """The :class:`EngineFingerprint` of an engine built here with ``precision`` from the ONNX
+        file of that sha256 with that optimization profile (a re-export makes the engine stale)."""
         return EngineFingerprint(trt_version=self.trt_version, gpu=self.gpu,
                                  compute_capability=self.compute_capability, precision=precision,
-                                 dla_core=dla_core)
+                                 dla_core=dla_core, onnx_sha256=onnx_sha256, profile=profile)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -180,22 +188,20 @@ def detect_gpu(device: int = 0) -> Tuple[str, str]:
 
 
 def detect_device(trt, builder=None, device: int = 0) -> DeviceInfo:
-    """:class:`DeviceInfo` of this machine, given the imported ``tensorrt`` module.
+    """:class:`DeviceInfo` of CUDA device ``device``, given the imported ``tensorrt`` module.
 
-    ``builder`` (a ``trt.Builder``) is used for the DLA count and the fast-precision flags;
-    one is created when omitted.
+    ``builder`` (a ``trt.Builder``) is used for the DLA count; one is created when omitted.
     """
+    from .tensorrt_plan import fast_precisions
+
     if builder is None:
         builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
     gpu, cc = detect_gpu(device)
     l4t, jetpack = detect_jetpack()
+    module = read_module()
+    fast_fp16, fast_int8 = fast_precisions(cc)
     return DeviceInfo(
-        trt_version=str(trt.__version__), gpu=gpu, compute_capability=cc,
+        trt_version=str(trt.__version__), gpu=gpu_label(gpu, module), compute_capability=cc,
         dla_cores=int(getattr(builder, "num_DLA_cores", 0) or 0), l4t=l4t, jetpack=jetpack,
-        fast_fp16=_opt_bool(getattr(builder, "platform_has_fast_fp16", None)),
-        fast_int8=_opt_bool(getattr(builder, "platform_has_fast_int8", None)),
+        fast_fp16=fast_fp16, fast_int8=fast_int8, module=module,
     )
-
-
-def _opt_bool(v) -> Optional[bool]:
-    return None if v is None else bool(v)

@@ -84,7 +84,7 @@ def build_engines(trt, asm: BundleAssembly, input_spec: dict, precisions: Sequen
                         allow_slow=allow_slow) for p in precisions]
     onnx_by_precision = {e.get("precision"): rel for rel, e in asm.files.items() if e.get("role") == "onnx"}
     check_onnx_files(list(onnx_by_precision), plans)
-    cache = timing_cache_path(device.trt_version, cache_dir)
+    cache = timing_cache_path(device.trt_version, device.gpu, device.compute_capability, cache_dir)
     log(f"TensorRT {device.trt_version} on {device.gpu} (sm {device.compute_capability}, "
         f"{device.dla_cores} DLA core(s){', JetPack ' + device.jetpack if device.jetpack else ''}); "
         f"timing cache {cache}")
@@ -97,20 +97,26 @@ def build_engines(trt, asm: BundleAssembly, input_spec: dict, precisions: Sequen
             calibrator = _calibrator(trt, asm, input_spec, calib_images, log)
         onnx_rel = onnx_by_precision[plan.onnx_precision]
         log(f"building {plan.precision} engine from {onnx_rel} (flags {list(plan.flags) or 'none'}, "
-            f"strongly typed {plan.strongly_typed}) ...")
+            f"strongly typed {plan.strongly_typed}; FP32 post-processing: {plan.fp32_post_processing}) ...")
+        report: dict = {}
         try:
             data = build_serialized_engine(trt, asm.path(onnx_rel), plan, input_spec["name"], shapes,
-                                           workspace_gb=workspace_gb, timing_cache=cache, calibrator=calibrator)
+                                           workspace_gb=workspace_gb, timing_cache=cache, calibrator=calibrator,
+                                           report=report)
         finally:
             if calibrator is not None:
                 calibrator.free()
-        fp = device.fingerprint(plan.precision, plan.dla_core)
+        if "dla_layers" in report:
+            log(f"  DLA takes {report['dla_layers']['on_dla']} of {report['dla_layers']['total']} layers; "
+                "the rest run on the GPU")
+        fp = device.fingerprint(plan.precision, plan.dla_core, onnx_sha256=asm.files[onnx_rel].get("sha256"),
+                                profile=[list(s) for s in shapes])
         rel = engine_filename(fp)
-        for old, e in list(asm.files.items()):  # a rebuild replaces the engine with the same fingerprint
-            if e.get("role") == "engine" and e.get("fingerprint") == fp.to_json():
-                asm.remove(old)
+        if rel in asm.files:  # a rebuild for the same device replaces the engine (and its stale build inputs)
+            asm.remove(rel)
         asm.add_bytes(data, rel, "engine", plan.precision, fingerprint=fp.to_json(), onnx=onnx_rel,
-                      build=plan.to_json(), device={"jetpack": device.jetpack, "l4t": device.l4t})
+                      build={**plan.to_json(), **report}, device={"jetpack": device.jetpack, "l4t": device.l4t,
+                                                                   "module": device.module})
         if plan.calibrator and asm.path(CALIBRATION_CACHE_NAME).is_file():
             asm.register(CALIBRATION_CACHE_NAME, "calibration-cache", "int8", trt_version=device.trt_version)
         log(f"  wrote {rel} ({len(data) / 1e6:.1f} MB)")
@@ -119,7 +125,8 @@ def build_engines(trt, asm: BundleAssembly, input_spec: dict, precisions: Sequen
 
 
 def _calibrator(trt, asm: BundleAssembly, input_spec: dict, calib_images, log):
-    from .tensorrt_calibrator import CalibrationBatches, make_entropy_calibrator, read_usable_cache
+    from .tensorrt_calibrator import (CalibrationBatches, frames_for_calibration_batch, make_entropy_calibrator,
+                                      read_usable_cache)
 
     cache = asm.path(CALIBRATION_CACHE_NAME)
     if calib_images is None:
@@ -127,9 +134,11 @@ def _calibrator(trt, asm: BundleAssembly, input_spec: dict, calib_images, log):
             raise EdgePoseError("the INT8 calibrator needs calibration frames and the bundle has no usable "
                                 "calibration.cache", hint="pass --calib DATA (a dataset folder), or use --int8-engine qdq")
         calib_images = np.zeros((1,) + tuple(int(v) for v in _nhwc(input_spec)), np.uint8)  # never read: cache hit
-    opt = int(input_spec.get("batch", {}).get("opt", 1))
-    batches = CalibrationBatches(calib_images, batch_size=min(opt, len(calib_images)),
-                                 dtype=input_spec["dtype"], layout=input_spec["layout"])
+    opt = profile_shapes(input_spec)[1][0]  # TensorRT calibrates at the profile's OPT batch
+    calib_images, note = frames_for_calibration_batch(calib_images, opt)
+    if note:
+        log(f"note (int8 calibrator): {note}")
+    batches = CalibrationBatches(calib_images, batch_size=opt, dtype=input_spec["dtype"], layout=input_spec["layout"])
     return make_entropy_calibrator(trt, batches, cache, log=log)
 
 

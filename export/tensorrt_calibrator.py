@@ -9,8 +9,9 @@ The logic that can be checked without a GPU is pure numpy and tested here:
 * :class:`CalibrationBatches`: fixed-size batches (the last incomplete one is dropped, so the
   calibration batch size never changes) in the engine input's dtype and layout;
 * :func:`parse_cache_header` / :func:`cache_matches`: a calibration cache starts with a line
-  such as ``TRT-8502-EntropyCalibration2``; a cache from another TensorRT version or algorithm
-  is ignored rather than fed to the builder (NVIDIA/TensorRT#3612).
+  such as ``TRT-8502-EntropyCalibration2`` (8.x) or ``TRT-100300-EntropyCalibration2`` (10.x);
+  a cache from another TensorRT version or algorithm is ignored rather than fed to the
+  builder (NVIDIA/TensorRT#3612), with a message that says which version wrote it.
 
 :func:`make_entropy_calibrator` creates the ``trt.IInt8EntropyCalibrator2`` subclass lazily
 (the class can only exist once ``tensorrt`` is imported) and copies batches to the GPU with
@@ -90,15 +91,53 @@ class CalibrationBatches:
             yield self.batch(i)
 
 
+def frames_for_calibration_batch(images: np.ndarray, opt_batch: int) -> Tuple[np.ndarray, Optional[str]]:
+    """Frames whose count fills at least one batch of the profile's OPT size.
+
+    TensorRT calibrates at the optimization profile's OPT shape (``NvInfer.h``
+    ``setCalibrationProfile``: "MIN and MAX values will be overwritten by kOPT"), so
+    ``get_batch_size()`` must be OPT and every batch must hold OPT frames; a smaller batch
+    hands TensorRT a buffer shorter than it reads. With fewer frames than OPT they are
+    repeated (cycled) up to OPT, and the note says so.
+
+    >>> x, note = frames_for_calibration_batch(np.zeros((3, 2, 2, 3), np.uint8), 4)
+    >>> x.shape[0], note.startswith("3 calibration frame(s) repeated")
+    (4, True)
+    """
+    images = np.asarray(images)
+    n, opt = int(images.shape[0]), int(opt_batch)
+    if opt < 1:
+        raise EdgePoseError(f"the optimization profile's OPT batch must be >= 1; got {opt}")
+    if n == 0:
+        raise EdgePoseError("no calibration frames", hint="pass --calib DATA with a training split")
+    if n >= opt:
+        return images, None
+    idx = np.arange(opt) % n
+    return images[idx], (f"{n} calibration frame(s) repeated to fill one batch of the profile's OPT size {opt} "
+                          "(TensorRT calibrates at OPT); pass more frames with --calib-frames")
+
+
 # --------------------------------------------------------------------------- cache file
 def trt_version_code(trt_version: str) -> int:
-    """TensorRT's integer version as written in cache headers: ``"8.5.2.2" -> 8502``.
+    """TensorRT's integer version as written in calibration-cache headers.
 
-    ⚠ The ``major*1000 + minor*100 + patch`` encoding is NV_TENSORRT_VERSION's for 8.x; check
-    a real cache on the device.
+    8.x encodes ``MAJOR*1000 + MINOR*100 + PATCH`` (``NvInferRuntimeBase.h`` 8.6); 10.x and 11.x
+    use ``NV_TENSORRT_VERSION_INT = MAJOR*10000 + MINOR*100 + PATCH`` (a 10.3 cache starts
+    ``TRT-100300-EntropyCalibration2``). TensorRT refuses a mismatched cache by itself; our
+    check only makes the message clearer.
+
+    >>> trt_version_code("8.5.2.2"), trt_version_code("10.3.0.26"), trt_version_code("11.1.0")
+    (8502, 100300, 110100)
     """
     parts = [int(p) for p in re.findall(r"\d+", str(trt_version))[:3]] + [0, 0, 0]
-    return parts[0] * 1000 + parts[1] * 100 + parts[2]
+    major, minor, patch = parts[:3]
+    return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
+
+
+def version_from_code(code: int) -> str:
+    """``"10.3.0"`` from ``100300`` and ``"8.5.2"`` from ``8502`` (the inverse of :func:`trt_version_code`)."""
+    major, rest = (code // 10000, code % 10000) if code >= 10000 else (code // 1000, code % 1000)
+    return f"{major}.{rest // 100}.{rest % 100}"
 
 
 def parse_cache_header(data: bytes) -> Optional[Tuple[int, str]]:
@@ -120,7 +159,8 @@ def cache_matches(data: bytes, trt_version: str, algorithm: str = ALGORITHM) -> 
     code, algo = head
     want = trt_version_code(trt_version)
     if code != want:
-        return False, f"it was written by TensorRT code {code}, this is {want} ({trt_version})"
+        return False, (f"it was written by TensorRT {version_from_code(code)} (header code {code}); this is "
+                       f"TensorRT {trt_version} (code {want}), which refuses another version's cache")
     if algo != algorithm:
         return False, f"it was written by {algo}, this build uses {algorithm}"
     return True, "matches"
@@ -148,7 +188,8 @@ def _cudart():
             return importlib.import_module(name)
         except ImportError:
             continue
-    return require("cuda.cudart", "INT8 calibration on the GPU", "pip install cuda-python")
+    return require("cuda.cudart", "INT8 calibration on the GPU",
+                   "pip install 'cuda-python>=11.8,<12' on JetPack 5, 'cuda-python>=12,<13' on JetPack 6")
 
 
 def _check(result):

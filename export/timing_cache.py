@@ -1,18 +1,27 @@
-"""TensorRT timing cache: one file per TensorRT version, reused across builds.
+"""TensorRT timing cache: one file per TensorRT version AND device, reused across builds.
 
 A timing cache remembers which tactic was fastest for each layer, so the second build of the
-same model (or a similar one) on the same device takes seconds instead of minutes. Caches
-from another TensorRT version are useless or rejected, so the file name carries the version,
-as jetson-inference does (``tensorrt.<version>.timingcache``).
+same model on the same device takes seconds instead of minutes. What we do, following
+Polygraphy (NVIDIA/TensorRT ``tools/Polygraphy/polygraphy/backend/trt/config.py`` and
+``loader.py``) rather than the TensorRT samples' ``ignore_mismatch=True``:
 
-Default folder: ``$EDGEPOSE_CACHE`` or ``~/.cache/edgepose``. Writes are atomic.
+* the file name carries the TensorRT version, the GPU name and the compute capability
+  (:func:`timing_cache_path`): TensorRT ``NvInfer.h`` (10.3) warns that using a cache made on
+  another device with ``ignoreMismatch`` "may lead to functional/performance bugs";
+* the cache is attached with ``ignore_mismatch=False`` (:func:`attach_timing_cache`);
+* the file is read and written under an exclusive lock (:func:`locked`), and what another
+  process saved meanwhile is merged (``ITimingCache.combine``) before the atomic write
+  (:func:`save_timing_cache`).
+
+Default folder: ``$EDGEPOSE_CACHE`` or ``~/.cache/edgepose``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterator, Optional, Union
 
 from edgepose.atomic import atomic_write_bytes
 
@@ -24,14 +33,38 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "edgepose"
 
 
-def timing_cache_path(trt_version: str, cache_dir: Optional[PathLike] = None) -> Path:
-    """``<cache_dir>/tensorrt.<trt_version>.timingcache``.
+def _safe(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z._-]+", "-", str(text)).strip("-") or "unknown"
 
-    >>> timing_cache_path("8.5.2.2", "/tmp/c").as_posix()
-    '/tmp/c/tensorrt.8.5.2.2.timingcache'
+
+def timing_cache_path(trt_version: str, gpu: str, compute_capability: str,
+                      cache_dir: Optional[PathLike] = None) -> Path:
+    """``<cache_dir>/tensorrt.<version>.<gpu>.sm<cc>.timingcache``.
+
+    >>> timing_cache_path("10.3.0", "Orin (nvgpu)", "8.7", "/tmp/c").as_posix()
+    '/tmp/c/tensorrt.10.3.0.Orin-nvgpu.sm87.timingcache'
     """
-    safe = re.sub(r"[^0-9A-Za-z._-]+", "-", str(trt_version)) or "unknown"
-    return Path(cache_dir if cache_dir is not None else default_cache_dir()) / f"tensorrt.{safe}.timingcache"
+    cc = _safe(str(compute_capability).replace(".", ""))
+    name = f"tensorrt.{_safe(trt_version)}.{_safe(gpu)}.sm{cc}.timingcache"
+    return Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
+
+
+@contextlib.contextmanager
+def locked(path: PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``<path>.lock`` (``fcntl.flock``; a no-op where fcntl is missing)."""
+    lock = Path(str(path) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: builds there are not concurrent in practice
+        yield
+        return
+    with open(lock, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def read_cache_bytes(path: PathLike) -> bytes:
@@ -50,23 +83,27 @@ def write_cache_bytes(path: PathLike, data: bytes) -> Optional[Path]:
 
 
 def attach_timing_cache(config, path: PathLike):
-    """Create a timing cache from ``path`` (or empty) and set it on a ``trt.IBuilderConfig``.
-
-    Returns the cache object, or ``None`` when this TensorRT has no timing-cache API.
-    """
+    """Create a timing cache from ``path`` (or empty) and set it on a ``trt.IBuilderConfig``
+    with ``ignore_mismatch=False``. Returns the cache, or ``None`` without a timing-cache API."""
     if not hasattr(config, "create_timing_cache"):
         return None
-    cache = config.create_timing_cache(read_cache_bytes(path))
-    config.set_timing_cache(cache, True)  # ignore_mismatch: a stale cache is ignored, not fatal
+    with locked(path):
+        data = read_cache_bytes(path)
+    cache = config.create_timing_cache(data)
+    config.set_timing_cache(cache, False)  # a cache from another device is refused, not trusted
     return cache
 
 
-def save_timing_cache(config, path: PathLike) -> Optional[Path]:
-    """Serialize the config's timing cache (after a build) to ``path``."""
+def save_timing_cache(config, path: PathLike, log=print) -> Optional[Path]:
+    """Merge the config's cache (after a build) with the file's current content, write it atomically."""
     getter = getattr(config, "get_timing_cache", None)
-    if getter is None:
-        return None
-    cache = getter()
+    cache = getter() if getter is not None else None
     if cache is None:
         return None
-    return write_cache_bytes(path, memoryview(cache.serialize()).tobytes())
+    with locked(path):
+        on_disk = read_cache_bytes(path)
+        if on_disk and hasattr(cache, "combine"):
+            other = config.create_timing_cache(on_disk)
+            if not cache.combine(other, False):  # what another build saved meanwhile
+                log(f"timing cache {path}: the saved cache does not match this device; replacing it")
+        return write_cache_bytes(path, memoryview(cache.serialize()).tobytes())

@@ -7,12 +7,16 @@
     VDD_CPU_GPU_CV 527mW/527mW VDD_SOC 1339mW/1339mW
 
 AGX Orin has other rails (``VDD_GPU_SOC``, ``VDD_CPU_CV``, ``VIN_SYS_5V0``, ``VDDQ_VDD2_1V8AO``).
-A rail reads ``<name> <instant>mW/<average>mW``; older L4T has no timestamp and prints
-``POM_5V_IN 2431/2431`` (mW without the unit; not verified on a device here).
+A rail reads ``<name> <instant>mW/<average>mW``; older L4T has no timestamp and prints rails
+without the unit: ``POM_5V_IN 2431/2431`` (Nano, TX2) and, on AGX Xavier with JetPack 4,
+``GPU 0/0 CPU 311/311 SOC 932/932 CV 0/0 VDDRQ 621/621 SYS5V 1482/1482`` (sample lines of
+public Jetson monitoring code, e.g. DataDog/datadog-agent's Jetson check tests).
 
 Total board power: ``VDD_IN`` (Orin Nano / NX), else ``POM_5V_IN`` (older Nano / TX), else the
-sum of all rails (AGX Orin), the same rule jtop uses. Energy per frame (mJ) =
-mean power (W) x timed seconds / frames x 1000.
+sum of the rails (AGX Orin, AGX Xavier) without the rails another one already includes:
+``VDDQ_VDD2_1V8AO`` is part of ``VIN_SYS_5V0`` on AGX Orin (rail description as quoted in
+public code; deployment-facts.md section 7), so adding both counted it twice. Energy per
+frame (mJ) = mean power (W) x timed seconds / frames x 1000.
 
 When ``tegrastats`` is absent, :func:`open_power_sampler` tries jtop (``jetson-stats``) and
 otherwise returns ``None``: the report then says power was not measured.
@@ -27,7 +31,9 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 RAIL_MW = re.compile(r"\b([A-Za-z][\w]*) (\d+)mW/(\d+)mW")
-RAIL_OLD = re.compile(r"\b(POM_\w+|VDD_\w+) (\d+)/(\d+)(?=\s|$)")
+RAIL_OLD = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)/(\d+)(?=\s|$)")  # unitless mW: "SYS5V 1482/1482"
+#: rails whose power another rail of the same line already includes: {sub-rail: the rail including it}
+INCLUDED_IN = {"VDDQ_VDD2_1V8AO": "VIN_SYS_5V0"}
 RAM = re.compile(r"\bRAM (\d+)/(\d+)MB")
 SWAP = re.compile(r"\bSWAP (\d+)/(\d+)MB")
 GR3D = re.compile(r"\bGR3D_FREQ (\d+)%")
@@ -80,12 +86,14 @@ def parse_line(line: str) -> Optional[Dict[str, object]]:
 
 
 def total_power_mw(rails: Dict[str, Tuple[float, float]]) -> Tuple[Optional[float], Optional[str]]:
-    """``(instant total mW, which rail or "sum")`` by the VDD_IN / POM_5V_IN / sum rule."""
+    """``(instant total mW, which rail or "sum")`` by the VDD_IN / POM_5V_IN / sum rule; the sum
+    leaves out the rails :data:`INCLUDED_IN` another rail of the line."""
     for name in ("VDD_IN", "POM_5V_IN"):
         if name in rails:
             return rails[name][0], name
     if rails:
-        return float(sum(v[0] for v in rails.values())), "sum"
+        parts = [k for k in rails if INCLUDED_IN.get(k) not in rails]
+        return float(sum(rails[k][0] for k in parts)), "sum"
     return None, None
 
 

@@ -16,7 +16,7 @@ from edgepose.export.tensorrt_builder import (SlowPrecisionError, TrtCaps, plan_
                                               trtexec_command)
 from edgepose.export.tensorrt_calibrator import (CalibrationBatches, cache_matches, parse_cache_header,
                                                  read_usable_cache, trt_version_code)
-from edgepose.export.timing_cache import read_cache_bytes, timing_cache_path, write_cache_bytes
+from edgepose.export.timing_cache import locked, read_cache_bytes, timing_cache_path, write_cache_bytes
 
 TRT8, TRT10, TRT11 = TrtCaps.for_version("8.5.2.2"), TrtCaps.for_version("10.3.0"), TrtCaps.for_version("11.0.0")
 
@@ -25,14 +25,15 @@ TRT8, TRT10, TRT11 = TrtCaps.for_version("8.5.2.2"), TrtCaps.for_version("10.3.0
 def test_fp16_uses_the_fp32_onnx_and_the_flag_until_trt11_then_the_fp16_graph_strongly_typed():
     for caps in (TRT8, TRT10):
         p = plan_build(caps, "fp16")
-        assert (p.onnx_precision, p.flags, p.strongly_typed) == ("fp32", ("FP16",), False)
+        assert (p.onnx_precision, p.flags, p.strongly_typed) == ("fp32", ("FP16", "OBEY_PRECISION_CONSTRAINTS"), False)
     p = plan_build(TRT11, "fp16")
     assert (p.onnx_precision, p.flags, p.strongly_typed) == ("fp16", (), True)
 
 
 def test_int8_qdq_sets_int8_and_fp16_on_trt8_and_is_strongly_typed_from_10():
     p = plan_build(TRT8, "int8")
-    assert p.onnx_precision == "int8" and set(p.flags) == {"INT8", "FP16"} and not p.strongly_typed
+    assert p.onnx_precision == "int8" and set(p.flags) == {"INT8", "FP16", "OBEY_PRECISION_CONSTRAINTS"}
+    assert not p.strongly_typed
     assert p.explicit_batch and not p.calibrator
     for caps in (TRT10, TRT11):
         p = plan_build(caps, "int8")
@@ -41,7 +42,7 @@ def test_int8_qdq_sets_int8_and_fp16_on_trt8_and_is_strongly_typed_from_10():
 
 def test_implicit_calibration_exists_on_trt8_only_and_needs_a_calibration_profile_when_dynamic():
     p = plan_build(TRT8, "int8", int8_mode="calibrator", dynamic=True)
-    assert p.calibrator and p.onnx_precision == "fp32" and set(p.flags) == {"INT8", "FP16"}
+    assert p.calibrator and p.onnx_precision == "fp32" and set(p.flags) == {"INT8", "FP16", "OBEY_PRECISION_CONSTRAINTS"}
     assert p.calibration_profile
     assert not plan_build(TRT8, "int8", int8_mode="calibrator", dynamic=False).calibration_profile
     p10 = plan_build(TRT10, "int8", int8_mode="calibrator", dynamic=True)
@@ -56,9 +57,9 @@ def test_no_silent_downgrade_when_the_platform_says_a_precision_is_slow():
     with pytest.raises(SlowPrecisionError):
         plan_build(TRT8, "int8", fast_int8=False)
     p = plan_build(TRT8, "fp16", fast_fp16=False, allow_slow=True)
-    assert p.flags == ("FP16",) and any("not fast" in n for n in p.notes)
+    assert p.flags[0] == "FP16" and any("not fast" in n for n in p.notes)
     assert plan_build(TRT8, "fp32", fast_fp16=False, fast_int8=False).flags == ()  # fp32 never refused
-    assert any("cannot report" in n for n in plan_build(TRT11, "fp16").notes)
+    assert any("unknown" in n for n in plan_build(TRT11, "fp16").notes)
 
 
 def test_dla_needs_reduced_precision_and_an_existing_core():
@@ -85,17 +86,21 @@ def test_profile_shapes_follow_layout_and_reject_bad_ranges():
     fixed = {"layout": "NHWC", "shape": [1, 24, 32, 3], "batch": {"min": 1, "opt": 1, "max": 1}}
     lo, opt, hi = profile_shapes(fixed)
     assert lo == opt == hi == (1, 24, 32, 3)
-    with pytest.raises(ConfigError):
+    with pytest.raises(EdgePoseError, match="min <= opt <= max"):
         profile_shapes({"layout": "NHWC", "shape": [-1, 24, 32, 3], "batch": {"min": 4, "opt": 2, "max": 8}})
 
 
 def test_trtexec_equivalent_carries_flags_shapes_and_dla():
     shapes = profile_shapes({"layout": "NHWC", "shape": [-1, 24, 32, 3], "batch": {"min": 1, "opt": 4, "max": 8}})
-    cmd = trtexec_command("b/model.int8.onnx", plan_build(TRT8, "int8", dla_core=0, dla_cores=1), "image", shapes)
+    cmd = trtexec_command("b/model.onnx", plan_build(TRT8, "int8", "calibrator", dla_core=0, dla_cores=1), "image",
+                          shapes[:1] * 3)
     assert "--int8" in cmd and "--fp16" in cmd and "--useDLACore=0" in cmd and "--allowGPUFallback" in cmd
+    cmd = trtexec_command("b/model.int8.onnx", plan_build(TRT8, "int8"), "image", shapes)
     assert "--minShapes=image:1x24x32x3" in cmd and "--maxShapes=image:8x24x32x3" in cmd
-    cmd11 = trtexec_command("b/model.fp16.onnx", plan_build(TRT11, "fp16"), "image", shapes[:1] * 3)
-    assert "--stronglyTyped" in cmd11 and "--fp16" not in cmd11 and "minShapes" not in cmd11
+    cmd10 = trtexec_command("b/model.int8.onnx", plan_build(TRT10, "int8"), "image", shapes[:1] * 3)
+    assert "--stronglyTyped" in cmd10 and "--int8" not in cmd10 and "minShapes" not in cmd10
+    assert "--stronglyTyped" not in trtexec_command("m", plan_build(TRT11, "fp16"), "image", shapes)  # ignored on 11
+    assert "--noTF32" in trtexec_command("m", plan_build(TRT8, "fp32"), "image", shapes)
 
 
 # --------------------------------------------------------------------------- naming
@@ -124,13 +129,33 @@ def test_device_text_parsers():
 
 
 # --------------------------------------------------------------------------- timing cache
-def test_timing_cache_file_is_keyed_by_trt_version(tmp_path):
-    a, b = timing_cache_path("8.5.2.2", tmp_path), timing_cache_path("10.3.0", tmp_path)
-    assert a != b and a.name == "tensorrt.8.5.2.2.timingcache" and a.parent == tmp_path
+def test_timing_cache_file_is_keyed_by_trt_version_gpu_and_compute_capability(tmp_path):
+    """NvInfer.h 10.3: a cache from another device "may lead to functional/performance bugs"."""
+    a = timing_cache_path("8.5.2.2", "Orin", "8.7", tmp_path)
+    assert a.name == "tensorrt.8.5.2.2.Orin.sm87.timingcache" and a.parent == tmp_path
+    others = {timing_cache_path("10.3.0", "Orin", "8.7", tmp_path), timing_cache_path("8.5.2.2", "Xavier", "7.2", tmp_path),
+              timing_cache_path("8.5.2.2", "Orin", "8.6", tmp_path)}
+    assert a not in others and len(others) == 3
     assert read_cache_bytes(a) == b""  # missing -> a fresh cache
     assert write_cache_bytes(a, b"") is None and not a.exists()  # nothing to write
     write_cache_bytes(a, b"\x01\x02tactics")
-    assert read_cache_bytes(a) == b"\x01\x02tactics" and read_cache_bytes(b) == b""
+    assert read_cache_bytes(a) == b"\x01\x02tactics"
+
+
+def test_timing_cache_lock_excludes_a_second_holder(tmp_path):
+    """Two builds saving at once: the second waits until the first has merged and written."""
+    import threading
+    import time
+
+    path = tmp_path / "c.timingcache"
+    order = []
+    with locked(path):
+        t = threading.Thread(target=lambda: (locked(path).__enter__(), order.append("second")))
+        t.start()
+        time.sleep(0.3)
+        order.append("first done")
+    t.join(5)
+    assert order == ["first done", "second"]
 
 
 # --------------------------------------------------------------------------- calibration
@@ -181,3 +206,16 @@ def test_calibration_cache_is_reused_only_for_the_same_trt_version_and_algorithm
     logs = []
     assert read_usable_cache(path, "8.5.2.2", log=logs.append) is None and "recalibrating" in logs[0]
     assert read_usable_cache(path, "8.6.1.6", log=logs.append) == path.read_bytes()
+
+
+def test_calibration_cache_headers_of_trt10_and_11_use_the_five_digit_major():
+    """NV_TENSORRT_VERSION_INT is major*10000+minor*100+patch from 10.0: a real 10.3 cache begins
+    TRT-100300-EntropyCalibration2 (deployment-facts.md section 7). The 8.x formula gave 13300,
+    so no 10.x cache was ever reused."""
+    assert trt_version_code("10.3.0.26") == 100300 and trt_version_code("11.1.0") == 110100
+    ok, why = cache_matches(b"TRT-100300-EntropyCalibration2\nimage: 3c010a14\n", "10.3.0.26")
+    assert ok, why
+    ok, why = cache_matches(b"TRT-100300-EntropyCalibration2\n", "8.6.1.6")
+    assert not ok and "TensorRT 10.3.0" in why and "8.6.1.6" in why
+    ok, why = cache_matches(b"TRT-8601-EntropyCalibration2\n", "10.3.0")
+    assert not ok and "TensorRT 8.6.1" in why

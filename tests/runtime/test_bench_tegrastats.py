@@ -42,6 +42,29 @@ def test_parse_agx_orin_rails_sums_them():
     assert s2["rails_mw"]["VDD_GPU_SOC"] == (3000.0, 2500.0)
 
 
+def test_agx_orin_total_does_not_count_the_ddr_rail_twice():
+    """VDDQ_VDD2_1V8AO is included in VIN_SYS_5V0 (deployment-facts.md section 7): adding both
+    double-counts it, so the total is the other three rails."""
+    s = ts.parse_line("RAM 5000/30536MB " + AGX_RAILS + " VDDQ_VDD2_1V8AO 807mW/807mW")
+    assert s["rails_mw"]["VDDQ_VDD2_1V8AO"] == (807.0, 807.0)
+    assert (s["total_mw"], s["total_source"]) == (3192.0 + 1596.0 + 5048.0, "sum")
+
+
+# AGX Xavier, JetPack 4: rails without the mW unit (a sample line of DataDog/datadog-agent's Jetson check tests)
+AGX_XAVIER_JP4 = ("RAM 721/31927MB (lfb 7291x4MB) SWAP 0/15963MB (cached 0MB) CPU [2%@1190,0%@1190,0%@1190,0%@1190,"
+                  "off,off,off,off] EMC_FREQ 0%@665 GR3D_FREQ 0%@318 APE 150 MTS fg 0% bg 0% AO@37.5C GPU@37.5C "
+                  "Tdiode@40C PMIC@100C AUX@36C CPU@37.5C thermal@36.9C Tboard@37C GPU 0/0 CPU 311/311 SOC 932/932 "
+                  "CV 0/0 VDDRQ 621/621 SYS5V 1482/1482")
+
+
+def test_agx_xavier_jetpack4_rails_without_units_are_parsed_and_summed():
+    s = ts.parse_line(AGX_XAVIER_JP4)
+    assert s["rails_mw"] == {"GPU": (0.0, 0.0), "CPU": (311.0, 311.0), "SOC": (932.0, 932.0), "CV": (0.0, 0.0),
+                             "VDDRQ": (621.0, 621.0), "SYS5V": (1482.0, 1482.0)}
+    assert (s["total_mw"], s["total_source"]) == (311.0 + 932.0 + 621.0 + 1482.0, "sum")
+    assert s["gr3d_pct"] == 0.0 and s["temps_c"]["GPU"] == 37.5 and (s["ram_used_mb"], s["swap_used_mb"]) == (721, 0)
+
+
 def test_unrelated_lines_are_ignored():
     assert ts.parse_line("tegrastats: some warning") is None
     assert ts.parse_line("") is None

@@ -3,6 +3,7 @@ engine selection by fingerprint runs everywhere; running an engine needs TensorR
 and is skipped here with the reason."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -12,7 +13,7 @@ import pytest
 from edgepose.bundle import EngineFingerprint, engine_filename, file_entry, load_manifest, write_manifest
 from edgepose.errors import BundleError, EngineMismatchError
 from edgepose.runtime import PrecisionFallbackWarning, open_bundle
-from edgepose.runtime.runners.tensorrt_runner import TensorRTRunner, select_engine
+from edgepose.runtime.runners.tensorrt_runner import TensorRTRunner, bundle_profile, select_engine
 
 
 def _cuda_state():
@@ -48,9 +49,11 @@ def _engine_bundle(tmp_path, src, fps):
     shutil.copytree(src, dst)
     m = load_manifest(dst)
     for fp in fps:
+        # built from the bundle's FP32 ONNX with the manifest's profile, as edgepose-export records it
+        fp = dataclasses.replace(fp, onnx_sha256=m["files"]["model.onnx"]["sha256"], profile=bundle_profile(m))
         name = engine_filename(fp)
         (dst / name).write_bytes(b"not a real plan; selection only reads the manifest")
-        m["files"][name] = file_entry(dst, name, "engine", fp.precision, fingerprint=fp.to_json())
+        m["files"][name] = file_entry(dst, name, "engine", fp.precision, fingerprint=fp.to_json(), onnx="model.onnx")
     write_manifest(dst, m)
     return open_bundle(dst)
 
