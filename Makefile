@@ -11,7 +11,7 @@ STAMP := $(VENV)/.edgepose-installed
 DEMO_OUT ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test clean
+.PHONY: install demo test gpu-check clean
 
 install: $(STAMP)
 
@@ -30,6 +30,14 @@ test: $(STAMP)
 	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing"; exit 1; fi; \
 	exit $$rc
+
+# The tests marked `gpu` on a machine with an NVIDIA GPU, within 8 minutes; writes
+# benchmarks/results/gpu_check_<time>.md. No install step (a borrowed GPU machine has its own
+# torch/CUDA): it uses .venv when there is one, else python3. Without a GPU it stops at once.
+GPU_PYTHON ?= $(shell test -x $(PY) && echo $(PY) || echo $(PYTHON))
+GPU_CHECK_ARGS ?=
+gpu-check:
+	@$(GPU_PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

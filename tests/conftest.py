@@ -22,3 +22,30 @@ def dino_dir() -> Path:
     if not (DINO / "dino_par.txt").is_file():
         pytest.skip(f"the Middlebury dino set is not at {DINO} (a user's clone has no ../shared)")
     return DINO
+
+
+@pytest.fixture(scope="session")
+def cuda_gpu():
+    """torch, when it sees a CUDA GPU; otherwise the test is skipped with the reason.
+
+    Tests that use it are marked ``gpu`` and run by ``make gpu-check`` (benchmarks/gpu_check.py)."""
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU here (torch.cuda.is_available() is False); `make gpu-check` runs this "
+                    "on a machine with an NVIDIA GPU")
+    return torch
+
+
+@pytest.fixture(scope="session")
+def gpu_record():
+    """``record(test, **figures)``: one JSON line per call into $EDGEPOSE_GPU_RECORD (when set), so
+    ``make gpu-check`` can put the measured figures in its results file."""
+    import json
+
+    path = os.environ.get("EDGEPOSE_GPU_RECORD")
+
+    def record(test: str, **figures):
+        if path:
+            with open(path, "a") as fh:
+                fh.write(json.dumps({"test": test, **figures}) + "\n")
+    return record

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="use N frames evenly spread over the split (default: all)")
     p.add_argument("--backends", default=None, metavar="LIST",
-                   help="comma list of tensorrt, onnxruntime, qdq-reference, torch (default: all available)")
+                   help="comma list of tensorrt, onnxruntime, qdq-reference, torch, torch-cuda (default: all available)")
     p.add_argument("--precisions", default=None, metavar="LIST",
                    help="comma list of fp32, fp16, int8 (default: every precision in the bundle)")
     p.add_argument("--batch", type=int, default=1, metavar="N", help="frames per inference (default 1)")

@@ -10,7 +10,8 @@ serves. INT8 without TensorRT therefore gives two rows that are never confused:
 * ``onnxruntime/int8``: ONNX Runtime's own int8 kernels, what a CPU user gets (accuracy and
   speed; on x86 CPUs without VNNI its u8s8 kernels can saturate).
 
-``torch`` is a reference backend: by default it runs only when the bundle holds a checkpoint.
+``torch`` is a reference backend: by default it runs only when the bundle holds a checkpoint;
+``torch-cuda`` (fp32 and fp16 on a CUDA GPU) drifts from the CPU ``torch/fp32`` row.
 """
 from __future__ import annotations
 
@@ -27,13 +28,14 @@ BACKEND_PRECISIONS: Dict[str, Tuple[str, ...]] = {
     "onnxruntime": ("fp32", "fp16", "int8"),
     "qdq-reference": ("int8",),
     "torch": ("fp32",),
+    "torch-cuda": ("fp32", "fp16"),
 }
 #: backend -> the backend whose fp32 row is its drift reference
 FAMILY: Dict[str, str] = {"tensorrt": "tensorrt", "onnxruntime": "onnxruntime",
-                          "qdq-reference": "onnxruntime", "torch": "torch"}
+                          "qdq-reference": "onnxruntime", "torch": "torch", "torch-cuda": "torch"}
 #: python module each backend needs (checked without importing it)
 NEEDS: Dict[str, str] = {"tensorrt": "tensorrt", "onnxruntime": "onnxruntime",
-                         "qdq-reference": "onnxruntime", "torch": "torch"}
+                         "qdq-reference": "onnxruntime", "torch": "torch", "torch-cuda": "torch"}
 NOTES: Dict[Tuple[str, str], str] = {
     ("qdq-reference", "int8"): "Q/DQ evaluated in float (what TensorRT INT8 approximates); accuracy only",
     ("onnxruntime", "int8"): "ONNX Runtime int8 kernels (what a CPU user gets)",
@@ -125,8 +127,8 @@ def plan_rows(bundle_precisions: Sequence[str], backends: Optional[Sequence[str]
     if backends is None:
         chosen = []
         for b in known:
-            if b == "torch" and not has_checkpoint:
-                notes.append("torch: skipped (the bundle has no checkpoint)")
+            if b.startswith("torch") and not has_checkpoint:
+                notes.append(f"{b}: skipped (the bundle has no checkpoint)")
                 continue
             ok, why = backend_available(b)
             if ok:

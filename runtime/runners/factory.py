@@ -15,7 +15,7 @@ from ..bundles import BundleView, open_bundle
 from .base import Runner
 from .onnxruntime_runner import OnnxRuntimeRunner, QdqReferenceRunner
 from .tensorrt_runner import TensorRTRunner, device_fingerprint, select_engine
-from .torch_runner import TorchRunner
+from .torch_runner import TorchCudaRunner, TorchRunner
 
 #: name -> runner class
 BACKENDS: Dict[str, Type[Runner]] = {
@@ -23,6 +23,7 @@ BACKENDS: Dict[str, Type[Runner]] = {
     "onnxruntime": OnnxRuntimeRunner,
     "qdq-reference": QdqReferenceRunner,
     "torch": TorchRunner,
+    "torch-cuda": TorchCudaRunner,
 }
 #: what each backend is, for --help and bench tables
 DESCRIPTIONS = {
@@ -30,6 +31,7 @@ DESCRIPTIONS = {
     "onnxruntime": "ONNX Runtime on the fp32/fp16/int8 ONNX file (TensorRT/CUDA/CPU provider)",
     "qdq-reference": "int8 Q/DQ ONNX with ORT optimisations off: float simulation of TensorRT INT8",
     "torch": "the PyTorch checkpoint: the reference, for debugging",
+    "torch-cuda": "the PyTorch checkpoint on a CUDA GPU, fp32 or fp16 (autocast)",
 }
 
 

@@ -4,6 +4,11 @@ debugging exported files. torch is imported in :meth:`activate` only; without it
 :class:`~edgepose.errors.MissingDependencyError` says how to install it.
 
 Options: ``device`` (``"cpu"`` default, ``"cuda"``), ``threads`` (torch intra-op threads).
+
+:class:`TorchCudaRunner` (backend ``torch-cuda``) is the same on the GPU, in fp32 or in fp16
+(``torch.autocast``: convolutions and matmuls in FP16, the post-processing of
+``PoseNet.to_world`` in FP32, as the exported graphs keep it); ``edgepose-bench`` compares
+its rows with the CPU ``torch/fp32`` row.
 """
 from __future__ import annotations
 
@@ -24,10 +29,14 @@ class TorchRunner(Runner):
 
     backend = "torch"
 
+    #: precisions this runner computes in (the CPU runner: fp32 only)
+    serves = ("fp32",)
+
     def __init__(self, bundle, precision: str = "fp32", strict: bool = False, device: str = "cpu",
                  threads: int = 0, **options):
-        super().__init__(bundle, "fp32", strict, **options)
-        if precision != "fp32":
+        served = precision if precision in self.serves else "fp32"
+        super().__init__(bundle, served, strict, **options)
+        if precision != served:
             if strict:
                 raise BundleError(f"the torch backend runs the fp32 checkpoint; asked {precision!r}",
                                   hint="use precision='fp32' or another backend")
@@ -73,10 +82,32 @@ class TorchRunner(Runner):
         if self.input_spec.layout == "NCHW":  # the float32 variant: back to uint8 NHWC
             batch = np.clip(np.rint(batch.transpose(0, 2, 3, 1)), 0, 255).astype(np.uint8)
         t0 = time.perf_counter()
-        with torch.inference_mode():
+        half = self.precision == "fp16"
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
             x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
             position, rotation, sigma = self.model.predict_world(x)
             out = {"position": position.cpu().numpy(), "rotation": rotation.cpu().numpy(),
                    "sigma": sigma.cpu().numpy()}
         self._timing["compute"] = (time.perf_counter() - t0) * 1e3
         return out
+
+
+class TorchCudaRunner(TorchRunner):
+    """The checkpoint in PyTorch on a CUDA GPU, fp32 or fp16 (autocast); see the module docstring."""
+
+    backend = "torch-cuda"
+    serves = ("fp32", "fp16")
+
+    def __init__(self, bundle, precision: str = "fp32", strict: bool = False, device: str = "cuda", **options):
+        super().__init__(bundle, precision, strict, device=device, **options)
+
+    @classmethod
+    def available(cls) -> Optional[str]:
+        why = TorchRunner.available()
+        if why:
+            return why
+        import torch
+
+        if not torch.cuda.is_available():
+            return "torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)"
+        return None

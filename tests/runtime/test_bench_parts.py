@@ -14,7 +14,7 @@ from edgepose.runtime.bench.plots import pareto_front, principal_plane
 
 
 def test_default_rows_give_two_int8_rows_without_tensorrt(monkeypatch):
-    avail = {"onnxruntime": True, "qdq-reference": True, "tensorrt": False, "torch": True}
+    avail = {"onnxruntime": True, "qdq-reference": True, "tensorrt": False, "torch": True, "torch-cuda": False}
     monkeypatch.setattr(rows, "backend_available", lambda b: (avail[b], "" if avail[b] else "not here"))
     plans, notes = rows.plan_rows(["fp32", "fp16", "int8"])
     labels = [p.label for p in plans]
@@ -23,6 +23,11 @@ def test_default_rows_give_two_int8_rows_without_tensorrt(monkeypatch):
     assert any(n.startswith("torch: skipped") for n in notes)  # no checkpoint in the bundle
     plans, _ = rows.plan_rows(["fp32", "int8"], has_checkpoint=True)
     assert "torch/fp32" in [p.label for p in plans] and "onnxruntime/fp16" not in [p.label for p in plans]
+    avail["torch-cuda"] = True  # a CUDA GPU: torch-cuda serves fp32 and fp16 and drifts from the CPU torch row
+    plans, _ = rows.plan_rows(["fp32", "fp16"], has_checkpoint=True)
+    cuda = [p for p in plans if p.backend == "torch-cuda"]
+    assert [p.label for p in cuda] == ["torch-cuda/fp32", "torch-cuda/fp16"]
+    assert rows.drift_reference(cuda[1], {"torch": "torch/fp32", "torch-cuda": "torch-cuda/fp32"}) == "torch/fp32"
 
 
 def test_explicit_rows_and_errors():

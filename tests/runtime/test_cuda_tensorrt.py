@@ -119,11 +119,12 @@ def test_tensorrt_runner_matches_onnxruntime(tmp_path, bundle):
     profile.set_shape("image", (1, 24, 32, 3), (1, 24, 32, 3), (8, 24, 32, 3))
     config.add_optimization_profile(profile)
     plan = builder.build_serialized_network(network, config)
-    fp = device_fingerprint("fp32")
+    m = load_manifest(dst)
+    fp = dataclasses.replace(device_fingerprint("fp32"), onnx_sha256=m["files"]["model.onnx"]["sha256"],
+                             profile=bundle_profile(m))
     name = engine_filename(fp)
     (dst / name).write_bytes(bytes(plan))
-    m = load_manifest(dst)
-    m["files"][name] = file_entry(dst, name, "engine", "fp32", fingerprint=fp.to_json())
+    m["files"][name] = file_entry(dst, name, "engine", "fp32", fingerprint=fp.to_json(), onnx="model.onnx")
     write_manifest(dst, m)
     x = np.random.default_rng(0).integers(0, 256, (2, 24, 32, 3), dtype=np.uint8)
     with open_runner(dst, "onnxruntime", "fp32") as r:
