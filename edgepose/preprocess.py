@@ -14,20 +14,17 @@ import numpy as np
 from PIL import Image
 
 from .errors import EdgePoseError
+from .image_decode import decode_rgb8, to_rgb8
 
 Size = Tuple[int, int]  # (width, height)
 
 
 def load_image(path: Union[str, Path]) -> np.ndarray:
-    """Read an image file as ``uint8 (H, W, 3)`` RGB. Corrupt files raise :class:`EdgePoseError`."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise EdgePoseError(f"image not found: {path}") from None
-    except Exception as exc:  # PIL raises many types for corrupt data
-        raise EdgePoseError(f"cannot decode image {path}: {exc}", hint="the file is corrupt or not an image") from None
+    """Read an image file as ``uint8 (H, W, 3)`` RGB, upright (EXIF orientation applied),
+    16-bit grayscale scaled by its range; float images and corrupt files raise a
+    :class:`~edgepose.errors.DataFormatError` (an :class:`EdgePoseError`). The rules:
+    :mod:`edgepose.image_decode`."""
+    return decode_rgb8(path)
 
 
 def crop_box(src: Size, dst: Size) -> Tuple[float, float, float, float, float]:
@@ -47,9 +44,12 @@ def resize_crop(image: Union[np.ndarray, Image.Image], size: Size, out: Optional
     When ``out`` (``uint8 (H, W, 3)``, e.g. a pooled host buffer) is given the result is
     written into it and ``out`` is returned: no new array is kept.
     """
-    im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
-    if im.mode != "RGB":
-        im = im.convert("RGB")
+    if isinstance(image, Image.Image):
+        im = image if image.mode == "RGB" else Image.fromarray(to_rgb8(image))
+    else:
+        im = Image.fromarray(np.asarray(image, dtype=np.uint8))
+        if im.mode != "RGB":
+            im = im.convert("RGB")
     W, H = int(size[0]), int(size[1])
     if im.size == (W, H):
         res = im

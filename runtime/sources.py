@@ -25,7 +25,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -98,15 +98,15 @@ class ImageFolderSource(Source):
     """The images of a folder in natural order (``frame2.png`` before ``frame10.png``).
 
     ``fps`` gives the media time ``index / fps``; ``repeat`` loops the folder (soak tests).
+    A folder in the 7-Scenes layout (``frame-*.color.png`` beside ``frame-*.depth.png``, as
+    ``edgepose-synth`` writes) yields only the colour frames: see :func:`frame_files`.
     """
 
     def __init__(self, folder: Union[str, Path], fps: float = 30.0, repeat: int = 1):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise ConfigError(f"image folder not found: {self.folder}")
-        key = lambda p: [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]  # noqa: E731
-        self.files: List[Path] = sorted((p for p in self.folder.iterdir()
-                                         if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=key)
+        self.files, self.skipped = frame_files(self.folder)
         if not self.files:
             raise ConfigError(f"{self.folder} holds no images (looked for {', '.join(IMAGE_SUFFIXES)})",
                               hint="point --source at a folder of frames, a video file or a camera")
@@ -129,6 +129,24 @@ class ImageFolderSource(Source):
                 yield Frame(i, wall, t0, i / self.fps, image, error, str(path),
                             (time.perf_counter() - t0) * 1e3)
                 i += 1
+
+
+def frame_files(folder: Path):
+    """``(frames, skipped)``: the folder's image files in natural order (``frame2`` before
+    ``frame10``), and those left out.
+
+    When any file is named ``*.color.<ext>`` (7-Scenes and ``edgepose-synth`` sequences), only
+    those are frames: the ``*.depth.png`` beside them are 16-bit depth maps, not pictures of
+    the scene, and every other image there is left out too. Only regular files count.
+    """
+    key = lambda p: [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]  # noqa: E731
+    images = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                    key=key)
+    colour = [p for p in images if p.stem.lower().endswith(".color")]
+    if not colour:
+        return images, []
+    keep = set(colour)
+    return colour, [p for p in images if p not in keep]
 
 
 class ArraySource(Source):

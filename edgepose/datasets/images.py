@@ -11,24 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from PIL import Image
-
 from ..errors import DataFormatError
+from ..image_decode import upright_size
 from .parsing import list_preview
 
 Size = Tuple[int, int]
 
 
 def read_image_size(path: Path) -> Size:
-    """``(width, height)`` from the file header; unreadable files raise DataFormatError."""
-    try:
-        with Image.open(path) as im:
-            return int(im.size[0]), int(im.size[1])
-    except FileNotFoundError:
-        raise DataFormatError("image not found", path=path) from None
-    except Exception as exc:  # PIL raises many types for corrupt headers
-        raise DataFormatError(f"cannot read the image header ({exc})", path=path,
-                              hint="the file is corrupt or not an image") from None
+    """``(width, height)`` as decoded (EXIF orientation applied) from the file header;
+    unreadable files raise DataFormatError."""
+    return upright_size(path)
 
 
 class ImageSizer:

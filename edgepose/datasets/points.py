@@ -24,6 +24,7 @@ from PIL import Image
 
 from ..errors import DataFormatError
 from ..geometry import backproject
+from ..image_decode import require_regular_file
 from ..records import FrameRecord
 from .scene import DEFAULT_DEPTH_RANGE, box_depth_range
 
@@ -50,6 +51,7 @@ def visible_points(record: FrameRecord, max_points: int = 256, seed: int = 0) ->
 def read_depth_m(record: FrameRecord) -> np.ndarray:
     """The depth map ``(h, w)`` in metres, NaN where invalid."""
     path = Path(record.depth)
+    require_regular_file(path, "depth map")
     try:
         with Image.open(path) as im:
             raw = np.asarray(im)
