@@ -264,7 +264,7 @@ def load_frames(args, data_info: dict, size: Tuple[int, int], need_calib: bool) 
         return frames
     fmt = None if args.calib else data_info.get("format")
     policy = None if args.calib else data_info.get("split_policy")
-    ds = load_dataset(root, fmt, policy)
+    ds = load_dataset(root, fmt, policy, allow_outside=not args.calib and bool(data_info.get("allow_outside_images")))
     frames.source = f"{ds.format} dataset {root}"
     frames.root = Path(root)
     if need_calib:

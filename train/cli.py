@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("data")
     g.add_argument("--format", help="dataset format (default: detected)")
     g.add_argument("--split-policy", help="every:K | sequence:A,B | given (default: the format's own split, else every:5)")
+    g.add_argument("--allow-outside-images", action="store_true",
+                   help="accept image paths that leave DATA (../x.png, absolute paths); refused by default")
     g.add_argument("--input-size", type=_size, metavar="WxH", help=f"network resolution (default {d.input_size[0]}x{d.input_size[1]})")
     g.add_argument("--val-every", type=int, metavar="K", help=f"hold out every K-th training frame for validation; 0: none (default {d.val_every})")
     g.add_argument("--max-points", type=int, help=f"scene points per frame for the reprojection loss (default {d.max_points})")

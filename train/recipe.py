@@ -31,6 +31,7 @@ class TrainConfig:
     out: str
     format: Optional[str] = None
     split_policy: Optional[str] = None
+    allow_outside_images: bool = False
     backbone: str = "efficientnet_lite0"
     pretrained: str = "imagenet"
     input_size: Tuple[int, int] = (128, 96)

@@ -114,7 +114,8 @@ def prepare_data(cfg: TrainConfig, dist: distributed.DistInfo):
     """Load the dataset, split off validation frames, fit the normalisation, fill the caches."""
     from edgepose.datasets import load_dataset
 
-    ds = load_dataset(cfg.data, format=cfg.format, split_policy=cfg.split_policy, check_images=True)
+    ds = load_dataset(cfg.data, format=cfg.format, split_policy=cfg.split_policy, check_images=True,
+                      allow_outside=cfg.allow_outside_images)
     train_frames = ds.split("train")
     try:
         test_frames = ds.split("test")
@@ -131,7 +132,8 @@ def prepare_data(cfg: TrainConfig, dist: distributed.DistInfo):
     val = build_cache(val_frames, size, norm, threads=threads, progress=show, desc="val") if val_frames else None
     test = build_cache(test_frames, size, norm, threads=threads, progress=show, desc="test")
     info = {"root": str(Path(cfg.data).resolve()), "format": str(ds.format),
-            "split_policy": None if cfg.split_policy is None else str(cfg.split_policy)}
+            "split_policy": None if cfg.split_policy is None else str(cfg.split_policy),
+            "allow_outside_images": bool(cfg.allow_outside_images)}
     counts = {"train": len(fit_frames), "val": len(val_frames), "test": len(test_frames)}
     return fit, val, test, norm, info, counts
 

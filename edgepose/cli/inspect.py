@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one JSON object (format, splits, frames[...], summary, errors, problems)")
     p.add_argument("--no-check-images", action="store_true",
                    help="do not require the image files (inspect the poses only)")
+    p.add_argument("--allow-outside-images", action="store_true",
+                   help="accept image paths that leave DATA (../x.png, absolute paths); by default they are "
+                        "an error, like an image listed twice or in both splits")
     return p
 
 
@@ -62,7 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         report = read_dataset(args.data, format=args.format, split_policy=args.split_policy,
-                              check_images=not args.no_check_images)
+                              check_images=not args.no_check_images, allow_outside=args.allow_outside_images)
     except EdgePoseError as exc:
         print(f"edgepose-inspect: error: {exc}", file=sys.stderr)
         return 1
@@ -76,6 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stdout.write("\n")
     else:
         flags = "".join(f" --{k} {v}" for k, v in (("format", args.format), ("split-policy", args.split_policy)) if v)
+        flags += " --allow-outside-images" if args.allow_outside_images else ""
         print(render_text(summary, next_flags=flags))
     if report.errors:
         if args.json:

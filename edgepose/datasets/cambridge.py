@@ -76,7 +76,7 @@ def read(root: Path, sizer: ImageSizer) -> ReaderOutput:
             problems.append(f"{fname} is missing: no {split} frames from the dataset's own split")
             continue
         for ln, name, pos, rot in read_list(path):
-            if np.linalg.norm(pos) > MAX_POSITION_M:
+            if float(np.max(np.abs(pos))) > MAX_POSITION_M or np.linalg.norm(pos) > MAX_POSITION_M:  # no overflow
                 dropped.append(f"{fname}:{ln}")
                 continue
             ci = index.get(name)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
-import numpy as np
 
 from ..errors import DataFormatError
 from ..geometry import pose_from_world_to_camera, quat_to_matrix
@@ -21,7 +20,7 @@ from ..records import FrameRecord
 from .base import ReaderOutput
 from .colmap_model import SUPPORTED_MODELS, ColmapCamera, find_model, read_model
 from .images import ImageSizer
-from .parsing import pinhole_K, scale_K, sequence_of
+from .parsing import checked_K, scale_K, sequence_of
 
 
 def camera_K(cam: ColmapCamera):
@@ -32,15 +31,13 @@ def camera_K(cam: ColmapCamera):
                               f"{', '.join(SUPPORTED_MODELS)}", path=cam.where,
                               hint="undistort the images with `colmap image_undistorter` (it writes PINHOLE)")
     if cam.model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL"):
-        K = pinhole_K(p[0], p[0], p[1], p[2])
+        K = checked_K(p[0], p[0], p[1], p[2], cam.where, None, f"camera {cam.id} {cam.model} params")
         dist = {"k1": float(p[3])} if cam.model == "SIMPLE_RADIAL" else {}
         if cam.model == "RADIAL":
             dist = {"k1": float(p[3]), "k2": float(p[4])}
     else:  # PINHOLE, OPENCV
-        K = pinhole_K(p[0], p[1], p[2], p[3])
+        K = checked_K(p[0], p[1], p[2], p[3], cam.where, None, f"camera {cam.id} {cam.model} params")
         dist = dict(zip(("k1", "k2", "p1", "p2"), map(float, p[4:8]))) if cam.model == "OPENCV" else {}
-    if not (K[0, 0] > 0 and K[1, 1] > 0):
-        raise DataFormatError(f"camera {cam.id}: focal length must be positive; found {p[:2].tolist()}", path=cam.where)
     return K, dist
 
 

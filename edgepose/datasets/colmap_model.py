@@ -15,7 +15,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from ..errors import DataFormatError
-from .parsing import checked_quaternion, expect_columns, numbered_lines, parse_floats, read_text
+from .parsing import (checked_finite, checked_quaternion, checked_size, expect_columns, numbered_lines, parse_floats,
+                      parse_int, read_bytes, read_text)
 
 #: model name -> (binary id, number of params, supported by edgepose)
 CAMERA_MODELS: Dict[str, Tuple[int, int]] = {
@@ -102,11 +103,10 @@ def _cameras_txt(path: Path) -> Dict[int, ColmapCamera]:
                                   path=path, line=ln)
         n = CAMERA_MODELS[model][1]
         expect_columns(tok, 4 + n, path, ln, f"{CAMERA_COLUMNS}: {model} has {n} params")
-        try:
-            cid, w, h = int(tok[0]), int(tok[2]), int(tok[3])
-        except ValueError:
-            raise DataFormatError(f"expected integer CAMERA_ID WIDTH HEIGHT; found {' '.join(tok[:4])!r}",
-                                  path=path, line=ln) from None
+        cid = parse_int(tok[0], path, ln, "CAMERA_ID")
+        w, h = checked_size(tok[2], tok[3], path, ln, f"camera {cid} WIDTH HEIGHT")
+        if cid in out:
+            raise DataFormatError(f"CAMERA_ID {cid} is defined twice (first at {out[cid].where})", path=path, line=ln)
         out[cid] = ColmapCamera(cid, model, w, h, parse_floats(tok[4:], path, ln, CAMERA_COLUMNS), f"{path}:{ln}")
     return out
 
@@ -125,13 +125,9 @@ def _images_txt(path: Path) -> Dict[int, ColmapImage]:
         tok = s.split()
         expect_columns(tok, 10, path, ln, IMAGE_COLUMNS, at_least=True)
         v = parse_floats(tok[1:8], path, ln, IMAGE_COLUMNS)
-        try:
-            iid, cid = int(tok[0]), int(tok[8])
-        except ValueError:
-            raise DataFormatError(f"expected integer IMAGE_ID and CAMERA_ID; found {tok[0]!r}, {tok[8]!r}",
-                                  path=path, line=ln) from None
+        iid, cid = parse_int(tok[0], path, ln, "IMAGE_ID"), parse_int(tok[8], path, ln, "CAMERA_ID")
         q = checked_quaternion(v[:4], path, ln, "world-to-camera quaternion")
-        out[iid] = ColmapImage(iid, q, v[4:7], cid, " ".join(tok[9:]), f"{path}:{ln}")
+        _add_image(out, ColmapImage(iid, q, v[4:7], cid, " ".join(tok[9:]), f"{path}:{ln}"), path, ln)
         k += 2  # skip the POINTS2D line
     return out
 
@@ -144,18 +140,37 @@ def _points_txt(path: Path):
         if (len(tok) - 8) % 2:
             raise DataFormatError(f"expected TRACK[] as (IMAGE_ID, POINT2D_IDX) pairs; found {len(tok) - 8} numbers",
                                   path=path, line=ln)
-        ids.append(int(tok[0]))
+        ids.append(parse_int(tok[0], path, ln, "POINT3D_ID"))
         xyz.append(parse_floats(tok[1:4], path, ln, POINT_COLUMNS))
-        tracks.append([int(t) for t in tok[8::2]])
+        tracks.append([parse_int(t, path, ln, "IMAGE_ID in TRACK[]") for t in tok[8::2]])
     return ids, (np.stack(xyz) if xyz else np.zeros((0, 3))), tracks
+
+
+def _add_image(out: Dict[int, ColmapImage], im: ColmapImage, path: Path, line) -> None:
+    """Add ``im``; a second image with the same IMAGE_ID would silently replace the first."""
+    if im.id in out:
+        raise DataFormatError(f"IMAGE_ID {im.id} is used twice: {out[im.id].name!r} (at {out[im.id].where}) "
+                              f"and {im.name!r}", path=path, line=line,
+                              hint="every image needs its own IMAGE_ID; re-export the model from COLMAP")
+    out[im.id] = im
 
 
 # --------------------------------------------------------------------------- binary
 class _Reader:
     def __init__(self, path: Path):
         self.path = path
-        self.buf = Path(path).read_bytes()
+        self.buf = read_bytes(path)
         self.pos = 0
+
+    def count(self, what: str, min_record: int) -> int:
+        """A declared record count, refused when the rest of the file cannot hold that many."""
+        (n,) = self.take("Q")
+        left = len(self.buf) - self.pos
+        if n * min_record > left:
+            raise DataFormatError(f"the file declares {n} {what} but its remaining {left} bytes hold at most "
+                                  f"{left // min_record}", path=self.path,
+                                  hint="the file is truncated or corrupt; re-export the model")
+        return n
 
     def take(self, fmt: str):
         size = struct.calcsize("<" + fmt)
@@ -178,21 +193,25 @@ class _Reader:
 def _cameras_bin(path: Path) -> Dict[int, ColmapCamera]:
     r = _Reader(path)
     out = {}
-    (n,) = r.take("Q")
+    n = r.count("cameras", 24 + 8 * 3)
     for i in range(n):
         cid, mid, w, h = r.take("iiQQ")
         if mid not in MODEL_BY_ID:
             raise DataFormatError(f"camera {cid}: unknown model id {mid}; expected 0..10", path=path)
         model = MODEL_BY_ID[mid]
-        params = np.array(r.take("d" * CAMERA_MODELS[model][1]))
-        out[cid] = ColmapCamera(cid, model, w, h, params, f"{path} (camera {cid})")
+        where = f"{path} (camera {cid})"
+        w, h = checked_size(w, h, where, None, f"camera {cid} width height")
+        params = checked_finite(np.array(r.take("d" * CAMERA_MODELS[model][1])), where, None, f"camera {cid} params")
+        if cid in out:
+            raise DataFormatError(f"camera id {cid} is defined twice", path=path)
+        out[cid] = ColmapCamera(cid, model, w, h, params, where)
     return out
 
 
 def _images_bin(path: Path) -> Dict[int, ColmapImage]:
     r = _Reader(path)
     out = {}
-    (n,) = r.take("Q")
+    n = r.count("images", 64 + 1 + 8)
     for _ in range(n):
         iid, qw, qx, qy, qz, tx, ty, tz, cid = r.take("idddddddi")
         name = r.cstring()
@@ -202,18 +221,19 @@ def _images_bin(path: Path) -> Dict[int, ColmapImage]:
             raise DataFormatError(f"binary file ends inside the 2D points of image {iid}", path=path)
         where = f"{path} (image {iid} {name})"
         q = checked_quaternion([qw, qx, qy, qz], path, None, f"image {iid} ({name}) world-to-camera quaternion")
-        out[iid] = ColmapImage(iid, q, np.array([tx, ty, tz]), cid, name, where)
+        t = checked_finite(np.array([tx, ty, tz]), where, None, "translation TX TY TZ")
+        _add_image(out, ColmapImage(iid, q, t, cid, name, where), path, None)
     return out
 
 
 def _points_bin(path: Path):
     r = _Reader(path)
-    (n,) = r.take("Q")
+    n = r.count("points", struct.calcsize("<QdddBBBdQ"))
     ids, xyz, tracks = [], np.empty((n, 3)), []
     for k in range(n):
         pid, x, y, z, _r, _g, _b, _err, tlen = r.take("QdddBBBdQ")
         ids.append(pid)
-        xyz[k] = (x, y, z)
+        xyz[k] = checked_finite(np.array([x, y, z]), f"{path} (point {pid})", None, "X Y Z")
         if r.pos + 8 * tlen > len(r.buf):
             raise DataFormatError(f"binary file ends inside the track of point {pid}", path=path)
         track = np.frombuffer(r.buf, dtype="<i4", count=2 * tlen, offset=r.pos) if tlen else np.zeros(0, "<i4")

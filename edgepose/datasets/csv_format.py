@@ -32,7 +32,7 @@ from ..errors import DataFormatError
 from ..records import SPLITS, FrameRecord
 from .base import ReaderOutput
 from .images import ImageSizer
-from .parsing import checked_finite, checked_quaternion, parse_floats, pinhole_K, read_text
+from .parsing import checked_finite, checked_K, checked_quaternion, checked_size, parse_floats, read_text
 
 FILE = "poses.csv"
 REQUIRED = ("image", "x", "y", "z", "qw", "qx", "qy", "qz", "fx", "fy", "cx", "cy")
@@ -43,7 +43,7 @@ def find_csv(root: Path):
     root = Path(root)
     if (root / FILE).is_file():
         return root / FILE
-    found = sorted(root.glob("*.csv"))
+    found = sorted(p for p in root.glob("*.csv") if p.is_file())  # is_file: never open a FIFO
     return found[0] if len(found) == 1 else None
 
 
@@ -87,16 +87,10 @@ def read(root: Path, sizer: ImageSizer) -> ReaderOutput:
         num = parse_floats([row[col[c]] for c in REQUIRED[1:]], path, ln, expected)
         pos = checked_finite(num[0:3], path, ln, "position x y z")
         rot = checked_quaternion(num[3:7], path, ln, "quaternion qw qx qy qz")
-        fx, fy, cx, cy = checked_finite(num[7:11], path, ln, "intrinsics fx fy cx cy")
-        if not (fx > 0 and fy > 0):
-            raise DataFormatError(f"fx and fy must be positive; found {fx}, {fy}", path=path, line=ln)
+        K = checked_K(*num[7:11], path, ln, "intrinsics fx fy cx cy")
         declared = None
         if "width" in col and "height" in col and row[col["width"]] and row[col["height"]]:
-            try:
-                declared = (int(row[col["width"]]), int(row[col["height"]]))
-            except ValueError:
-                raise DataFormatError(f"width and height must be integers; found {row[col['width']]!r}, "
-                                      f"{row[col['height']]!r}", path=path, line=ln) from None
+            declared = checked_size(row[col["width"]], row[col["height"]], path, ln, "width height")
         split = "train"
         if has_split:
             split = row[col["split"]].lower()
@@ -110,7 +104,7 @@ def read(root: Path, sizer: ImageSizer) -> ReaderOutput:
         if size is None:
             raise DataFormatError(f"image size unknown: no width/height columns and {img} is not readable",
                                   path=path, line=ln, hint="add width,height columns or provide the images")
-        frames.append(FrameRecord(image=img, position=pos, rotation=rot, K=pinhole_K(fx, fy, cx, cy),
+        frames.append(FrameRecord(image=img, position=pos, rotation=rot, K=K,
                                   width=size[0], height=size[1], split=split,
                                   sequence=row[col["sequence"]] if "sequence" in col else "",
                                   timestamp=ts, extra={"source_line": f"{path.name}:{ln}"}))

@@ -28,7 +28,7 @@ from ..errors import DataFormatError
 from ..records import FrameRecord
 from .base import ReaderOutput
 from .images import ImageSizer
-from .parsing import checked_finite, checked_rotation, pinhole_K, scale_K
+from .parsing import checked_finite, checked_K, checked_rotation, checked_size, read_text, scale_K
 
 SINGLE = "transforms.json"
 SPLIT_FILES = (("train", "transforms_train.json"), ("test", "transforms_test.json"), ("train", "transforms_val.json"))
@@ -39,9 +39,11 @@ DIST_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 
 def load_json(path: Path) -> dict:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+    except RecursionError:
+        raise DataFormatError("invalid JSON: nested too deeply", path=path) from None
     if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
         raise DataFormatError("expected a JSON object with a 'frames' list", path=path)
     return data
@@ -61,6 +63,10 @@ def resolve_image(base: Path, file_path: str) -> Path:
 def gl_to_cv_pose(T_gl: np.ndarray, path: Path, where: str):
     """``(position (3,), rotation (4,))`` of an OpenGL camera-to-world 4x4."""
     T = np.asarray(T_gl, dtype=np.float64)
+    checked_finite(T.ravel(), path, None, f"{where} transform_matrix")
+    if T.shape == (4, 4) and not np.allclose(T[3], [0, 0, 0, 1], atol=1e-6):
+        raise DataFormatError(f"{where}: expected the last row of transform_matrix to be 0 0 0 1; found "
+                              f"{T[3].tolist()}", path=path, hint="a camera-to-world matrix has no projective part")
     pos = checked_finite(T[:3, 3], path, None, f"{where} translation")
     rot = checked_rotation(T[:3, :3] @ GL_TO_CV, path, None, f"{where} transform_matrix rotation")
     return pos, rot
@@ -71,22 +77,38 @@ def _frame_K(meta: dict, fr: dict, size, path: Path, where: str):
     w, h = size
     try:
         if "fl_x" in g:
-            fx = float(g["fl_x"])
-            fy = float(g.get("fl_y", fx))
+            fx = _number(g["fl_x"])
+            fy = _number(g.get("fl_y", fx))
         elif "camera_angle_x" in g:
-            fx = 0.5 * w / math.tan(0.5 * float(g["camera_angle_x"]))
-            fy = 0.5 * h / math.tan(0.5 * float(g["camera_angle_y"])) if "camera_angle_y" in g else fx
+            fx = 0.5 * w / math.tan(0.5 * _angle(g["camera_angle_x"], "camera_angle_x", path, where))
+            fy = (0.5 * h / math.tan(0.5 * _angle(g["camera_angle_y"], "camera_angle_y", path, where))
+                  if "camera_angle_y" in g else fx)
         else:
             raise DataFormatError(f"{where}: expected 'fl_x' (pixels) or 'camera_angle_x' (radians); found neither",
                                   path=path)
-        cx = float(g.get("cx", w / 2.0))
-        cy = float(g.get("cy", h / 2.0))
-        dist = {k: float(g[k]) for k in DIST_KEYS if k in g}
-    except (TypeError, ValueError) as exc:
+        cx = _number(g.get("cx", w / 2.0))
+        cy = _number(g.get("cy", h / 2.0))
+        dist = {k: _number(g[k]) for k in DIST_KEYS if k in g}
+    except (TypeError, ValueError, OverflowError) as exc:
         raise DataFormatError(f"{where}: intrinsics must be numbers ({exc})", path=path) from None
-    if not (fx > 0 and fy > 0 and math.isfinite(fx) and math.isfinite(fy)):
-        raise DataFormatError(f"{where}: focal length must be positive and finite; found {fx}, {fy}", path=path)
-    return pinhole_K(fx, fy, cx, cy), dist
+    checked_finite(np.array(list(dist.values()), dtype=np.float64), path, None, f"{where} distortion")
+    return checked_K(fx, fy, cx, cy, path, None, f"{where} intrinsics"), dist
+
+
+def _number(v) -> float:
+    """A JSON number (not a bool, string or list) as float."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"expected a number; found {str(v)[:40]!r}")
+    return float(v)
+
+
+def _angle(v, key: str, path: Path, where: str) -> float:
+    """A field of view in radians, strictly between 0 and pi."""
+    a = _number(v)
+    if not 0.0 < a < math.pi:
+        raise DataFormatError(f"{where}: expected {key} (field of view in radians) between 0 and pi; found {v!r}",
+                              path=path, hint="the field of view of a pinhole camera is in (0, pi) radians")
+    return a
 
 
 def _read_file(path: Path, split: str, sizer: ImageSizer, frames: List[FrameRecord]) -> None:
@@ -94,20 +116,21 @@ def _read_file(path: Path, split: str, sizer: ImageSizer, frames: List[FrameReco
     base = path.parent
     for i, fr in enumerate(meta["frames"]):
         where = f"frames[{i}]"
-        if not isinstance(fr, dict) or "file_path" not in fr or "transform_matrix" not in fr:
-            raise DataFormatError(f"{where}: expected an object with 'file_path' and 'transform_matrix'", path=path)
+        if not isinstance(fr, dict) or not isinstance(fr.get("file_path"), str) or "transform_matrix" not in fr:
+            raise DataFormatError(f"{where}: expected an object with 'file_path' (a string) and "
+                                  "'transform_matrix'", path=path)
         try:
             T = np.asarray(fr["transform_matrix"], dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             T = None
         if T is None or T.shape not in ((4, 4), (3, 4)):
             raise DataFormatError(f"{where}: expected transform_matrix as a 4x4 (or 3x4) list of numbers; "
                                   f"found {fr['transform_matrix']!r:.60}", path=path)
-        img = resolve_image(base, str(fr["file_path"]))
+        img = resolve_image(base, fr["file_path"])
         declared = None
         wv, hv = fr.get("w", meta.get("w")), fr.get("h", meta.get("h"))
         if wv is not None and hv is not None:
-            declared = (int(wv), int(hv))
+            declared = checked_size(wv, hv, path, None, f"{where} 'w' and 'h'")
         size = sizer.size(img, declared=declared, group=path)
         if size is None:
             raise DataFormatError(f"{where}: image size unknown: no 'w'/'h' and {img.name} is not readable",

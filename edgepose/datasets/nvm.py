@@ -68,6 +68,9 @@ def read_nvm(path: Path) -> NvmModel:
         tok = s.split()
         expect_columns(tok, 10, path, ln, CAMERA_COLUMNS, at_least=True)
         v = parse_floats(tok[1:10], path, ln, CAMERA_COLUMNS)
+        if not v[0] > 0:
+            raise DataFormatError(f"expected a positive focal length (pixels) in column 2; found {tok[1]}",
+                                  path=path, line=ln)
         q_cw = checked_quaternion(v[1:5], path, ln, "world-to-camera quaternion")
         cameras.append(NvmCamera(tok[0], float(v[0]), v[5:8].copy(), quat_conjugate(q_cw) * 1.0,
                                  float(v[8]), ln))
@@ -76,6 +79,9 @@ def read_nvm(path: Path) -> NvmModel:
     visible: Dict[int, List[int]] = {}
     if i < len(lines):
         n_pts = _count(lines, i, path, "number of points")
+        if n_pts > len(lines) - i - 1:  # one line per point: refuse before allocating
+            raise DataFormatError(f"the file declares {n_pts} points but has {len(lines) - i - 1} lines after "
+                                  "the count", path=path, line=lines[i][0], hint="the file is truncated or corrupt")
         i += 1
         pts = np.empty((n_pts, 3))
         for k in range(n_pts):

@@ -135,6 +135,7 @@ def read(root: Path, sizer: ImageSizer) -> ReaderOutput:
             depth = seq / f"{stem}.depth.png"
             extra = {"depth_K": depth_K, "depth_K_size": depth_ref, "depth_scale_m": DEPTH_SCALE_M,
                      "depth_invalid": DEPTH_INVALID} if depth.is_file() else {}
+            extra["source_line"] = f"{seq.name}/{pose_path.name}"
             frames.append(FrameRecord(image=img, position=pos, rotation=rot, K=K, width=w, height=h,
                                       split=split_of.get(seq.name, "train"),
                                       depth=depth if depth.is_file() else None, sequence=seq.name,

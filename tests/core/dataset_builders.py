@@ -128,3 +128,36 @@ def write_middlebury(root: Path, P, Q, K, size=(16, 12), box=None):
     if box is not None:
         (root / "README.txt").write_text("The (tight) bounding box for the model is\n"
                                          f"({box[0][0]} {box[0][1]} {box[0][2]})\n({box[1][0]} {box[1][1]} {box[1][2]})\n")
+
+
+def colmap_inputs(root: Path, n=4, size=(16, 12), seed=31):
+    """``(cameras, images, points)`` of a tiny PINHOLE COLMAP model (the arguments of
+    ``write_model_txt`` / ``write_model_bin``) with its images written under ``root/images``."""
+    P, Q = random_poses(n, seed=seed)
+    X = np.random.default_rng(seed).uniform(-0.5, 0.5, size=(3, 3))
+    cameras = [(1, "PINHOLE", size[0], size[1], [20.0, 21.0, 8.0, 6.0])]
+    images = []
+    for i, (p, q) in enumerate(zip(P, Q)):
+        R_cw = scipy_R(q).T
+        images.append((i + 1, wxyz_of(R_cw), -R_cw @ p, 1, f"cam{i}.png"))
+        write_png(root / "images" / f"cam{i}.png", size)
+    points = [(100 + k, X[k], [1 + (k + j) % n for j in range(2)]) for k in range(3)]
+    return cameras, images, points
+
+
+CSV_HEADER = "image,x,y,z,qw,qx,qy,qz,fx,fy,cx,cy,width,height,split"
+
+
+def write_csv_dataset(root: Path, rows=None, n=5, size=(16, 12), header=CSV_HEADER):
+    """``poses.csv`` with ``n`` valid rows (test every 5th) then ``rows`` (strings) appended;
+    the images of the valid rows are written. Returns the line number of the first extra row."""
+    root.mkdir(parents=True, exist_ok=True)
+    P, Q = random_poses(n, seed=41)
+    lines = [header]
+    for i, (p, q) in enumerate(zip(P, Q)):
+        write_png(root / "frames" / f"{i:03d}.png", size)
+        split = "test" if i % 5 == 0 else "train"
+        sized = f",{size[0]},{size[1]}" if ",width,height" in header else ""
+        lines.append(f"frames/{i:03d}.png," + ",".join(f"{v:.9f}" for v in (*p, *q)) + f",20,20,8,6{sized},{split}")
+    (root / "poses.csv").write_text("\n".join(lines + list(rows or [])) + "\n")
+    return len(lines) + 1

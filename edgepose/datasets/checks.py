@@ -1,0 +1,118 @@
+"""Checks over all frames of a dataset, after its reader ran (every format alike).
+
+* :func:`require_finite` -- no NaN or infinite position, rotation, K or point reaches
+  training, whatever the reader (each reader refuses them at file:line already; this is
+  the net under all of them).
+* :func:`outside_images` -- image paths that leave the dataset folder (``../../x.png``,
+  absolute paths). A dataset is a folder: an image outside it is usually a mistake or a
+  file that is not the user's to read, so it needs ``allow_outside=True``
+  (``--allow-outside-images``).
+* :func:`duplicate_images` -- the same image file listed twice (two poses for one image),
+  and the worse case, the same image in train and test (a leak: test metrics would be
+  measured on a training frame).
+* :func:`absurd_values` -- finite but implausible magnitudes (positions or points farther
+  than :data:`ABSURD_DISTANCE` file units from the origin, focal lengths outside
+  :data:`FOCAL_RANGE` image widths, principal points far outside the image). These are
+  problems ``edgepose-inspect`` shows, not errors: UTM coordinates are real, but float32
+  training loses centimetres there.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from ..errors import DataFormatError
+from ..records import FrameRecord
+from .parsing import list_preview
+
+#: file units from the origin beyond which a camera or point is reported (float32 keeps ~6 cm at 1e6)
+ABSURD_DISTANCE = 1e6
+#: plausible focal lengths, in image widths (0.05: a > 170 degree view; 1000: a 0.06 degree view)
+FOCAL_RANGE = (0.05, 1000.0)
+
+
+def where(frame: FrameRecord) -> str:
+    """The frame's source (``file:line``) or, failing that, its image path."""
+    return str(frame.extra.get("source_line") or frame.image)
+
+
+def require_finite(frames: Sequence[FrameRecord]) -> None:
+    """Raise DataFormatError naming the first frame with a NaN or infinite number."""
+    for f in frames:
+        for name, value in (("position", f.position), ("rotation", f.rotation), ("K", f.K), ("points", f.points)):
+            if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
+                raise DataFormatError(f"{where(f)}: the frame's {name} has NaN or infinite entries", path=f.image,
+                                      hint="fix or remove this row")
+
+
+def _key(image) -> str:
+    return os.path.normpath(os.path.abspath(str(image)))
+
+
+def outside_images(frames: Sequence[FrameRecord], root: Path, allowed: bool = False) -> List[str]:
+    """One message (or none) listing the frames whose image path leaves ``root``."""
+    base = _key(root)
+    bad = [f"{where(f)} ({f.image})" for f in frames
+           if os.path.commonpath([base, _key(f.image)]) != base]
+    if not bad:
+        return []
+    what = f"{len(bad)} image path(s) leave the dataset folder: {list_preview(bad, 3)}"
+    if allowed:
+        return [what + " (allowed by --allow-outside-images)"]
+    return [what + "; pass --allow-outside-images (allow_outside=True) if that is intended"]
+
+
+def duplicate_images(frames: Sequence[FrameRecord]) -> List[str]:
+    """Messages for images listed more than once: leaks (train and test) first, then duplicates."""
+    seen: Dict[str, List[FrameRecord]] = {}
+    for f in frames:
+        seen.setdefault(_key(f.image), []).append(f)
+    leaks, dups = [], []
+    for group in seen.values():
+        if len(group) < 2:
+            continue
+        entry = f"{group[0].image} ({', '.join(where(f) for f in group[:3])})"
+        (leaks if len({f.split for f in group}) > 1 else dups).append(entry)
+    out = []
+    if leaks:
+        out.append(f"{len(leaks)} image(s) are in both the train and the test split (a leak: test metrics would "
+                   f"be measured on training frames): {list_preview(leaks, 3)}")
+    if dups:
+        out.append(f"{len(dups)} image(s) are listed more than once (two poses for one image): "
+                   f"{list_preview(dups, 3)}")
+    return out
+
+
+def absurd_values(frames: Sequence[FrameRecord]) -> List[str]:
+    """Problems for finite but implausible positions, points and intrinsics."""
+    far, far_pts, focal, centre = [], [], [], []
+    for f in frames:
+        if float(np.max(np.abs(f.position))) > ABSURD_DISTANCE:
+            far.append(where(f))
+        if f.points is not None and len(f.points) and not f.points_synthetic \
+                and float(np.max(np.abs(f.points))) > ABSURD_DISTANCE:
+            far_pts.append(where(f))
+        K = np.asarray(f.K, dtype=np.float64)
+        fx, fy = K[0, 0] / f.width, K[1, 1] / f.width
+        if not (FOCAL_RANGE[0] <= fx <= FOCAL_RANGE[1] and FOCAL_RANGE[0] <= fy <= FOCAL_RANGE[1]):
+            focal.append(where(f))
+        if not (-f.width <= K[0, 2] <= 2 * f.width and -f.height <= K[1, 2] <= 2 * f.height):
+            centre.append(where(f))
+    out = []
+    if far:
+        out.append(f"{len(far)} camera position(s) are more than {ABSURD_DISTANCE:g} file units from the origin "
+                   f"(absurd, or geographic coordinates: float32 training loses centimetres there; subtract a "
+                   f"local origin): {list_preview(far, 3)}")
+    if far_pts:
+        out.append(f"{len(far_pts)} frame(s) see 3D points more than {ABSURD_DISTANCE:g} file units from the "
+                   f"origin: {list_preview(far_pts, 3)}")
+    if focal:
+        out.append(f"{len(focal)} frame(s) have a focal length outside {FOCAL_RANGE[0]:g}..{FOCAL_RANGE[1]:g} "
+                   f"image widths (check the units of fx, fy): {list_preview(focal, 3)}")
+    if centre:
+        out.append(f"{len(centre)} frame(s) have a principal point more than one image size outside the image "
+                   f"(check cx, cy): {list_preview(centre, 3)}")
+    return out
