@@ -76,14 +76,9 @@ def duplicate_images(frames: Sequence[FrameRecord]) -> List[str]:
             continue
         entry = f"{group[0].image} ({', '.join(where(f) for f in group[:3])})"
         (leaks if len({f.split for f in group}) > 1 else dups).append(entry)
-    out = []
-    if leaks:
-        out.append(f"{len(leaks)} image(s) are in both the train and the test split (a leak: test metrics would "
-                   f"be measured on training frames): {list_preview(leaks, 3)}")
-    if dups:
-        out.append(f"{len(dups)} image(s) are listed more than once (two poses for one image): "
-                   f"{list_preview(dups, 3)}")
-    return out
+    return counted([(leaks, "image(s) are in both the train and the test split (a leak: test metrics would be "
+                            "measured on training frames)"),
+                    (dups, "image(s) are listed more than once (two poses for one image)")])
 
 
 def absurd_values(frames: Sequence[FrameRecord]) -> List[str]:
@@ -101,18 +96,16 @@ def absurd_values(frames: Sequence[FrameRecord]) -> List[str]:
             focal.append(where(f))
         if not (-f.width <= K[0, 2] <= 2 * f.width and -f.height <= K[1, 2] <= 2 * f.height):
             centre.append(where(f))
-    out = []
-    if far:
-        out.append(f"{len(far)} camera position(s) are more than {ABSURD_DISTANCE:g} file units from the origin "
-                   f"(absurd, or geographic coordinates: float32 training loses centimetres there; subtract a "
-                   f"local origin): {list_preview(far, 3)}")
-    if far_pts:
-        out.append(f"{len(far_pts)} frame(s) see 3D points more than {ABSURD_DISTANCE:g} file units from the "
-                   f"origin: {list_preview(far_pts, 3)}")
-    if focal:
-        out.append(f"{len(focal)} frame(s) have a focal length outside {FOCAL_RANGE[0]:g}..{FOCAL_RANGE[1]:g} "
-                   f"image widths (check the units of fx, fy): {list_preview(focal, 3)}")
-    if centre:
-        out.append(f"{len(centre)} frame(s) have a principal point more than one image size outside the image "
-                   f"(check cx, cy): {list_preview(centre, 3)}")
-    return out
+    return counted([
+        (far, f"camera position(s) are more than {ABSURD_DISTANCE:g} file units from the origin (absurd, or "
+              "geographic coordinates: float32 training loses centimetres there; subtract a local origin)"),
+        (far_pts, f"frame(s) see 3D points more than {ABSURD_DISTANCE:g} file units from the origin"),
+        (focal, f"frame(s) have a focal length outside {FOCAL_RANGE[0]:g}..{FOCAL_RANGE[1]:g} image widths "
+                "(check the units of fx, fy)"),
+        (centre, "frame(s) have a principal point more than one image size outside the image (check cx, cy)"),
+    ])
+
+
+def counted(findings) -> List[str]:
+    """``"N what: a, b, c (and k more)"`` for each ``(items, what)`` with items."""
+    return [f"{len(items)} {what}: {list_preview(items, 3)}" for items, what in findings if items]
