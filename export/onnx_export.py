@@ -102,7 +102,8 @@ def build_export_module(model, input: str = "uint8"):
 
         def forward(self, log_sigma):
             scale = self.net.position_scale
-            return torch.exp(log_sigma) * torch.cat([scale, torch.ones_like(scale)])
+            # the calibration of sigma (PoseNet.sigma_scale) is part of this FP32 post-processing
+            return torch.exp(log_sigma) * torch.cat([scale, torch.ones_like(scale)]) * self.net.sigma_scale
 
     class PoseNetExport(nn.Module):
         def __init__(self, net):

@@ -17,22 +17,31 @@ Stage 1 trains from ImageNet weights with learned homoscedastic weighting of the
 rotation losses (or --loss beta). Stage 2 fine-tunes stage 1's best model with the geometric
 reprojection loss on scene points visible in each frame (observed points, depth, or points
 drawn in the frustum). Every 10th training frame is held out to choose each stage's best
-epoch; the test split is only used for the final report. Images are preprocessed once into
-memory with the runtime's own resize-and-centre-crop rule.
+epoch and to calibrate sigma; the test split is only used for the final report, where the
+model stands beside two baselines: the mean training pose, and nearest-neighbour retrieval
+(the pose of the most similar training image by ImageNet features). Images are preprocessed
+once into memory with the runtime's own resize-and-centre-crop rule.
+
+The budget is counted in optimiser steps: by default 40 epochs' worth, but at least 600 and
+at most 6000 steps (a 30-image set gets 600 steps, a 3,000-image set ~3,400), 10 % of them
+for stage 2. --steps N sets the total; --stage1-epochs/--stage2-epochs set a stage's epochs.
 """
 
 EPILOG = """\
 examples:
   edgepose-synth data/synth --frames 400 --size 160x120 --seed 0
   edgepose-train data/synth --out runs/synth
+  edgepose-train data/dino --out runs/dino --steps 1200
   edgepose-train data/dino --out runs/dino --stage1-epochs 64 --stage2-epochs 0 --loss beta
   edgepose-train --out runs/synth --resume              (continue after a crash or Ctrl-C)
   torchrun --nproc_per_node 2 -m edgepose.train data/synth --out runs/ddp   (DDP, rank 0 writes)
 
 RUN holds final.pt (what edgepose-export reads), metrics.json (test.*, stage1.*,
-baseline.mean_pose.* median/mean errors), metrics.csv (one row per epoch) and checkpoints/
-(stage1/stage2 last and best). SIGINT/SIGTERM save a checkpoint first; --resume continues at
-that step, with the options of the interrupted run unless you pass new ones.
+baseline.mean_pose.*, baseline.retrieval.* median/mean errors; test.within_{1,2,3}sigma_*
+coverage and test.sigma_spearman_* of the calibrated sigma; calibration.*), metrics.csv (one
+row per epoch) and checkpoints/ (stage1/stage2 last and best, written every
+--checkpoint-minutes and at the end of each stage). SIGINT/SIGTERM save a checkpoint first;
+--resume continues at that step, with the options of the interrupted run unless you pass new ones.
 """
 
 
@@ -71,8 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hidden", type=int, help=f"width of the shared FC layer (default {d.hidden})")
     g.add_argument("--dropout", type=float, help=f"dropout after the FC layer (default {d.dropout})")
     g = p.add_argument_group("recipe")
-    g.add_argument("--stage1-epochs", type=int, metavar="N", help=f"stage 1 epochs (default {d.stage1_epochs})")
-    g.add_argument("--stage2-epochs", type=int, metavar="M", help=f"stage 2 (reprojection) epochs; 0 stops after stage 1 (default {d.stage2_epochs})")
+    g.add_argument("--steps", type=int, metavar="N", help="optimiser steps of both stages (default: 40 epochs' worth, "
+                   f"within {d.min_steps}..{d.max_steps}); epochs are derived from it")
+    g.add_argument("--min-steps", type=int, metavar="N", help=f"least steps of a default budget (default {d.min_steps})")
+    g.add_argument("--max-steps", type=int, metavar="N", help=f"most steps of a default budget (default {d.max_steps})")
+    g.add_argument("--stage2-fraction", type=float, metavar="F", help=f"share of the steps for stage 2 (default {d.stage2_fraction:g})")
+    g.add_argument("--stage1-epochs", type=int, metavar="N", help="stage 1 epochs (default: from the step budget)")
+    g.add_argument("--stage2-epochs", type=int, metavar="M", help="stage 2 (reprojection) epochs; 0 stops after stage 1 (default: from the step budget)")
     g.add_argument("--loss", choices=("learned", "beta"), help=f"stage 1 loss (default {d.loss})")
     g.add_argument("--beta", type=float, help=f"beta of --loss beta (default {d.beta:g})")
     g.add_argument("--loss-norm", choices=("l1", "l2"), help=f"stage 1 position/rotation norm (default {d.loss_norm})")
@@ -97,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help=f"seed of initialisation, order and augmentation (default {d.seed})")
     g.add_argument("--deterministic", action="store_true", help="deterministic kernels: a resumed run ends with the same weights")
     g.add_argument("--resume", action="store_true", help="continue RUN from its latest checkpoint")
+    g.add_argument("--checkpoint-minutes", type=float, metavar="M",
+                   help=f"wall time between resume checkpoints, besides the end of each stage and SIGINT/SIGTERM; "
+                        f"0: after every epoch (default {d.checkpoint_minutes:g})")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     return p
 

@@ -14,8 +14,9 @@ Outputs of :meth:`PoseNet.forward` (a dict, in *normalised* scene units for trai
 
 :meth:`PoseNet.predict_world` returns world units: position (m), rotation (canonical
 ``w >= 0``: the output contract), sigma ``(N, 2)``
-= ``[expected position error m, expected rotation error rad]``. The scene normalisation
-(mean, scale of the training split) lives in buffers, so export needs nothing else.
+= ``[expected position error m, expected rotation error rad]`` times the calibration
+``sigma_scale``. The scene normalisation (mean, scale of the training split) and the sigma
+calibration live in buffers, so export needs nothing else.
 """
 from __future__ import annotations
 
@@ -76,6 +77,9 @@ class PoseNet(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(spec.std, dtype=torch.float32) * 255.0)
         self.register_buffer("position_mean", torch.tensor(list(position_mean), dtype=torch.float32))
         self.register_buffer("position_scale", torch.tensor([float(position_scale)], dtype=torch.float32))
+        # calibration of sigma [position, rotation], fit after training on held-out frames
+        # (edgepose.uncertainty.fit_sigma_scale); 1.0 until then, and in checkpoints made before it
+        self.register_buffer("sigma_scale", torch.ones(2, dtype=torch.float32))
         self.fc = nn.Sequential(nn.Linear(spec.feature_dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.fc_position = nn.Linear(hidden, 3)
         self.fc_rotation = nn.Linear(hidden, 4)
@@ -86,6 +90,11 @@ class PoseNet(nn.Module):
                 head.bias.zero_()
             self.fc_rotation.bias[0] = 1.0  # start near the identity rotation
             self.fc_log_sigma.bias.fill_(-1.0)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before sigma calibration existed: an uncalibrated scale of 1
+        state_dict.setdefault(prefix + "sigma_scale", torch.ones(2, dtype=torch.float32))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ----------------------------------------------------------------- input
     def normalize_input(self, image: torch.Tensor) -> torch.Tensor:
@@ -116,7 +125,7 @@ class PoseNet(nn.Module):
         """``(position (N,3) m, rotation (N,4), sigma (N,2) [m, rad])`` from :meth:`forward` output."""
         scale = self.position_scale
         position = out["position"].float() * scale + self.position_mean
-        sigma = torch.exp(out["log_sigma"].float()) * torch.cat([scale, torch.ones_like(scale)])
+        sigma = torch.exp(out["log_sigma"].float()) * torch.cat([scale, torch.ones_like(scale)]) * self.sigma_scale
         return position, canonical_quaternion(out["rotation"].float()), sigma
 
     @torch.no_grad()

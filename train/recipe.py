@@ -7,6 +7,14 @@ its own Adam optimiser and a per-step schedule (linear warm-up, then cosine deca
 the base rate); the learned ``sp``/``sq`` sit in their own parameter group at
 :data:`edgepose.train.losses.RECOMMENDED_WEIGHTING_LR` without weight decay.
 
+The budget is counted in optimiser steps, not epochs (:func:`step_budget`): an epoch of a
+30-image set is one step, one of a 3,000-image set about 90, so a fixed epoch count either
+barely moves the network on a small set or runs for hours on a large one. By default a run
+takes ``DEFAULT_EPOCHS`` epochs' worth of steps, but at least ``min_steps`` and at most
+``max_steps``, and gives ``stage2_fraction`` of them to stage 2; ``--steps N`` fixes the total,
+``--stage1-epochs/--stage2-epochs`` fix a stage's epochs as before. Each stage trains whole
+epochs: the steps are rounded up to them.
+
 :class:`TrainConfig` holds every setting as primitives: it is stored in each checkpoint
 (``"recipe"``) so a run can be inspected and resumed.
 """
@@ -37,8 +45,12 @@ class TrainConfig:
     input_size: Tuple[int, int] = (128, 96)
     hidden: int = 1024
     dropout: float = 0.2
-    stage1_epochs: int = 40
-    stage2_epochs: int = 10
+    steps: int = 0  # total optimiser steps of both stages; 0: derived (see step_budget)
+    min_steps: int = 600
+    max_steps: int = 6000
+    stage2_fraction: float = 0.1
+    stage1_epochs: Optional[int] = None  # set: overrides the step budget of stage 1
+    stage2_epochs: Optional[int] = None
     loss: str = "learned"
     beta: float = 500.0
     loss_norm: str = "l1"
@@ -62,6 +74,7 @@ class TrainConfig:
     channels_last: str = "auto"
     progress: bool = True
     resume: bool = False
+    checkpoint_minutes: float = 10.0  # wall time between resume checkpoints (0: every epoch)
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -69,35 +82,75 @@ class TrainConfig:
         return d
 
 
+#: epochs' worth of steps a run takes by default (within ``min_steps`` .. ``max_steps``)
+DEFAULT_EPOCHS = 40
+
+
 @dataclass(frozen=True)
 class StageSpec:
-    """One stage: its name, pose loss, epochs, base learning rate and loss options."""
+    """One stage: its name, pose loss, epochs, base learning rate, loss options, and the
+    optimiser steps of one epoch (``steps = epochs * steps_per_epoch``)."""
 
     name: str
     loss: str
     epochs: int
     lr: float
     loss_opts: Dict = field(default_factory=dict)
+    steps_per_epoch: int = 1
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
 
 
-def stages(cfg: TrainConfig) -> List[StageSpec]:
-    """The recipe for ``cfg``: stage 1 (``cfg.loss``), then stage 2 (reprojection)."""
+def step_budget(cfg: TrainConfig, steps_per_epoch: int) -> Tuple[int, int]:
+    """``(stage1 epochs, stage2 epochs)`` for a training split of ``steps_per_epoch`` batches.
+
+    An epoch count given in ``cfg`` wins for its stage. Otherwise the total is ``cfg.steps`` or,
+    when 0, ``DEFAULT_EPOCHS * steps_per_epoch`` clipped to ``[min_steps, max_steps]``;
+    stage 2 gets ``stage2_fraction`` of it, stage 1 the rest, each rounded up to whole epochs.
+    """
+    spe = max(1, int(steps_per_epoch))
+    for name in ("stage1_epochs", "stage2_epochs"):
+        v = getattr(cfg, name)
+        if v is not None and v < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0; got {v}")
+    if cfg.steps < 0 or cfg.min_steps < 0 or cfg.max_steps < cfg.min_steps:
+        raise ConfigError(f"step budget: need steps >= 0 and 0 <= min_steps <= max_steps; got steps {cfg.steps}, "
+                          f"min {cfg.min_steps}, max {cfg.max_steps}")
+    if not 0.0 <= cfg.stage2_fraction < 1.0:
+        raise ConfigError(f"--stage2-fraction must be in [0, 1); got {cfg.stage2_fraction}")
+    total = cfg.steps if cfg.steps > 0 else min(cfg.max_steps, max(cfg.min_steps, DEFAULT_EPOCHS * spe))
+    s2_steps = 0 if cfg.stage2_epochs == 0 else int(round(total * cfg.stage2_fraction))  # no stage 2: all to stage 1
+    e1 = cfg.stage1_epochs if cfg.stage1_epochs is not None else -(-(total - s2_steps) // spe)
+    e2 = cfg.stage2_epochs if cfg.stage2_epochs is not None else -(-s2_steps // spe)
+    return int(e1), int(e2)
+
+
+def stages(cfg: TrainConfig, steps_per_epoch: int = 1) -> List[StageSpec]:
+    """The recipe for ``cfg``: stage 1 (``cfg.loss``), then stage 2 (reprojection), with the
+    epochs of :func:`step_budget` for ``steps_per_epoch`` batches per epoch."""
     if cfg.loss not in ("learned", "beta"):
         raise ConfigError(f"--loss must be 'learned' or 'beta' (stage 1); got {cfg.loss!r}",
                           hint="stage 2 always uses the reprojection loss; skip it with --stage2-epochs 0")
-    if cfg.stage1_epochs < 0 or cfg.stage2_epochs < 0:
-        raise ConfigError("epochs must be >= 0")
-    if cfg.stage1_epochs + cfg.stage2_epochs == 0:
+    e1, e2 = step_budget(cfg, steps_per_epoch)
+    if e1 + e2 == 0:
         raise ConfigError("both stages have 0 epochs: nothing to train",
-                          hint="pass --stage1-epochs N (and optionally --stage2-epochs M)")
+                          hint="pass --stage1-epochs N (and optionally --stage2-epochs M), or --steps N")
     s1_opts = {"norm": cfg.loss_norm}
     if cfg.loss == "beta":
         s1_opts["beta"] = cfg.beta
+    spe = max(1, int(steps_per_epoch))
     return [
-        StageSpec("stage1", cfg.loss, int(cfg.stage1_epochs), float(cfg.lr), s1_opts),
-        StageSpec("stage2", "reprojection", int(cfg.stage2_epochs), float(cfg.stage2_lr),
-                  {"clip": cfg.reproj_clip, "use_K": cfg.use_K}),
+        StageSpec("stage1", cfg.loss, e1, float(cfg.lr), s1_opts, spe),
+        StageSpec("stage2", "reprojection", e2, float(cfg.stage2_lr),
+                  {"clip": cfg.reproj_clip, "use_K": cfg.use_K}, spe),
     ]
+
+
+def stage2_planned(cfg: TrainConfig) -> bool:
+    """Whether stage 2 may run (its points must be loaded before the budget is known)."""
+    return cfg.stage2_epochs != 0 and (cfg.stage2_epochs is not None or cfg.stage2_fraction > 0)
 
 
 def make_optimizer(model: torch.nn.Module, objective: torch.nn.Module, lr: float, cfg: TrainConfig):

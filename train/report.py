@@ -19,8 +19,8 @@ def print_plan(run, recipe: List[StageSpec], resume: Optional[Dict]) -> None:
     for spec in recipe:
         what = {"learned": "learned weighting (sp, sq)", "beta": f"beta loss (beta={cfg.beta:g})",
                 "reprojection": "reprojection fine-tune"}.get(spec.loss, spec.loss)
-        lines.append(f"  {spec.name}      {spec.epochs} epochs of {what}, Adam lr {spec.lr:g}"
-                     + (", skipped" if spec.epochs == 0 else ""))
+        lines.append(f"  {spec.name}      {spec.steps} steps ({spec.epochs} epochs of {spec.steps_per_epoch}) of {what}, "
+                     f"Adam lr {spec.lr:g}" + (", skipped" if spec.epochs == 0 else ""))
     if recipe[1].epochs and run.fit.points.shape[1]:
         lines.append(f"  points      {run.fit.points.shape[1]} per frame for reprojection "
                      f"({run.fit.n_synthetic_points} of {len(run.fit)} frames use points drawn in the frustum)")
@@ -40,6 +40,14 @@ def _row(name: str, m: Dict, prefix: str) -> str:
             f"   mean {m[prefix + '.mean_position_m']:.3f} m {m[prefix + '.mean_rotation_deg']:.2f} deg")
 
 
+def _pct(m: Dict, what: str) -> str:
+    return "/".join(f"{100 * m[f'test.within_{k}sigma_{what}']:.0f}" for k in (1, 2, 3)) + " %"
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
 def print_summary(run, metrics: Dict) -> None:
     out = run.out
     n = metrics.get("test.n_frames", 0)
@@ -47,9 +55,21 @@ def print_summary(run, metrics: Dict) -> None:
         "",
         f"Done in {metrics['run.train_seconds'] / 60:.1f} min. Test split ({n} frames), median errors:",
         _row("mean pose (baseline)", metrics, "baseline.mean_pose"),
+        _row("retrieval (baseline)", metrics, "baseline.retrieval"),
         _row("stage 1", metrics, "stage1"),
         _row(f"final ({metrics['run.final_stage']})", metrics, "test"),
     ]
+    if "baseline.retrieval.median_position_m" in metrics:
+        ratio = metrics["test.median_position_m"] / max(metrics["baseline.retrieval.median_position_m"], 1e-12)
+        lines.append(f"  final / retrieval median position: {ratio:.2f}"
+                     + ("  (the model does not beat looking up the nearest training image: train longer or "
+                        "add frames)" if ratio >= 1 else ""))
+    if "test.within_1sigma_position" in metrics:
+        lines.append(f"  sigma (calibrated x{metrics['calibration.scale_position']:.2f} / "
+                     f"x{metrics['calibration.scale_rotation']:.2f} on {metrics['calibration.frames']} val frames): "
+                     f"within 1/2/3 sigma position {_pct(metrics, 'position')}, rotation {_pct(metrics, 'rotation')} "
+                     f"(nominal 63/86/95 %), Spearman {_num(metrics.get('test.sigma_spearman_position'))} / "
+                     f"{_num(metrics.get('test.sigma_spearman_rotation'))}")
     if metrics.get("run.stage2_best_epoch") == 0 and metrics.get("run.final_stage") == "stage2":
         lines.append("  (stage 2 never beat stage 1 on validation: final.pt holds the stage 1 weights)")
     lines += [

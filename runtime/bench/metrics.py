@@ -8,7 +8,8 @@
   change costs, independently of how good the model is.
 * calibration: does ``sigma`` (the model's expected error per frame: ``sigma[:, 0]`` m,
   ``sigma[:, 1]`` rad) rank the frames by their actual error (Spearman correlation), and
-  what fraction of frames have an error within 1 and 2 sigma.
+  what fraction of frames have an error within 1, 2 and 3 sigma
+  (:func:`edgepose.uncertainty.calibration`).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from ...errors import EdgePoseError
 from ...geometry import rotation_error_deg, summarize_drift, summarize_errors, translation_error
+from ...uncertainty import calibration, rankdata, spearman  # noqa: F401  (the bench's calibration figures)
 
 
 def per_frame_errors(pos_pred: np.ndarray, rot_pred: np.ndarray, pos_ref: np.ndarray,
@@ -49,74 +51,3 @@ def drift(pos, rot, pos_ref, rot_ref) -> Dict[str, float]:
     e = per_frame_errors(pos, rot, pos_ref, rot_ref)
     s = summarize_drift(e["position_m"], e["rotation_deg"])
     return {f"drift_{k}": v for k, v in s.items() if k != "n_frames"}
-
-
-def rankdata(x: np.ndarray) -> np.ndarray:
-    """Ranks ``1..N`` of ``x (N,)``; tied values share the mean of their ranks.
-
-    >>> rankdata(np.array([10.0, 30.0, 20.0, 20.0])).tolist()
-    [1.0, 4.0, 2.5, 2.5]
-    """
-    x = np.asarray(x, np.float64).ravel()
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    ranks = np.empty(x.size, np.float64)
-    # boundaries of runs of equal values in the sorted array
-    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
-    ends = np.r_[starts[1:], x.size]
-    for s, e in zip(starts, ends):
-        ranks[order[s:e]] = 0.5 * (s + 1 + e)  # mean of ranks s+1 .. e
-    return ranks
-
-
-def spearman(x, y) -> Optional[float]:
-    """Spearman rank correlation of ``x (N,)`` and ``y (N,)`` (Pearson on average ranks).
-
-    ``None`` when it is undefined: fewer than 3 frames, or one side is constant.
-
-    >>> spearman([1, 2, 3, 4], [10, 20, 30, 45])
-    1.0
-    """
-    x = np.asarray(x, np.float64).ravel()
-    y = np.asarray(y, np.float64).ravel()
-    if x.shape != y.shape:
-        raise EdgePoseError(f"spearman: lengths differ ({x.size} vs {y.size})")
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    if x.size < 3:
-        return None
-    rx, ry = rankdata(x), rankdata(y)
-    rx -= rx.mean()
-    ry -= ry.mean()
-    den = np.sqrt(np.sum(rx * rx) * np.sum(ry * ry))
-    if den == 0.0:
-        return None
-    return float(np.clip(np.sum(rx * ry) / den, -1.0, 1.0))
-
-
-def calibration(sigma: np.ndarray, pos_err_m: np.ndarray, rot_err_deg: np.ndarray) -> Dict[str, Optional[float]]:
-    """How well ``sigma (N, 2)`` ([m, rad]) predicts the actual per-frame errors.
-
-    Keys: ``sigma_spearman_position``, ``sigma_spearman_rotation`` (rank correlation of sigma
-    with the error; 1 = sigma orders the frames perfectly), ``within_1sigma_position``,
-    ``within_2sigma_position``, ``within_1sigma_rotation``, ``within_2sigma_rotation``
-    (fraction of frames whose error is at most k times its sigma), and the medians
-    ``median_sigma_position_m``, ``median_sigma_rotation_deg``.
-    """
-    sigma = np.asarray(sigma, np.float64)
-    pe = np.asarray(pos_err_m, np.float64)
-    re = np.asarray(rot_err_deg, np.float64)
-    if sigma.ndim != 2 or sigma.shape[1] != 2 or sigma.shape[0] != pe.size or pe.size != re.size:
-        raise EdgePoseError(f"sigma must be (N, 2) with N = {pe.size} frames; got {sigma.shape}")
-    s_pos = sigma[:, 0]
-    s_rot = np.degrees(sigma[:, 1])
-    return {
-        "sigma_spearman_position": spearman(s_pos, pe),
-        "sigma_spearman_rotation": spearman(s_rot, re),
-        "within_1sigma_position": float(np.mean(pe <= s_pos)),
-        "within_2sigma_position": float(np.mean(pe <= 2 * s_pos)),
-        "within_1sigma_rotation": float(np.mean(re <= s_rot)),
-        "within_2sigma_rotation": float(np.mean(re <= 2 * s_rot)),
-        "median_sigma_position_m": float(np.median(s_pos)),
-        "median_sigma_rotation_deg": float(np.median(s_rot)),
-    }

@@ -4,7 +4,7 @@ import torch
 
 from edgepose.errors import ConfigError
 from edgepose.train.losses import RECOMMENDED_WEIGHTING_LR, build_objective
-from edgepose.train.recipe import TrainConfig, lr_factor, make_optimizer, make_scheduler, stages
+from edgepose.train.recipe import TrainConfig, lr_factor, make_optimizer, make_scheduler, stages, step_budget
 
 
 def test_lr_factor_warms_up_then_decays_to_the_floor():
@@ -50,3 +50,29 @@ def test_stages_and_their_errors():
         stages(TrainConfig(data="d", out="o", stage1_epochs=0, stage2_epochs=0))
     with pytest.raises(ConfigError, match="stage 1"):
         stages(TrainConfig(data="d", out="o", loss="reprojection"))
+
+
+def test_step_budget_trains_small_and_large_sets_without_flags():
+    cfg = TrainConfig(data="d", out="o")
+    # a 30-image set at batch 32: one step per epoch, so the floor of 600 steps decides
+    e1, e2 = step_budget(cfg, steps_per_epoch=1)
+    assert (e1, e2) == (540, 60)
+    # a 3,000-image set (2,700 after validation): 85 steps per epoch, 40 epochs' worth
+    e1, e2 = step_budget(cfg, steps_per_epoch=85)
+    assert e1 * 85 + e2 * 85 == pytest.approx(40 * 85, abs=85)
+    # beyond the ceiling the epochs shrink, the steps stay at max_steps (rounded up to epochs)
+    e1, e2 = step_budget(cfg, steps_per_epoch=1000)
+    assert (e1 + e2) * 1000 <= cfg.max_steps + 2 * 1000
+
+
+def test_step_budget_flags_steps_and_epochs():
+    assert step_budget(TrainConfig(data="d", out="o", steps=100), 8) == (12, 2)  # 90 -> 12 epochs, 10 -> 2
+    assert step_budget(TrainConfig(data="d", out="o", stage1_epochs=5, stage2_epochs=0), 8) == (5, 0)
+    # stage 2 switched off: stage 1 takes the whole budget
+    assert step_budget(TrainConfig(data="d", out="o", stage2_epochs=0, steps=100), 10) == (10, 0)
+    s = stages(TrainConfig(data="d", out="o", steps=100), 8)
+    assert [x.steps for x in s] == [96, 16] and s[0].steps_per_epoch == 8
+    with pytest.raises(ConfigError, match="stage2-fraction"):
+        step_budget(TrainConfig(data="d", out="o", stage2_fraction=1.0), 1)
+    with pytest.raises(ConfigError, match="stage1-epochs"):
+        step_budget(TrainConfig(data="d", out="o", stage1_epochs=-1), 1)

@@ -25,7 +25,7 @@ from tiny_scene import write_csv_scene
 
 PY = sys.executable
 # 3 stage-1 epochs and 1 stage-2 epoch of 4 steps each at 64x48: a few seconds per run
-ARGS = ["--input-size", "64x48", "--stage1-epochs", "3", "--stage2-epochs", "1", "--batch-size", "4",
+ARGS = ["--input-size", "64x48", "--stage1-epochs", "3", "--stage2-epochs", "1", "--batch-size", "4", "--checkpoint-minutes", "0",
         "--val-every", "8", "--max-points", "32", "--threads", "1", "--deterministic", "--no-progress"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -92,11 +92,17 @@ def test_run_folder_contract(reference):
     model = load_model(resolve_checkpoint(out))  # what the exporter does
     assert model.config["backbone"] == "efficientnet_lite0"
     m = json.loads((out / "metrics.json").read_text())
-    for prefix in ("test", "stage1", "baseline.mean_pose"):
+    for prefix in ("test", "stage1", "baseline.mean_pose", "baseline.retrieval"):
         for key in ("median_position_m", "median_rotation_deg", "mean_position_m", "mean_rotation_deg", "n_frames"):
             assert f"{prefix}.{key}" in m
     assert m["test.n_frames"] == 4 and m["run.final_stage"] == "stage2"
     assert m["baseline.mean_pose.median_position_m"] > 0
+    # sigma calibrated on the 2 validation frames, its coverage reported on the test split
+    assert m["calibration.frames"] == 2 and final["calibration"]["scale"] == [m["calibration.scale_position"],
+                                                                           m["calibration.scale_rotation"]]
+    assert final["model"]["sigma_scale"].tolist() == pytest.approx(final["calibration"]["scale"])
+    assert all(0 <= m[f"test.within_{k}sigma_{w}"] <= 1 for k in (1, 2, 3) for w in ("position", "rotation"))
+    assert "retrieval (baseline)" in res.stdout and "within 1/2/3 sigma" in res.stdout
     rows = csv_rows(out)
     assert [(r["stage"], int(r["epoch"])) for r in rows] == [("stage1", 1), ("stage1", 2), ("stage1", 3), ("stage2", 1)]
     assert rows[0]["sp"] != "" and rows[0]["val_median_position_m"] != "" and float(rows[0]["images_per_s"]) > 0

@@ -1,0 +1,120 @@
+"""Per-frame uncertainty: how well sigma predicts the error, and its calibration (numpy only).
+
+``sigma (N, 2)`` is a frame's expected position error (m) and rotation error (rad). The error
+model behind it: the uncertainty heads are trained with a Laplace negative log-likelihood on
+the error norms, whose minimiser is the expected error, i.e. each error is modelled as
+exponential with mean ``sigma``. Its nominal coverage is ``P(err <= k sigma) = 1 - exp(-k)``:
+63.2 % at 1 sigma, 86.5 % at 2 sigma, 95.0 % at 3 sigma (:data:`NOMINAL_COVERAGE`).
+
+Heads trained on the training frames see their small training errors, so raw sigma
+under-covers on new frames. :func:`fit_sigma_scale` fits one scale per output on held-out
+frames (the validation frames of a run) so that the coverage at 1 and 2 sigma matches the
+nominal one; the scale is applied to sigma as FP32 post-processing inside the model graph.
+A scale leaves the ranking (Spearman) unchanged.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional
+
+import numpy as np
+
+from .errors import EdgePoseError
+
+#: ``k -> P(err <= k sigma)`` of the exponential error model
+NOMINAL_COVERAGE: Dict[int, float] = {k: 1.0 - math.exp(-k) for k in (1, 2, 3)}
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks ``1..N`` of ``x (N,)``; tied values share the mean of their ranks.
+
+    >>> rankdata(np.array([10.0, 30.0, 20.0, 20.0])).tolist()
+    [1.0, 4.0, 2.5, 2.5]
+    """
+    x = np.asarray(x, np.float64).ravel()
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    ranks = np.empty(x.size, np.float64)
+    # boundaries of runs of equal values in the sorted array
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    ends = np.r_[starts[1:], x.size]
+    for s, e in zip(starts, ends):
+        ranks[order[s:e]] = 0.5 * (s + 1 + e)  # mean of ranks s+1 .. e
+    return ranks
+
+
+def spearman(x, y) -> Optional[float]:
+    """Spearman rank correlation of ``x (N,)`` and ``y (N,)`` (Pearson on average ranks).
+
+    ``None`` when it is undefined: fewer than 3 frames, or one side is constant.
+
+    >>> spearman([1, 2, 3, 4], [10, 20, 30, 45])
+    1.0
+    """
+    x = np.asarray(x, np.float64).ravel()
+    y = np.asarray(y, np.float64).ravel()
+    if x.shape != y.shape:
+        raise EdgePoseError(f"spearman: lengths differ ({x.size} vs {y.size})")
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 3:
+        return None
+    rx, ry = rankdata(x), rankdata(y)
+    rx -= rx.mean()
+    ry -= ry.mean()
+    den = np.sqrt(np.sum(rx * rx) * np.sum(ry * ry))
+    if den == 0.0:
+        return None
+    return float(np.clip(np.sum(rx * ry) / den, -1.0, 1.0))
+
+
+def fit_sigma_scale(err: np.ndarray, sigma: np.ndarray) -> float:
+    """One scale ``c`` so that ``c * sigma`` covers ``err`` as the exponential model says.
+
+    ``c`` is the geometric mean of the two quantile matches: the ``1 - e^-1`` quantile of
+    ``err / sigma`` (coverage 63.2 % at 1 sigma) and half the ``1 - e^-2`` quantile (86.5 % at
+    2 sigma). For exactly exponential errors both equal the true scale. Returns 1.0 when fewer
+    than 2 finite frames are given (nothing to fit on).
+    """
+    err = np.asarray(err, np.float64).ravel()
+    sigma = np.asarray(sigma, np.float64).ravel()
+    if err.shape != sigma.shape:
+        raise EdgePoseError(f"fit_sigma_scale: {err.size} errors but {sigma.size} sigmas")
+    ok = np.isfinite(err) & np.isfinite(sigma) & (sigma > 0)
+    if ok.sum() < 2:
+        return 1.0
+    r = err[ok] / sigma[ok]
+    c1 = float(np.quantile(r, NOMINAL_COVERAGE[1]))
+    c2 = float(np.quantile(r, NOMINAL_COVERAGE[2])) / 2.0
+    c = math.sqrt(max(c1, 1e-12) * max(c2, 1e-12))
+    return c if math.isfinite(c) and c > 0 else 1.0
+
+
+def calibration(sigma: np.ndarray, pos_err_m: np.ndarray, rot_err_deg: np.ndarray) -> Dict[str, Optional[float]]:
+    """How well ``sigma (N, 2)`` ([m, rad]) predicts the actual per-frame errors.
+
+    Keys: ``sigma_spearman_position``, ``sigma_spearman_rotation`` (rank correlation of sigma
+    with the error; 1 = sigma orders the frames perfectly), ``within_{1,2,3}sigma_position``,
+    ``within_{1,2,3}sigma_rotation`` (fraction of frames whose error is at most k times its
+    sigma; nominal: :data:`NOMINAL_COVERAGE`), and the medians ``median_sigma_position_m``,
+    ``median_sigma_rotation_deg``.
+    """
+    sigma = np.asarray(sigma, np.float64)
+    pe = np.asarray(pos_err_m, np.float64)
+    re = np.asarray(rot_err_deg, np.float64)
+    if sigma.ndim != 2 or sigma.shape[1] != 2 or sigma.shape[0] != pe.size or pe.size != re.size:
+        raise EdgePoseError(f"sigma must be (N, 2) with N = {pe.size} frames; got {sigma.shape}")
+    s_pos = sigma[:, 0]
+    s_rot = np.degrees(sigma[:, 1])
+    return {
+        "sigma_spearman_position": spearman(s_pos, pe),
+        "sigma_spearman_rotation": spearman(s_rot, re),
+        "within_1sigma_position": float(np.mean(pe <= s_pos)),
+        "within_2sigma_position": float(np.mean(pe <= 2 * s_pos)),
+        "within_3sigma_position": float(np.mean(pe <= 3 * s_pos)),
+        "within_1sigma_rotation": float(np.mean(re <= s_rot)),
+        "within_2sigma_rotation": float(np.mean(re <= 2 * s_rot)),
+        "within_3sigma_rotation": float(np.mean(re <= 3 * s_rot)),
+        "median_sigma_position_m": float(np.median(s_pos)),
+        "median_sigma_rotation_deg": float(np.median(s_rot)),
+    }

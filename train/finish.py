@@ -1,0 +1,100 @@
+"""The end of a run: test metrics of each stage, sigma calibration, baselines, files.
+
+After the stages, :func:`finish`
+
+1. evaluates each stage's best model on the test split (the final model is the last stage
+   that produced one);
+2. calibrates its sigma on the validation frames (:func:`calibrate_sigma`; one scale per
+   output, :mod:`edgepose.uncertainty`), stores the scale in the model (``sigma_scale``, so
+   every backend applies it) and in ``final.pt["calibration"]``;
+3. reports, beside the model, the mean-pose and the nearest-neighbour retrieval baselines
+   (:mod:`edgepose.train.retrieval`) on the same test frames;
+4. writes ``final.pt`` and ``metrics.json``.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from edgepose.errors import EdgePoseError
+from edgepose.geometry import rotation_error_rad, translation_error
+from edgepose.uncertainty import NOMINAL_COVERAGE, calibration, fit_sigma_scale
+
+from .checkpoint import save_checkpoint
+from .data import FrameCache
+from .evaluate import evaluate, mean_pose_baseline, predict
+from .metrics_log import flatten, write_metrics_json
+from .model import PoseNet
+from .retrieval import retrieval_baseline
+from .run import Run, build_model_for_eval
+from .stage import StageOutcome
+
+CALIBRATION_METHOD = "one scale per output, matched to exponential-error coverage at 1 and 2 sigma"
+
+
+def frame_errors(model: PoseNet, cache: FrameCache, device: torch.device):
+    """``(position error m (N,), rotation error rad (N,), sigma (N, 2) [m, rad])`` on ``cache``."""
+    p, q, s = predict(model, cache.images, device)
+    return translation_error(p, cache.position_m), rotation_error_rad(q, cache.rotation_q), s
+
+
+def calibrate_sigma(model: PoseNet, val: Optional[FrameCache], device: torch.device) -> Dict[str, object]:
+    """Fit ``model.sigma_scale`` on the validation frames (in place); returns what was done.
+
+    Without validation frames the scale stays 1 (``method`` says so).
+    """
+    with torch.no_grad():
+        model.sigma_scale.fill_(1.0)
+    if val is None or len(val) < 2:
+        return {"method": "none (no validation frames: pass --val-every K)", "scale": [1.0, 1.0], "frames": 0,
+                "nominal_coverage": {f"{k}sigma": v for k, v in NOMINAL_COVERAGE.items()}}
+    e_p, e_q, s = frame_errors(model, val, device)
+    scale = [fit_sigma_scale(e_p, s[:, 0]), fit_sigma_scale(e_q, s[:, 1])]
+    with torch.no_grad():
+        model.sigma_scale.copy_(torch.tensor(scale, dtype=torch.float32))
+    return {"method": CALIBRATION_METHOD, "scale": scale, "frames": int(len(val)),
+            "nominal_coverage": {f"{k}sigma": v for k, v in NOMINAL_COVERAGE.items()}}
+
+
+def uncertainty_summary(model: PoseNet, cache: FrameCache, device: torch.device) -> Dict[str, object]:
+    """:func:`edgepose.uncertainty.calibration` of the model's sigma on ``cache``."""
+    e_p, e_q, s = frame_errors(model, cache, device)
+    return calibration(s, e_p, np.degrees(e_q))
+
+
+def finish(run: Run, outcomes: List[StageOutcome], train_seconds: float) -> Dict[str, object]:
+    """Test-split metrics of stage 1, of the final model and of the baselines; write the files."""
+    cfg, device = run.cfg, run.device
+    metrics: Dict[str, object] = {}
+    final_state, final_stage = None, None
+    for spec_name, outcome in zip(("stage1", "stage2"), outcomes):
+        if outcome.best_state is None:
+            continue
+        if spec_name == "stage1":
+            model = build_model_for_eval(cfg, run.norm, outcome.best_state, device)
+            metrics.update(flatten("stage1", evaluate(model, run.test, device)))
+        metrics[f"run.{spec_name}_best_epoch"] = outcome.best_epoch  # 0: fine-tuning never beat its start
+        final_state, final_stage = outcome.best_state, spec_name
+    if final_state is None:
+        raise EdgePoseError("no stage produced a model", hint="pass --stage1-epochs N or --steps N")
+    model = build_model_for_eval(cfg, run.norm, final_state, device)
+    calib = calibrate_sigma(model, run.val, device)
+    final_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    metrics.update(flatten("test", evaluate(model, run.test, device)))
+    metrics.update(flatten("test", uncertainty_summary(model, run.test, device)))
+    metrics.update({"calibration.scale_position": calib["scale"][0], "calibration.scale_rotation": calib["scale"][1],
+                    "calibration.frames": calib["frames"], "calibration.method": calib["method"]})
+    metrics.update(flatten("baseline.mean_pose", mean_pose_baseline(run.fit, run.test)))
+    retrieval = retrieval_baseline(cfg.backbone, [run.fit, run.val], run.test, device, tuple(cfg.input_size))
+    if retrieval is not None:
+        metrics.update(flatten("baseline.retrieval", retrieval))
+    metrics.update({"run.final_stage": final_stage, "run.world_size": run.dist.world_size,
+                    "run.train_seconds": train_seconds, "run.frames.train": run.counts["train"],
+                    "run.frames.val": run.counts["val"], "run.frames.test": run.counts["test"]})
+    save_checkpoint(run.out / "final.pt", {"config": model.config, "model": final_state, "data": run.data_info,
+                                           "metrics": dict(metrics), "recipe": cfg.to_dict(),
+                                           "calibration": calib})
+    write_metrics_json(run.out / "metrics.json", metrics)
+    return metrics
