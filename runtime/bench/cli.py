@@ -172,6 +172,7 @@ def _main(args, argv: List[str]) -> int:
         "gate": None if gate is None else {"spec": args.gate, "bounds": gate, "passed": not violations,
                                            "violations": violations},
         "rows": public_rows,
+        "baselines": rep.baseline_rows((view.manifest.get("training") or {}).get("metrics")),
         "frames": {
             "image": data.names,
             "truth": {"position": data.position, "rotation": data.rotation},
@@ -192,7 +193,7 @@ def _main(args, argv: List[str]) -> int:
     rep.write_csv(out / "report.csv", public_rows)
     rep.write_markdown(out / "report.md", report, plots)
 
-    print("\n".join(rep.table_lines(public_rows)))
+    print("\n".join(rep.table_lines(public_rows + report["baselines"])))
     for n in notes:
         print(f"note: {n}")
     print(f"\nwrote {out / 'report.md'}, report.json, report.csv" + (f" and {len(plots)} plots" if plots else ""))

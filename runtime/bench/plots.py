@@ -8,6 +8,10 @@
 * ``trajectory.png``: top-down view (the two principal axes of the true positions) of true
   vs predicted positions per row, with circles of radius sigma (the model's expected
   position error) around each prediction.
+* ``sigma_reliability.png``: the reliability of sigma, per row: the fraction of frames whose
+  error is within k sigma, against k, beside the nominal ``1 - exp(-k)`` of the exponential
+  error model sigma is calibrated to (:mod:`edgepose.uncertainty`); above the nominal curve
+  sigma is too large, below it too small.
 """
 from __future__ import annotations
 
@@ -167,15 +171,44 @@ def plot_trajectory(rows: List[dict], truth_position: np.ndarray, predictions: D
     return _save(fig, path)
 
 
+def plot_sigma_reliability(rows: List[dict], errors: Dict[str, Dict[str, np.ndarray]],
+                           predictions: Dict[str, dict], path: Path) -> Optional[Path]:
+    labels = [r["label"] for r in rows if r.get("status") == "ok" and r["label"] in predictions
+              and r["label"] in errors]
+    if not labels:
+        return None
+    plt = _plt()
+    k = np.linspace(0.0, 3.5, 71)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, (what, col, to_err_unit) in zip(axes, (("position", 0, 1.0), ("rotation", 1, 180.0 / np.pi))):
+        ax.plot(k, 1.0 - np.exp(-k), "k-", lw=2, alpha=0.4, label="nominal 1 - exp(-k)")
+        for lab in labels:
+            err = np.asarray(errors[lab][f"{what}_m" if col == 0 else f"{what}_deg"], float)
+            sig = np.asarray(predictions[lab]["sigma"], float)[:, col] * to_err_unit
+            ok = np.isfinite(err) & np.isfinite(sig) & (sig > 0)
+            if ok.any():
+                ratio = err[ok] / sig[ok]
+                ax.plot(k, [(ratio <= v).mean() for v in k], STYLE.get(lab.rsplit("/", 1)[-1], "-"), lw=1, label=lab)
+        ax.set_xlabel("k (error within k sigma)")
+        ax.set_ylabel("fraction of frames")
+        ax.set_title(f"{what} sigma")
+        ax.grid(alpha=0.3)
+        ax.set_ylim(0, 1.02)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("sigma reliability: observed coverage vs the error model's")
+    return _save(fig, path)
+
+
 def write_plots(out_dir: Path, rows: List[dict], errors: Dict[str, Dict[str, np.ndarray]],
                 truth_position: np.ndarray, predictions: Dict[str, dict]) -> Dict[str, str]:
-    """All three PNGs; returns ``{name: path}`` of those written (rows without data are skipped)."""
+    """All four PNGs; returns ``{name: path}`` of those written (rows without data are skipped)."""
     out_dir = Path(out_dir)
     written = {}
     for name, fn in (
         ("accuracy_vs_latency", lambda p: plot_accuracy_vs_latency(rows, p)),
         ("error_cdf", lambda p: plot_error_cdfs(rows, errors, p)),
         ("trajectory", lambda p: plot_trajectory(rows, truth_position, predictions, p)),
+        ("sigma_reliability", lambda p: plot_sigma_reliability(rows, errors, predictions, p)),
     ):
         p = fn(out_dir / f"{name}.png")
         if p is not None:
