@@ -26,6 +26,7 @@ import numpy as np
 
 from edgepose.bundle import EngineFingerprint, check_engine, profile_shapes
 from edgepose.errors import BundleError, EdgePoseError, EngineMismatchError, require
+from edgepose.jetson import gpu_label, read_module
 
 from ..bundles import NEAREST, BundleView, PrecisionFallbackWarning
 from .base import OUTPUTS, Runner
@@ -109,13 +110,20 @@ def _checked(ok, call: str) -> None:
                             hint="the engine does not accept this shape or buffer; rebuild it from the bundle")
 
 
+def local_fingerprint(trt_version: str, gpu: str, compute_capability: str, precision: str,
+                      module: Optional[str] = None) -> EngineFingerprint:
+    """The fingerprint engines built here carry: the GPU name with the Jetson module added the
+    way the exporter adds it (:func:`edgepose.jetson.gpu_label`; Orin Nano/NX/AGX all say "Orin")."""
+    return EngineFingerprint(str(trt_version), gpu_label(gpu, module), compute_capability, precision, None)
+
+
 def device_fingerprint(precision: str = "fp32", device: int = 0) -> EngineFingerprint:
-    """This machine's TensorRT version, GPU name and compute capability."""
+    """This machine's TensorRT version, GPU name (+ Jetson module) and compute capability."""
     from ..cuda import load_cuda
 
     trt = _trt()
     gpu, cc = load_cuda().device_properties(device)
-    return EngineFingerprint(str(trt.__version__), gpu, cc, precision, None)
+    return local_fingerprint(str(trt.__version__), gpu, cc, precision, read_module())
 
 
 class TensorRTRunner(Runner):

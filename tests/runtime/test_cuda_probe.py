@@ -162,3 +162,18 @@ def test_a_re_exported_bundle_does_not_reuse_its_stale_engine(tmp_path, bundle):
     write_manifest(dst, m)
     with pytest.raises(EngineMismatchError, match="ONNX file sha256"):
         select_engine(open_bundle(dst), "fp32", here, strict=True)
+
+
+def test_the_runtime_names_this_jetson_as_the_exporter_did():
+    """Export and runtime must agree on the GPU label, or every engine is refused on an Orin."""
+    from edgepose.bundle import check_engine
+    from edgepose.export.device_fingerprint import DeviceInfo
+    from edgepose.jetson import gpu_label, jetson_module
+    from edgepose.runtime.runners.tensorrt_runner import local_fingerprint
+
+    module = jetson_module("NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super\x00")
+    built = DeviceInfo("10.3.0", gpu_label("Orin", module), "8.7", module=module).fingerprint("fp16")
+    check_engine({"fingerprint": built.to_json()}, local_fingerprint("10.3.0", "Orin", "8.7", "fp16", module))
+    other = local_fingerprint("10.3.0", "Orin", "8.7", "fp16", jetson_module("NVIDIA Jetson AGX Orin Developer Kit"))
+    with pytest.raises(EngineMismatchError, match="gpu: engine has 'Orin \\[Orin Nano\\]'"):
+        check_engine({"fingerprint": built.to_json()}, other)
