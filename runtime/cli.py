@@ -45,7 +45,10 @@ EXAMPLES
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from edgepose.bundle import PRECISIONS
+
     from .ros import options as ros_options
+    from .runners.base import DEFAULT_PRECISION
     from .runners.factory import DESCRIPTIONS
 
     backends = "".join(f"  {k:<24}{v}\n" for k, v in DESCRIPTIONS.items())
@@ -55,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help="bundle folder (with edgepose.json), made by edgepose-export")
     p.add_argument("--source", required=True, help="frames folder, video, camera, GStreamer pipeline or dataset:ROOT")
     p.add_argument("--backend", default="auto", help="auto (default), " + ", ".join(DESCRIPTIONS))
-    p.add_argument("--precision", default="fp16", choices=("fp32", "fp16", "int8"),
-                   help="model precision (default fp16); a missing one falls back to the nearest, with a warning")
+    p.add_argument("--precision", default=None, choices=PRECISIONS,
+                   help=f"model precision (default {DEFAULT_PRECISION}; fp32 on torch); a missing one falls "
+                        "back to the nearest, with a warning")
     p.add_argument("--strict", action="store_true", help="fail instead of falling back to another precision")
     p.add_argument("--policy", default="auto", choices=("auto", "latest", "every"), help="frame policy (default auto)")
     p.add_argument("--filter", default="none", choices=("none", "kalman"),
@@ -69,21 +73,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="dataset split for dataset:ROOT (default test)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of an image folder, for timestamps (default 30)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime / torch intra-op threads (0 = default)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="intra-op CPU threads of ONNX Runtime / torch (0 = the library's default)")
     p.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the inference as a CUDA graph")
     p.add_argument("--quiet", action="store_true", help="no live status line")
     ros_options.add_ros_arguments(p)
     return p
 
 
-def _runner_options(args) -> dict:
-    if args.backend in ("onnxruntime", "qdq-reference"):
-        return {"intra_op_threads": args.threads} if args.threads else {}
-    if args.backend == "torch":
-        return {"threads": args.threads} if args.threads else {}
-    if args.backend == "tensorrt":
-        return {"cuda_graph": args.cuda_graph}
-    return {}
+def make_runner(args):
+    """The runner ``args`` ask for: ``--backend auto`` resolved FIRST, then ``--threads`` and
+    ``--cuda-graph`` given to the backend that honours them (a warning names a flag it ignores)."""
+    from .bundles import open_bundle
+    from .runners import BACKENDS, create_runner, resolve_backend, runner_class
+
+    view = open_bundle(args.bundle)
+    backend, _ = resolve_backend(view, args.backend, args.precision)
+    options, ignored = runner_class(backend).options_for(threads=args.threads, cuda_graph=args.cuda_graph)
+    for key in ignored:
+        users = [b for b, c in BACKENDS.items() if key in c.settings]
+        warnings.warn(f"--{key.replace('_', '-')} has no effect on the {backend} backend (it applies to "
+                      f"{', '.join(users)})", RuntimeWarning)
+    return create_runner(view, backend, args.precision, strict=args.strict, **options), options
 
 
 class StatusLine:
@@ -112,9 +123,10 @@ class StatusLine:
             self.stream.write("\n")
 
 
-def _summary(stats, runner, errors: List[tuple], args) -> str:
+def _summary(stats, runner, errors: List[tuple], args, options: dict) -> str:
     p50, p99 = stats.latency_percentiles()
-    lines = [f"edgepose-run: {stats.done} frames through {runner.name} ({runner.precision}) in "
+    opts = "".join(f", {k}={v}" for k, v in options.items())
+    lines = [f"edgepose-run: {stats.done} frames through {runner.name} ({runner.precision}{opts}) in "
              f"{stats.elapsed_s:.2f} s: {stats.fps:.1f} FPS, end-to-end latency p50 {p50:.2f} ms p99 {p99:.2f} ms",
              f"  ok {stats.done - stats.failed}, failed {stats.failed}, dropped {stats.dropped} (policy {args.policy})"]
     if errors:
@@ -135,9 +147,8 @@ def _summary(stats, runner, errors: List[tuple], args) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from .filter import make_filter
-    from .pipeline import Pipeline
+    from .pipeline import Pipeline, resolve_policy
     from .ros import options as ros_options
-    from .runners import create_runner
     from .sinks import open_sinks
     from .sources import open_source
 
@@ -147,9 +158,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     sinks = []
     try:
         source = open_source(args.source, fps=args.fps, split=args.split, **ros_options.source_options(args))
-        if args.policy == "auto":
-            args.policy = "latest" if source.live else "every"
-        runner = create_runner(args.bundle, args.backend, args.precision, strict=args.strict, **_runner_options(args))
+        args.policy = resolve_policy(args.policy, source)
+        runner, options = make_runner(args)
         sinks = open_sinks(args.out, args.csv, args.plot, bag=ros_options.bag_sink_options(args, source))
         truth_errors = []
         with runner:
@@ -172,7 +182,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             for s in sinks:
                 s.close()
             sinks = []
-            print(_summary(pipe.stats, runner, truth_errors, args), file=sys.stderr)
+            print(_summary(pipe.stats, runner, truth_errors, args, options), file=sys.stderr)
         if interrupted:
             print("edgepose-run: interrupted (Ctrl-C); the results so far are written", file=sys.stderr)
             return 130

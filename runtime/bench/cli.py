@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from ...errors import EdgePoseError
+from edgepose.errors import EdgePoseError
 from .gate import EXIT_GATE, check_gate, parse_gate
 from .rows import plan_rows, split_list
 
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop a row's timed loop after S seconds (at least 10 iterations; default 60): "
                         "keeps a slow backend from stalling the run; the row says so")
     p.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="ONNX Runtime intra-op threads (default 0 = ORT's choice)")
+                   help="intra-op CPU threads of ONNX Runtime and torch rows (default 0 = the library's choice)")
     p.add_argument("--gate", default=None, metavar="BOUNDS",
                    help="CI bounds, e.g. max-drift-m=0.05,max-drift-deg=1 (p95 drift vs FP32); also "
                         "max-median-m, max-median-deg, allow-failed=1. Exit code 3 when broken")
@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 def load_bench_data(root: str, fmt: Optional[str], split: str, max_frames: Optional[int], progress: bool,
                     split_policy: Optional[str] = None):
     """Read the split's frames and decode their images (ground truth from the dataset reader)."""
-    from ...datasets import load_dataset
-    from ...preprocess import load_image
+    from edgepose.datasets import load_dataset
+    from edgepose.preprocess import load_image
     from edgepose.progress import progress as progress_bar
 
     from .runner import BenchData
@@ -118,7 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _main(args, argv: List[str]) -> int:
-    from ...bundle import now_iso
+    from edgepose.bundle import now_iso
     from ..bundles import open_bundle
     from . import report as rep
     from . import sysinfo
@@ -148,7 +148,7 @@ def _main(args, argv: List[str]) -> int:
                      "onnxruntime/int8 row may be less accurate than qdq-reference/int8 (which TensorRT approximates)")
     settings = BenchSettings(batch=args.batch, warmup_s=args.warmup_s, iters=args.iters, max_time_s=args.max_time_s,
                              power_interval_ms=args.power_interval_ms, power=not args.no_power,
-                             runner_options={"intra_op_threads": args.threads} if args.threads else {})
+                             runner_settings={"threads": args.threads})
     rows = run_rows(plans, view.path, data, settings, progress=progress,
                     log=lambda s: print(s, file=sys.stderr))
 

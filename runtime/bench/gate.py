@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from ...errors import ConfigError
+from edgepose.errors import ConfigError
 
 KEYS = {  # gate key -> (row field, unit)
     "max-drift-m": ("drift_p95_m", "m"),

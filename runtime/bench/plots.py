@@ -21,8 +21,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ...atomic import atomic_write_bytes
-from ...errors import require
+from edgepose.atomic import atomic_write_bytes
+from edgepose.errors import require
 
 STYLE = {"fp32": "-", "fp16": "--", "int8": ":"}
 ACCURACY_ONLY = ("qdq-reference",)

@@ -17,88 +17,78 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Type
 
-from ...bundle import PRECISIONS
-from ...errors import ConfigError
+from edgepose.bundle import PRECISIONS
+from edgepose.errors import ConfigError
 
-#: backend -> precisions it can serve, in report order
-BACKEND_PRECISIONS: Dict[str, Tuple[str, ...]] = {
-    "tensorrt": ("fp32", "fp16", "int8"),
-    "onnxruntime": ("fp32", "fp16", "int8"),
-    "qdq-reference": ("int8",),
-    "torch": ("fp32",),
-    "torch-cuda": ("fp32", "fp16"),
-}
-#: backend -> the backend whose fp32 row is its drift reference
-FAMILY: Dict[str, str] = {"tensorrt": "tensorrt", "onnxruntime": "onnxruntime",
-                          "qdq-reference": "onnxruntime", "torch": "torch", "torch-cuda": "torch"}
-#: python module each backend needs (checked without importing it)
-NEEDS: Dict[str, str] = {"tensorrt": "tensorrt", "onnxruntime": "onnxruntime",
-                         "qdq-reference": "onnxruntime", "torch": "torch", "torch-cuda": "torch"}
-NOTES: Dict[Tuple[str, str], str] = {
-    ("qdq-reference", "int8"): "Q/DQ evaluated in float (what TensorRT INT8 approximates); accuracy only",
-    ("onnxruntime", "int8"): "ONNX Runtime int8 kernels (what a CPU user gets)",
-}
+from ..runners.base import Runner
+
+
+def registry() -> Dict[str, Type[Runner]]:
+    """The runtime's registry: name -> runner class (each declares its precisions, family,
+    requirements and notes; nothing about a backend is written down here)."""
+    from ..runners import BACKENDS
+
+    return dict(BACKENDS)
 
 
 @dataclass(frozen=True)
 class RowPlan:
     backend: str
     precision: str
+    #: an FP32 row run only as the drift reference of asked rows: accuracy pass, no timing
+    reference_only: bool = False
 
     @property
     def label(self) -> str:
         return f"{self.backend}/{self.precision}"
 
     @property
+    def runner_class(self) -> Optional[Type[Runner]]:
+        return registry().get(self.backend)
+
+    @property
     def family(self) -> str:
-        return FAMILY.get(self.backend, self.backend)
+        cls = self.runner_class
+        return cls.family_name() if cls is not None else self.backend
 
     @property
     def note(self) -> str:
-        return NOTES.get((self.backend, self.precision), "")
-
-
-def _registry() -> Dict[str, object]:
-    try:
-        from ..runners import BACKENDS  # the runtime's registry: name -> runner class
-    except ImportError:
-        return {}
-    return dict(BACKENDS)
+        if self.reference_only:
+            return "FP32 reference for drift, run implicitly (accuracy only, not timed)"
+        cls = self.runner_class
+        return cls.notes.get(self.precision, "") if cls is not None else ""
 
 
 def backend_available(name: str) -> Tuple[bool, str]:
     """``(available, reason)`` for a backend.
 
-    Asks the runner class (``available()`` returns ``None`` or the reason) when the runtime
-    registry has one, after a cheap check that its Python package is there at all.
+    A cheap check that the Python packages its class ``requires`` are there at all, then the
+    class's own ``available()`` (``None`` or the reason).
     """
-    mod = NEEDS.get(name)
-    if mod is None:
+    cls = registry().get(name)
+    if cls is None:
         return False, f"unknown backend {name!r}"
-    try:
-        found = importlib.util.find_spec(mod) is not None
-    except (ImportError, ValueError):  # blocked (sys.modules[mod] = None) or broken install
-        found = False
-    if not found:
-        return False, f"Python package '{mod}' is not importable here"
-    cls = _registry().get(name)
-    check = getattr(cls, "available", None)
-    if check is not None:
+    for mod in cls.requires:
         try:
-            why = check()
-        except Exception as exc:  # a broken install: report it, do not crash the plan
-            why = f"{type(exc).__name__}: {exc}"
-        if why:
-            return False, str(why).splitlines()[0]
+            found = importlib.util.find_spec(mod) is not None
+        except (ImportError, ValueError):  # blocked (sys.modules[mod] = None) or broken install
+            found = False
+        if not found:
+            return False, f"Python package '{mod}' is not importable here"
+    try:
+        why = cls.available()
+    except Exception as exc:  # a broken install: report it, do not crash the plan
+        why = f"{type(exc).__name__}: {exc}"
+    if why:
+        return False, str(why).splitlines()[0]
     return True, ""
 
 
 def known_backends() -> List[str]:
-    """Backend names: the runtime's registry when it is importable, else ours."""
-    names = list(_registry())
-    return [b for b in BACKEND_PRECISIONS if not names or b in names] + [b for b in names if b not in BACKEND_PRECISIONS]
+    """Backend names, in the registry's order."""
+    return list(registry())
 
 
 def split_list(text: Optional[str]) -> Optional[List[str]]:
@@ -124,10 +114,11 @@ def plan_rows(bundle_precisions: Sequence[str], backends: Optional[Sequence[str]
         if p not in PRECISIONS:
             raise ConfigError(f"--precisions: unknown precision {p!r}; expected some of {list(PRECISIONS)}")
     notes: List[str] = []
+    classes = registry()
     if backends is None:
         chosen = []
         for b in known:
-            if b.startswith("torch") and not has_checkpoint:
+            if classes[b].role == "checkpoint" and not has_checkpoint:
                 notes.append(f"{b}: skipped (the bundle has no checkpoint)")
                 continue
             ok, why = backend_available(b)
@@ -140,11 +131,12 @@ def plan_rows(bundle_precisions: Sequence[str], backends: Optional[Sequence[str]
     want = list(precisions) if precisions is not None else [p for p in PRECISIONS if p in bundle_precisions]
     rows: List[RowPlan] = []
     for b in chosen:
+        serves = classes[b].precisions
         for p in want:
-            if p in BACKEND_PRECISIONS.get(b, PRECISIONS):
+            if p in serves:
                 rows.append(RowPlan(b, p))
             elif precisions is not None or backends is not None:
-                notes.append(f"{b}/{p}: skipped ({b} serves {list(BACKEND_PRECISIONS.get(b, ()))})")
+                notes.append(f"{b}/{p}: skipped ({b} serves {list(serves)})")
     if not rows:
         raise ConfigError("no rows to run: " + ("; ".join(notes) or "the bundle lists no ONNX precisions"),
                           hint="check --backends/--precisions, and `pip install onnxruntime` for CPU rows")

@@ -64,7 +64,9 @@ class BenchSettings:
     max_time_s: float = 60.0  # the timed loop of a row stops early after this long (>= 10 iterations)
     power_interval_ms: int = 100
     power: bool = True
-    runner_options: Optional[dict] = None
+    #: generic runner settings (``{"threads": 2}``); each row's runner class maps them to its
+    #: own options (:meth:`Runner.options_for`), recorded in the row as ``runner_options``
+    runner_settings: Optional[dict] = None
 
 
 def rss_mb() -> Optional[float]:
@@ -85,6 +87,15 @@ def _runtime_api():
         from ..runners import open_runner
         from ..spec import preprocess_batch
     return open_runner, preprocess_batch
+
+
+def runner_options(plan: RowPlan, settings: BenchSettings) -> dict:
+    """The options of ``plan``'s runner for the generic ``settings.runner_settings``."""
+    cls = plan.runner_class
+    if cls is None:
+        return {}
+    options, _ = cls.options_for(**dict(settings.runner_settings or {}))
+    return options
 
 
 def _open_runner(plan: RowPlan, bundle, options: dict):
@@ -118,10 +129,11 @@ def run_row(plan: RowPlan, bundle, data: BenchData, settings: BenchSettings,
     _, preprocess_batch = _runtime_api()
     row = {"label": plan.label, "backend": plan.backend, "precision": plan.precision, "family": plan.family,
            "note": plan.note, "status": "failed", "error": None}
+    options = row["runner_options"] = runner_options(plan, settings)
     rss0 = rss_mb()
     rss_peak = rss0 or 0.0
     B = int(settings.batch)
-    with _open_runner(plan, bundle, dict(settings.runner_options or {})) as r:
+    with _open_runner(plan, bundle, options) as r:
         spec = r.input_spec
         row["runner"] = r.name
         mf = _model_file(r, Path(str(bundle)), plan)

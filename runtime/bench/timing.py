@@ -12,7 +12,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 
-from ...errors import ConfigError
+from edgepose.errors import ConfigError
 
 PERCENTILES = (50, 90, 99)
 

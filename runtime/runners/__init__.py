@@ -1,5 +1,7 @@
 """Runners: one interface (:class:`Runner`) for TensorRT, ONNX Runtime and torch."""
-from .base import Runner
-from .factory import BACKENDS, DESCRIPTIONS, auto_backend, create_runner, open_runner, register_backend
+from .base import DEFAULT_PRECISION, Runner, check_precision
+from .factory import (BACKENDS, DESCRIPTIONS, auto_backend, create_runner, open_runner, register_backend,
+                      resolve_backend, runner_class)
 
-__all__ = ["Runner", "BACKENDS", "DESCRIPTIONS", "auto_backend", "create_runner", "open_runner", "register_backend"]
+__all__ = ["Runner", "BACKENDS", "DESCRIPTIONS", "DEFAULT_PRECISION", "auto_backend", "check_precision",
+           "create_runner", "open_runner", "register_backend", "resolve_backend", "runner_class"]

@@ -14,11 +14,12 @@ manifest's input spec (expected vs received in the message), runs the backend an
 from __future__ import annotations
 
 import time
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from edgepose.errors import EdgePoseError
+from edgepose.bundle import PRECISIONS
+from edgepose.errors import ConfigError, EdgePoseError
 
 from ..bundles import BundleView, open_bundle
 from ..results import PoseBatch
@@ -26,19 +27,59 @@ from ..spec import InputSpec, allocate_batch
 
 OUTPUTS = ("position", "rotation", "sigma")
 OUTPUT_WIDTH = {"position": 3, "rotation": 4, "sigma": 2}
+#: the precision asked when none is given (CLI, PoseEstimator, open_runner): what a Jetson runs
+DEFAULT_PRECISION = "fp16"
+#: settings a command line offers for every backend; each runner maps those it honours
+#: to its own option name (:attr:`Runner.settings`)
+SETTINGS = {"threads": "intra-op CPU threads (0 = the library's default)",
+            "cuda_graph": "replay the inference as a CUDA graph"}
+
+
+def check_precision(precision: str, where: str = "precision") -> str:
+    """``precision`` if it is one of :data:`edgepose.bundle.PRECISIONS`, else :class:`ConfigError`."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{where}: unknown precision {precision!r}; expected one of {list(PRECISIONS)}")
+    return precision
 
 
 class Runner:
-    """Base class. Subclasses set ``backend`` and implement ``_activate``, ``_deactivate`` and
-    ``_infer(batch) -> {"position", "rotation", "sigma"}``, setting ``self._timing`` entries."""
+    """Base class. A subclass declares what it is (the class attributes below, read by the
+    factory, ``edgepose-run --help`` and ``edgepose-bench``) and implements ``_activate``,
+    ``_deactivate`` and ``_infer(batch) -> {"position", "rotation", "sigma"}``, setting
+    ``self._timing`` entries. Its ``__init__`` takes its options as keyword arguments and
+    passes nothing else on: an option no runner takes is an error, never silently dropped.
+    """
 
+    #: the name users type (``--backend``)
     backend = "base"
+    #: one line for ``--help`` and the bench
+    description = ""
+    #: precisions it can serve, in report order
+    precisions: Tuple[str, ...] = PRECISIONS
+    #: precision used when none is asked
+    default_precision = DEFAULT_PRECISION
+    #: the backend whose fp32 results are this one's drift reference (``None``: itself)
+    family: Optional[str] = None
+    #: Python packages it needs (checked without importing them)
+    requires: Tuple[str, ...] = ()
+    #: the role of the bundle file it runs (``onnx``, ``engine``, ``checkpoint``)
+    role = "onnx"
+    #: option name -> what it does; exactly the keyword arguments its ``__init__`` takes
+    options: Dict[str, str] = {}
+    #: generic setting (:data:`SETTINGS`) -> this runner's option name
+    settings: Dict[str, str] = {}
+    #: precision -> a note for bench rows of that precision
+    notes: Dict[str, str] = {}
 
-    def __init__(self, bundle: Union[str, BundleView], precision: str = "fp32", strict: bool = False, **options):
+    def __init__(self, bundle: Union[str, BundleView], precision: Optional[str] = None, strict: bool = False,
+                 **unknown):
+        if unknown:
+            raise ConfigError(f"the {self.backend} backend has no option(s) {sorted(unknown)}; it takes "
+                              f"{sorted(self.options) or 'none'}",
+                              hint="; ".join(f"{k}: {v}" for k, v in self.options.items()) or None)
         self.bundle = open_bundle(bundle)
-        self.precision = precision
+        self.precision = check_precision(precision or self.default_precision)
         self.strict = strict
-        self.options = options
         self.is_active = False
         self.last_timing: Dict[str, float] = {}
         self._timing: Dict[str, float] = {}
@@ -127,3 +168,23 @@ class Runner:
     def available(cls) -> Optional[str]:
         """``None`` when this backend can run here, else the reason it cannot."""
         return None
+
+    @classmethod
+    def family_name(cls) -> str:
+        return cls.family or cls.backend
+
+    @classmethod
+    def options_for(cls, **settings) -> Tuple[dict, List[str]]:
+        """``(options, ignored)``: the generic ``settings`` (``threads=2, cuda_graph=True``)
+        as this runner's options; ``ignored`` names the set ones it does not honour."""
+        opts, ignored = {}, []
+        for key, value in settings.items():
+            if key not in SETTINGS:
+                raise ConfigError(f"unknown runner setting {key!r}; expected one of {sorted(SETTINGS)}")
+            if not value:
+                continue
+            if key in cls.settings:
+                opts[cls.settings[key]] = value
+            else:
+                ignored.append(key)
+        return opts, ignored

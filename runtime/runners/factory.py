@@ -1,7 +1,8 @@
 """The backend registry and :func:`open_runner`, the one factory.
 
 ``BACKENDS`` maps a name to its runner class; ``edgepose-bench`` and ``edgepose-run --help``
-list it. ``backend="auto"`` picks, in order: a TensorRT engine whose fingerprint matches this
+read each class's declared facts (description, precisions, family, requirements, options).
+``backend="auto"`` picks, in order: a TensorRT engine whose fingerprint matches this
 device, else ONNX Runtime with the best execution provider present, else torch.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Dict, List, Optional, Tuple, Type, Union
 from edgepose.errors import ConfigError, EdgePoseError
 
 from ..bundles import BundleView, open_bundle
-from .base import Runner
+from .base import DEFAULT_PRECISION, Runner
 from .onnxruntime_runner import OnnxRuntimeRunner, QdqReferenceRunner
 from .tensorrt_runner import TensorRTRunner, device_fingerprint, select_engine
 from .torch_runner import TorchCudaRunner, TorchRunner
@@ -25,24 +26,39 @@ BACKENDS: Dict[str, Type[Runner]] = {
     "torch": TorchRunner,
     "torch-cuda": TorchCudaRunner,
 }
-#: what each backend is, for --help and bench tables
-DESCRIPTIONS = {
-    "tensorrt": "TensorRT engine from the bundle (pinned buffers, own CUDA stream, optional CUDA graph)",
-    "onnxruntime": "ONNX Runtime on the fp32/fp16/int8 ONNX file (TensorRT/CUDA/CPU provider)",
-    "qdq-reference": "int8 Q/DQ ONNX with ORT optimisations off: float simulation of TensorRT INT8",
-    "torch": "the PyTorch checkpoint: the reference, for debugging",
-    "torch-cuda": "the PyTorch checkpoint on a CUDA GPU, fp32 or fp16 (autocast)",
-}
+#: what each backend is, for --help and bench tables (each class's ``description``)
+DESCRIPTIONS = {name: cls.description for name, cls in BACKENDS.items()}
 
 
 def register_backend(name: str, cls: Type[Runner], description: str = "") -> None:
-    """Add a backend (e.g. for an out-of-tree accelerator)."""
+    """Add a backend (e.g. for an out-of-tree accelerator): a :class:`Runner` subclass that
+    declares its precisions, family, requirements and options."""
+    if not (isinstance(cls, type) and issubclass(cls, Runner)):
+        raise ConfigError(f"register_backend({name!r}): expected a Runner subclass, got {cls!r}")
     BACKENDS[name] = cls
-    DESCRIPTIONS[name] = description or cls.__doc__ or name
+    DESCRIPTIONS[name] = description or cls.description or (cls.__doc__ or name).strip().splitlines()[0]
 
 
-def auto_backend(bundle: BundleView, precision: str) -> Tuple[str, List[str]]:
+def runner_class(backend: str) -> Type[Runner]:
+    """The runner class registered as ``backend`` (not ``"auto"``), or :class:`ConfigError`."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; expected 'auto' or one of {sorted(BACKENDS)}")
+    return BACKENDS[backend]
+
+
+def resolve_backend(bundle: Union[str, BundleView], backend: str = "auto",
+                    precision: Optional[str] = None) -> Tuple[str, List[str]]:
+    """``(backend name, reasons better ones were skipped)``; ``"auto"`` resolved for this bundle
+    and machine. Resolve before choosing options: they depend on the backend."""
+    if backend == "auto":
+        return auto_backend(open_bundle(bundle), precision or DEFAULT_PRECISION)
+    runner_class(backend)
+    return backend, []
+
+
+def auto_backend(bundle: BundleView, precision: Optional[str] = None) -> Tuple[str, List[str]]:
     """``(backend name, reasons the better ones were skipped)`` for ``backend="auto"``."""
+    precision = precision or DEFAULT_PRECISION
     reasons = []
     if bundle.files("engine"):
         why = TensorRTRunner.available()
@@ -74,27 +90,25 @@ def auto_backend(bundle: BundleView, precision: str) -> Tuple[str, List[str]]:
                         hint="pip install onnxruntime (the portable backend)")
 
 
-def create_runner(bundle: Union[str, BundleView], backend: str = "auto", precision: str = "fp32",
+def create_runner(bundle: Union[str, BundleView], backend: str = "auto", precision: Optional[str] = None,
                   **options) -> Runner:
     """An INACTIVE runner (call ``activate()`` or use ``with``). See :func:`open_runner`."""
     view = open_bundle(bundle)
-    if backend == "auto":
-        backend, _ = auto_backend(view, precision)
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; expected 'auto' or one of {sorted(BACKENDS)}")
-    return BACKENDS[backend](view, precision=precision, **options)
+    backend, _ = resolve_backend(view, backend, precision)
+    return runner_class(backend)(view, precision=precision, **options)
 
 
-def open_runner(bundle: Union[str, BundleView], backend: str = "auto", precision: str = "fp32",
+def open_runner(bundle: Union[str, BundleView], backend: str = "auto", precision: Optional[str] = None,
                 **options) -> Runner:
     """A runner for ``bundle`` on ``backend`` at ``precision``, used as a context manager::
 
         with open_runner("bundle/", "onnxruntime", "fp32") as r:
             poses = r.infer(preprocess_batch(images, r.input_spec))
 
-    ``options`` go to the runner (``strict``, ``providers``, ``intra_op_threads``,
-    ``io_binding``, ``cuda_graph``, ``dla_core``, ``device``, ``threads``). When the asked
-    precision has no file, the nearest one is used with a printed warning (``strict=True``
-    raises instead).
+    ``precision=None`` is the backend's default (``fp16``; ``fp32`` for torch, ``int8`` for
+    qdq-reference). ``options`` go to the runner: ``strict`` and what its class lists in
+    ``options`` (e.g. ``BACKENDS["onnxruntime"].options``); any other is a
+    :class:`ConfigError`. When the asked precision has no file, the nearest one is used with
+    a printed warning (``strict=True`` raises instead).
     """
     return create_runner(bundle, backend, precision, **options)

@@ -49,17 +49,26 @@ class OnnxRuntimeRunner(Runner):
     """Runs the bundle's ONNX file for ``precision`` (fp32 / fp16 / int8) with ONNX Runtime."""
 
     backend = "onnxruntime"
-    #: which role/precision file this runner reads, and ORT's optimisation level name
+    description = "ONNX Runtime on the fp32/fp16/int8 ONNX file (TensorRT/CUDA/CPU provider)"
+    requires = ("onnxruntime",)
+    options = {
+        "providers": "execution providers in order of preference (default: the best present)",
+        "intra_op_threads": "ORT intra-op thread pool size (0 = ORT's default)",
+        "inter_op_threads": "ORT inter-op thread pool size (0 = ORT's default)",
+        "io_binding": "'auto' (on for GPU providers), True or False",
+        "allow_spinning": "False: idle ORT threads sleep instead of spin-waiting",
+    }
+    settings = {"threads": "intra_op_threads"}
+    notes = {"int8": "ONNX Runtime int8 kernels (what a CPU user gets)"}
+    #: ORT's graph optimisations off (the qdq-reference backend)
     disable_optimizations = False
-    fixed_precision: Optional[str] = None
 
-    def __init__(self, bundle, precision: str = "fp32", strict: bool = False, providers=None,
+    def __init__(self, bundle, precision: Optional[str] = None, strict: bool = False, providers=None,
                  intra_op_threads: int = 0, inter_op_threads: int = 0, io_binding="auto",
-                 allow_spinning: bool = True, **options):
-        super().__init__(bundle, precision, strict, **options)
-        asked = self.fixed_precision or precision
+                 allow_spinning: bool = True, **unknown):
+        super().__init__(bundle, precision, strict, **unknown)
         self.precision, self.model_path = self.bundle.resolve_precision(
-            "onnx", asked, strict=strict or self.fixed_precision is not None)
+            "onnx", self.precision, strict=strict or len(self.precisions) == 1)
         self.asked_providers = list(providers) if providers else None
         self.intra_op_threads = int(intra_op_threads)
         self.inter_op_threads = int(inter_op_threads)
@@ -152,10 +161,14 @@ class QdqReferenceRunner(OnnxRuntimeRunner):
     """The int8 Q/DQ file with ``ORT_DISABLE_ALL``: quantisation simulated in float."""
 
     backend = "qdq-reference"
+    description = "int8 Q/DQ ONNX with ORT optimisations off: float simulation of TensorRT INT8"
+    precisions = ("int8",)
+    default_precision = "int8"
+    family = "onnxruntime"
+    notes = {"int8": "Q/DQ evaluated in float (what TensorRT INT8 approximates); accuracy only"}
     disable_optimizations = True
-    fixed_precision = "int8"
 
-    def __init__(self, bundle, precision: str = "int8", strict: bool = True, **options):
+    def __init__(self, bundle, precision: Optional[str] = None, strict: bool = True, **options):
         if precision not in ("int8", None):
             raise EdgePoseError(f"the qdq-reference backend runs the int8 Q/DQ file only; asked {precision!r}",
                                 hint="use precision='int8' (or backend='onnxruntime' for other precisions)")

@@ -130,11 +130,18 @@ class TensorRTRunner(Runner):
     """Runs the bundle's TensorRT engine for ``precision`` on this GPU (or DLA core)."""
 
     backend = "tensorrt"
+    description = "TensorRT engine from the bundle (pinned buffers, own CUDA stream, optional CUDA graph)"
+    requires = ("tensorrt",)
+    role = "engine"
+    options = {"cuda_graph": "capture the enqueue after a warm-up run and replay it",
+               "dla_core": "run on this DLA core (default: the one the engine was built for)",
+               "device": "CUDA device index (default 0)"}
+    settings = {"cuda_graph": "cuda_graph"}
 
-    def __init__(self, bundle, precision: str = "fp16", strict: bool = False, cuda_graph: bool = False,
-                 dla_core: Optional[int] = None, device: int = 0, **options):
-        super().__init__(bundle, precision, strict, **options)
-        self.asked_precision = precision
+    def __init__(self, bundle, precision: Optional[str] = None, strict: bool = False, cuda_graph: bool = False,
+                 dla_core: Optional[int] = None, device: int = 0, **unknown):
+        super().__init__(bundle, precision, strict, **unknown)
+        self.asked_precision = self.precision
         self.cuda_graph = bool(cuda_graph)
         self.dla_core = dla_core
         self.device = int(device)

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgepose.errors import BundleError, EdgePoseError, require
 
-from .base import Runner
+from .base import Runner, check_precision
 
 TORCH_INSTALL = "pip install 'edgepose[train]'  (or the JetPack torch wheel on a Jetson)"
 
@@ -28,24 +28,30 @@ class TorchRunner(Runner):
     """Runs the checkpoint in PyTorch (precision is fp32 whatever is asked: it is the reference)."""
 
     backend = "torch"
+    description = "the PyTorch checkpoint: the reference, for debugging"
+    precisions = ("fp32",)
+    default_precision = "fp32"
+    requires = ("torch",)
+    role = "checkpoint"
+    options = {"device": "'cpu' (default) or 'cuda'", "threads": "torch intra-op threads (0 = torch's default)"}
+    settings = {"threads": "threads"}
 
-    #: precisions this runner computes in (the CPU runner: fp32 only)
-    serves = ("fp32",)
-
-    def __init__(self, bundle, precision: str = "fp32", strict: bool = False, device: str = "cpu",
-                 threads: int = 0, **options):
-        served = precision if precision in self.serves else "fp32"
-        super().__init__(bundle, served, strict, **options)
-        if precision != served:
+    def __init__(self, bundle, precision: Optional[str] = None, strict: bool = False, device: str = "cpu",
+                 threads: int = 0, **unknown):
+        asked = None if precision is None else check_precision(precision)
+        served = asked if asked in self.precisions else "fp32"
+        super().__init__(bundle, served, strict, **unknown)
+        if asked is not None and asked != served:
             if strict:
-                raise BundleError(f"the torch backend runs the fp32 checkpoint; asked {precision!r}",
-                                  hint="use precision='fp32' or another backend")
+                raise BundleError(f"the {self.backend} backend runs the fp32 checkpoint in "
+                                  f"{'/'.join(self.precisions)} only; asked {precision!r}",
+                                  hint=f"use precision={self.precisions[0]!r} or another backend")
             import warnings
 
             from ..bundles import PrecisionFallbackWarning
 
-            warnings.warn(f"the torch backend runs the fp32 checkpoint; asked {precision}, using fp32",
-                          PrecisionFallbackWarning, stacklevel=3)
+            warnings.warn(f"the {self.backend} backend runs the fp32 checkpoint in {'/'.join(self.precisions)} "
+                          f"only; asked {precision}, using fp32", PrecisionFallbackWarning, stacklevel=3)
         self.checkpoint = self.bundle.file_for("checkpoint", None)
         if self.checkpoint is None:
             raise BundleError(f"bundle {self.bundle.path} has no checkpoint (role 'checkpoint')",
@@ -69,10 +75,12 @@ class TorchRunner(Runner):
 
     def _activate(self) -> None:
         torch = self._torch = require("torch", "the torch backend", TORCH_INSTALL)
-        model_mod = require("edgepose.train.model", "the torch backend", TORCH_INSTALL)
+        # the one arrow from runtime into train, taken only here (after torch is known present)
+        from edgepose.train.model import load_model
+
         if self.threads:
             torch.set_num_threads(self.threads)
-        self.model = model_mod.load_model(self.checkpoint, map_location=self.device)
+        self.model = load_model(self.checkpoint, map_location=self.device)
 
     def _deactivate(self) -> None:
         self.model = None
@@ -96,9 +104,13 @@ class TorchCudaRunner(TorchRunner):
     """The checkpoint in PyTorch on a CUDA GPU, fp32 or fp16 (autocast); see the module docstring."""
 
     backend = "torch-cuda"
-    serves = ("fp32", "fp16")
+    description = "the PyTorch checkpoint on a CUDA GPU, fp32 or fp16 (autocast)"
+    precisions = ("fp32", "fp16")
+    family = "torch"  # drifts from the CPU torch/fp32 row
+    options = {"device": "'cuda' (default) or 'cuda:N'", "threads": TorchRunner.options["threads"]}
 
-    def __init__(self, bundle, precision: str = "fp32", strict: bool = False, device: str = "cuda", **options):
+    def __init__(self, bundle, precision: Optional[str] = None, strict: bool = False, device: str = "cuda",
+                 **options):
         super().__init__(bundle, precision, strict, device=device, **options)
 
     @classmethod

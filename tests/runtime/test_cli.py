@@ -49,3 +49,13 @@ def test_help_teaches_and_bad_source_is_a_clear_error(tmp_path, bundle):
         assert word in proc.stdout
     proc = _run(bundle[0], "--source", tmp_path / "missing.xyz", "--out", tmp_path / "x.jsonl")
     assert proc.returncode == 2 and "cannot tell what --source" in proc.stderr
+
+
+def test_threads_and_cuda_graph_reach_the_backend_auto_resolves_to(tmp_path, bundle, frames):
+    # --backend auto (the default) resolves to onnxruntime here: --threads must reach it as
+    # intra_op_threads, and --cuda-graph (TensorRT only) must be named as ignored, not dropped
+    proc = _run(bundle[0], "--source", frames, "--out", tmp_path / "p.jsonl", "--threads", "1", "--cuda-graph",
+                "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "frames through onnxruntime:CPUExecutionProvider (fp16, intra_op_threads=1)" in proc.stderr
+    assert "warning: --cuda-graph has no effect on the onnxruntime backend (it applies to tensorrt)" in proc.stderr

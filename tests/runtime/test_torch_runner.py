@@ -43,3 +43,23 @@ def test_torch_runner_returns_predict_world_in_the_runner_contract(torch_bundle)
     assert out.position.dtype == np.float64 and np.all(out.rotation[:, 0] >= 0)
     with pytest.warns(PrecisionFallbackWarning, match="fp32 checkpoint"):
         open_runner(path, "torch", "int8")
+
+
+def test_bench_threads_reach_the_torch_row_as_its_own_option(torch_bundle, tmp_path):
+    # the bench used to pass intra_op_threads (an ONNX Runtime option) to every backend; the
+    # torch runner takes `threads`, so its rows ran with torch's default thread count
+    from bench_support import write_sevenscenes
+
+    from edgepose.runtime.bench.cli import main
+
+    path, _ = torch_bundle
+    scene = write_sevenscenes(tmp_path / "scene", n_test=4)
+    rc = main([str(path), "--data", str(scene), "--backends", "torch,onnxruntime", "--precisions", "fp32",
+               "--threads", "1", "--warmup-s", "0", "--iters", "2", "--quiet", "--no-plots",
+               "--out", str(tmp_path / "rep")])
+    assert rc == 0
+    import json
+
+    rows = {r["label"]: r for r in json.loads((tmp_path / "rep" / "report.json").read_text())["rows"]}
+    assert rows["torch/fp32"]["status"] == "ok" and rows["torch/fp32"]["runner_options"] == {"threads": 1}
+    assert rows["onnxruntime/fp32"]["runner_options"] == {"intra_op_threads": 1}

@@ -1,0 +1,86 @@
+"""Each runner class declares what it is (precisions, family, requirements, options), the
+factory, edgepose-run and edgepose-bench read those declarations, and an option no runner
+takes is an error instead of being dropped."""
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from edgepose.bundle import PRECISIONS
+from edgepose.errors import ConfigError
+from edgepose.runtime import BACKENDS, DESCRIPTIONS, open_runner
+from edgepose.runtime.bench import rows
+from edgepose.runtime.bench.runner import BenchSettings, runner_options
+from edgepose.runtime.runners import DEFAULT_PRECISION, Runner
+
+
+def _init_keywords(cls) -> set:
+    """Every keyword the class's __init__ chain takes, beyond bundle/precision/strict."""
+    names = set()
+    for klass in cls.__mro__:
+        if klass is Runner or "__init__" not in vars(klass):
+            continue
+        for p in inspect.signature(klass.__init__).parameters.values():
+            if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD:
+                names.add(p.name)
+    return names - {"self", "bundle", "precision", "strict"}
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_each_backend_declares_itself_and_its_options_match_its_constructor(name):
+    cls = BACKENDS[name]
+    assert cls.backend == name
+    assert cls.description and DESCRIPTIONS[name] == cls.description
+    assert cls.precisions and set(cls.precisions) <= set(PRECISIONS)
+    assert cls.default_precision in cls.precisions
+    assert cls.family_name() in BACKENDS and "fp32" in BACKENDS[cls.family_name()].precisions
+    assert cls.requires, "a backend names the Python package it needs"
+    assert set(cls.options) == _init_keywords(cls), "options must list exactly what __init__ takes"
+    assert set(cls.settings.values()) <= set(cls.options)
+
+
+def test_the_declared_facts_are_the_ones_the_old_tables_held():
+    # hand-copied from the tables that used to live in bench/rows.py (the oracle)
+    assert {n: c.precisions for n, c in BACKENDS.items()} == {
+        "tensorrt": ("fp32", "fp16", "int8"), "onnxruntime": ("fp32", "fp16", "int8"),
+        "qdq-reference": ("int8",), "torch": ("fp32",), "torch-cuda": ("fp32", "fp16")}
+    assert {n: c.family_name() for n, c in BACKENDS.items()} == {
+        "tensorrt": "tensorrt", "onnxruntime": "onnxruntime", "qdq-reference": "onnxruntime", "torch": "torch",
+        "torch-cuda": "torch"}
+    assert {n: c.requires for n, c in BACKENDS.items()} == {
+        "tensorrt": ("tensorrt",), "onnxruntime": ("onnxruntime",), "qdq-reference": ("onnxruntime",),
+        "torch": ("torch",), "torch-cuda": ("torch",)}
+    assert {n: c.role for n, c in BACKENDS.items()} == {
+        "tensorrt": "engine", "onnxruntime": "onnx", "qdq-reference": "onnx", "torch": "checkpoint",
+        "torch-cuda": "checkpoint"}
+    assert rows.RowPlan("qdq-reference", "int8").note.startswith("Q/DQ evaluated in float")
+    assert rows.RowPlan("onnxruntime", "fp32").note == ""
+
+
+@pytest.mark.parametrize("backend,typo", [("onnxruntime", "intra_op_thread"), ("qdq-reference", "threads"),
+                                          ("torch", "intra_op_threads"), ("tensorrt", "threads")])
+def test_an_option_the_backend_does_not_take_is_an_error(bundle, backend, typo):
+    with pytest.raises(ConfigError, match=rf"the {backend} backend has no option\(s\) \['{typo}'\]; it takes"):
+        open_runner(bundle[0], backend, **{typo: 1})
+
+
+def test_generic_settings_become_each_backends_own_option():
+    settings = BenchSettings(runner_settings={"threads": 2, "cuda_graph": True})
+    assert runner_options(rows.RowPlan("onnxruntime", "fp32"), settings) == {"intra_op_threads": 2}
+    assert runner_options(rows.RowPlan("qdq-reference", "int8"), settings) == {"intra_op_threads": 2}
+    assert runner_options(rows.RowPlan("torch", "fp32"), settings) == {"threads": 2}
+    assert runner_options(rows.RowPlan("tensorrt", "fp16"), settings) == {"cuda_graph": True}
+    assert BACKENDS["onnxruntime"].options_for(threads=0, cuda_graph=True) == ({}, ["cuda_graph"])
+    with pytest.raises(ConfigError, match="unknown runner setting 'fibres'"):
+        BACKENDS["torch"].options_for(fibres=3)
+
+
+def test_one_default_precision_and_one_check_of_the_names(bundle):
+    path, _ = bundle
+    assert DEFAULT_PRECISION == "fp16"
+    r = open_runner(path, "onnxruntime")  # the CLI's default, and PoseEstimator's
+    assert r.precision == "fp16" and r.model_path.name == "model.fp16.onnx"
+    assert open_runner(path, "qdq-reference").precision == "int8"
+    with pytest.raises(ConfigError, match=r"unknown precision 'bf16'; expected one of \['fp32', 'fp16', 'int8'\]"):
+        open_runner(path, "onnxruntime", "bf16")
