@@ -6,11 +6,11 @@ so this package runs on a Jetson that has TensorRT and numpy but no torch.
 
 Public API (stable, used by ``edgepose.runtime.bench``):
 
-* ``open_runner(bundle, backend="auto", precision="fp32", **options) -> Runner``, a context
+* ``open_runner(bundle, backend="auto", precision=None, **options) -> Runner``, a context
   manager with ``.infer(batch) -> PoseBatch``, ``.name``, ``.input_spec``, ``.last_timing``;
 * ``BACKENDS`` (name -> runner class), ``DESCRIPTIONS``;
 * ``preprocess_batch(images, spec, out=None)``;
-* ``PoseEstimator.from_bundle(path, backend="auto", precision="fp16")`` with ``.predict``
+* ``PoseEstimator.from_bundle(path, backend="auto", precision=None)`` with ``.predict``
   and ``.stream``; ``Pipeline``, ``open_source``, ``PoseFilter``, the sinks.
 """
 from .bundles import BundleView, PrecisionFallbackWarning, open_bundle

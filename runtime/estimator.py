@@ -4,9 +4,9 @@
 
     from edgepose.runtime import PoseEstimator
 
-    with PoseEstimator.from_bundle("bundle/", backend="auto", precision="fp16") as est:
+    with PoseEstimator.from_bundle("bundle/") as est:    # backend auto, precision fp16
         r = est.predict("frame.png")                 # PoseResult
-        for r in est.stream("frames/", policy="every", filter="kalman"):
+        for r in est.stream("frames/", filter="kalman"):  # a folder: every frame, none dropped
             print(r.index, r.position, r.sigma_position_m)
 """
 from __future__ import annotations
@@ -39,9 +39,10 @@ class PoseEstimator:
         self._count = 0
 
     @classmethod
-    def from_bundle(cls, path: Union[str, Path], backend: str = "auto", precision: str = "fp16",
+    def from_bundle(cls, path: Union[str, Path], backend: str = "auto", precision: Optional[str] = None,
                     strict: bool = False, **options) -> "PoseEstimator":
-        """Open ``path`` on ``backend`` at ``precision``. Without a file for that precision the
+        """Open ``path`` on ``backend`` at ``precision`` (default: the backend's, fp16 for
+        TensorRT and ONNX Runtime, see ``open_runner``). Without a file for that precision the
         nearest one is used with a printed warning, or :class:`~edgepose.errors.BundleError`
         is raised when ``strict``. ``options`` go to the runner (see ``open_runner``)."""
         return cls(create_runner(path, backend, precision, strict=strict, **options))
@@ -77,11 +78,13 @@ class PoseEstimator:
         result.timings_ms["latency"] = (time.perf_counter() - t0) * 1e3
         return result
 
-    def stream(self, source: Union[str, Path, Source], policy: str = "latest", filter: Optional[str] = None,
+    def stream(self, source: Union[str, Path, Source], policy: str = "auto", filter: Optional[str] = None,
                max_frames: Optional[int] = None, **source_options) -> Iterator[PoseResult]:
         """Results of ``source`` (a :class:`Source` or a ``--source`` string) through the
-        threaded pipeline, in order. ``policy``: ``"latest"`` (drop stale frames) or
-        ``"every"`` (lossless). ``filter``: ``None`` or ``"kalman"``. Leaving the loop early
+        threaded pipeline, in order. ``policy``: ``"auto"`` (default: ``latest`` for a live
+        camera, ``every`` for a folder, video or dataset: recorded data is never dropped),
+        ``"latest"`` (drop stale frames) or ``"every"`` (lossless). ``filter``: ``None`` or
+        ``"kalman"``. Leaving the loop early
         (break, Ctrl-C, an error) stops and joins every pipeline thread."""
         src = open_source(source, **source_options)
         self.last_pipeline = Pipeline(self.runner, src, policy=policy, postprocess=make_filter(filter),

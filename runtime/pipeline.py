@@ -41,6 +41,17 @@ POLICIES = ("latest", "every")
 _END = object()
 
 
+def resolve_policy(policy: str, source: Source) -> str:
+    """``"auto"`` -> ``"latest"`` for a live source, ``"every"`` for a recorded one (lossless);
+    ``"latest"`` / ``"every"`` as given."""
+    if policy == "auto":
+        return "latest" if getattr(source, "live", False) else "every"
+    if policy not in POLICIES:
+        raise ConfigError(f"unknown policy {policy!r}; expected 'auto' or one of {POLICIES}",
+                          hint="latest = live camera (drop stale frames), every = recorded (lossless)")
+    return policy
+
+
 class PipelineError(EdgePoseError):
     """A stage failed in a way that is not one frame's fault; the pipeline stopped."""
 
@@ -102,19 +113,18 @@ class Pipeline:
     Args:
         runner: an active runner (``with open_runner(...) as r``).
         source: a :class:`~edgepose.runtime.sources.Source`.
-        policy: ``"every"`` (lossless) or ``"latest"`` (drop stale frames).
+        policy: ``"auto"`` (default: ``latest`` for a live source, ``every`` for a recorded
+            one), ``"every"`` (lossless) or ``"latest"`` (drop stale frames).
         postprocess: optional callable ``PoseResult -> PoseResult`` run in the postprocess
             thread in frame order (e.g. :class:`~edgepose.runtime.filter.PoseFilter`).
         queue_size: capacity of each queue (default 1 for ``latest``, 4 for ``every``).
         max_frames: stop after this many source frames.
     """
 
-    def __init__(self, runner, source: Source, policy: str = "every",
+    def __init__(self, runner, source: Source, policy: str = "auto",
                  postprocess: Optional[Callable[[PoseResult], PoseResult]] = None,
                  queue_size: Optional[int] = None, max_frames: Optional[int] = None):
-        if policy not in POLICIES:
-            raise ConfigError(f"unknown policy {policy!r}; expected one of {POLICIES}",
-                              hint="latest = live camera (drop stale frames), every = recorded (lossless)")
+        policy = resolve_policy(policy, source)
         if not getattr(runner, "is_active", False):
             raise EdgePoseError("the runner must be active", hint="use `with open_runner(...) as runner:`")
         self.runner, self.source, self.policy = runner, source, policy
