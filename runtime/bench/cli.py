@@ -11,13 +11,14 @@ import numpy as np
 
 from edgepose.errors import EdgePoseError
 from .gate import EXIT_GATE, check_gate, parse_gate
-from .rows import plan_rows, split_list
+from .rows import implicit_references, plan_rows, split_list
 
 EPILOG = """\
 what it does:
   For every row (backend x precision) it runs the whole --split through the bundle to
   measure accuracy against ground truth, drift against the FP32 row of the same backend
-  family and how well the model's sigma predicts its errors; then it warms up for
+  family (run implicitly, untimed, when --precisions leaves it out) and how well the
+  model's sigma predicts its errors; then it warms up for
   --warmup-s seconds and times --iters iterations, reporting p50/p90/p99 latency of
   inference alone and end to end (preprocess + copies + inference + postprocess),
   throughput and peak memory; on a Jetson also power (W) and energy per frame (mJ)
@@ -137,6 +138,8 @@ def _main(args, argv: List[str]) -> int:
     has_ckpt = any(e.get("role") == "checkpoint" for e in view.manifest["files"].values())
     plans, notes = plan_rows(view.precisions("onnx"), split_list(args.backends), split_list(args.precisions),
                              has_checkpoint=has_ckpt)
+    references, ref_notes = implicit_references(plans)
+    plans, notes = references + plans, notes + ref_notes
     progress = not args.quiet
     ds, data = load_bench_data(args.data, args.format, args.split, args.max_frames, progress,
                                args.split_policy)
@@ -197,7 +200,7 @@ def _main(args, argv: List[str]) -> int:
     for n in notes:
         print(f"note: {n}")
     print(f"\nwrote {out / 'report.md'}, report.json, report.csv" + (f" and {len(plots)} plots" if plots else ""))
-    ok = [r for r in public_rows if r["status"] == "ok"]
+    ok = [r for r in public_rows if r["status"] == "ok" and not r.get("reference_only")]
     if gate is not None:
         if violations:
             print(f"\nGATE FAILED ({args.gate}):")

@@ -95,6 +95,8 @@ def table_lines(rows: List[dict]) -> List[str]:
     out = ["| " + " | ".join(MD_HEADER) + " |", "|" + "|".join("---" for _ in MD_HEADER) + "|"]
     for r in rows:
         status = r["status"] if r.get("status") in ("ok", "baseline") else f"failed: {str(r.get('error') or '')[:120]}"
+        if r.get("reference_only"):
+            status += " (FP32 drift reference only)"
         status = status.replace("|", "/").replace("\n", " ")
         cells = [
             r["label"], status, _f(r.get("model_size_mb"), 2), _f(r.get("median_position_m"), 4),

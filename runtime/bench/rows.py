@@ -143,6 +143,27 @@ def plan_rows(bundle_precisions: Sequence[str], backends: Optional[Sequence[str]
     return rows, notes
 
 
+def implicit_references(plans: Sequence[RowPlan]) -> Tuple[List[RowPlan], List[str]]:
+    """``(references, notes)``: for asked rows whose family has no FP32 row among ``plans``
+    (``--precisions int8``), that family's FP32 row, run for drift only (accuracy pass, not
+    timed, never gated), with a note saying so."""
+    have = {p.family for p in plans if p.precision == "fp32"}
+    wanted: Dict[str, List[str]] = {}
+    for p in plans:
+        if p.precision != "fp32" and p.family not in have:
+            wanted.setdefault(p.family, []).append(p.label)
+    refs, notes = [], []
+    for family, labels in wanted.items():
+        cls = registry().get(family)
+        if cls is None or "fp32" not in cls.precisions:
+            continue
+        ref = RowPlan(family, "fp32", reference_only=True)
+        refs.append(ref)
+        notes.append(f"{ref.label}: run implicitly as the FP32 drift reference of {', '.join(labels)} "
+                     "(accuracy only, not timed, not gated)")
+    return refs, notes
+
+
 def drift_reference(plan: RowPlan, ok_fp32: Dict[str, str]) -> Optional[str]:
     """Label of the FP32 row ``plan`` is compared with: same family first, else any ok FP32.
 

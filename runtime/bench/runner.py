@@ -163,6 +163,10 @@ def run_row(plan: RowPlan, bundle, data: BenchData, settings: BenchSettings,
         err = metrics.per_frame_errors(pos, rot, data.position, data.rotation)
         row.update(metrics.accuracy(pos, rot, data.position, data.rotation))
         row.update(metrics.calibration(sig, err["position_m"], err["rotation_deg"]))
+        if plan.reference_only:  # the FP32 drift reference nobody asked for: no timing pass
+            row.update({"reference_only": True, "status": "ok", "_err": err,
+                        "_pred": {"position": pos, "rotation": rot, "sigma": sig}})
+            return row
 
         # 2. timing on decoded frames (preprocess included in e2e)
         n_t = min(len(data), max(4 * B, 16))
@@ -254,9 +258,12 @@ def run_row(plan: RowPlan, bundle, data: BenchData, settings: BenchSettings,
 
 def failed_row(plan: RowPlan, exc: BaseException) -> dict:
     msg = f"{type(exc).__name__}: {exc}".strip()
-    return {"label": plan.label, "backend": plan.backend, "precision": plan.precision, "family": plan.family,
-            "note": plan.note, "status": "failed", "error": msg.splitlines()[0] if msg else type(exc).__name__,
-            "error_detail": msg, "traceback": traceback.format_exc(limit=8)}
+    row = {"label": plan.label, "backend": plan.backend, "precision": plan.precision, "family": plan.family,
+           "note": plan.note, "status": "failed", "error": msg.splitlines()[0] if msg else type(exc).__name__,
+           "error_detail": msg, "traceback": traceback.format_exc(limit=8)}
+    if plan.reference_only:
+        row["reference_only"] = True
+    return row
 
 
 def run_rows(plans: Sequence[RowPlan], bundle, data: BenchData, settings: BenchSettings,
@@ -268,8 +275,9 @@ def run_rows(plans: Sequence[RowPlan], bundle, data: BenchData, settings: BenchS
         log(f"edgepose-bench: {plan.label} ...")
         try:
             row = run_row(plan, bundle, data, settings, cache, progress)
+            timed = "" if plan.reference_only else f", e2e p50 {row['e2e_p50_ms']:.2f} ms"
             log(f"edgepose-bench: {plan.label} ok: median {row['median_position_m']:.4f} m / "
-                f"{row['median_rotation_deg']:.3f} deg, e2e p50 {row['e2e_p50_ms']:.2f} ms")
+                f"{row['median_rotation_deg']:.3f} deg{timed}")
         except Exception as exc:  # one row's failure never stops the run
             row = failed_row(plan, exc)
             log(f"edgepose-bench: {plan.label} FAILED: {row['error']}")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime")
@@ -151,3 +152,29 @@ def test_a_power_sampler_that_cannot_start_does_not_fail_the_row(bench_inputs, t
     row = json.loads((tmp_path / "report.json").read_text())["rows"][0]
     assert row["status"] == "ok" and row["mean_power_w"] is None
     assert "permission denied" in row["power_error"]
+
+
+def test_int8_only_with_a_drift_gate_runs_the_fp32_reference_untimed(bench_inputs, tmp_path, capsys):
+    # asking only for int8 rows used to fail any drift gate: "drift unknown, no FP32 reference row ran"
+    bundle, scene = bench_inputs
+    rc = main([str(bundle), "--data", str(scene), *FAST, "--no-plots", "--backends", "onnxruntime,qdq-reference",
+               "--precisions", "int8", "--gate", "max-drift-m=10,max-drift-deg=90", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "onnxruntime/fp32: run implicitly as the FP32 drift reference of onnxruntime/int8, qdq-reference/int8" \
+        in out
+    assert "| onnxruntime/fp32 | ok (FP32 drift reference only) |" in out
+    rep = json.loads((tmp_path / "report.json").read_text())
+    rows = {r["label"]: r for r in rep["rows"]}
+    ref = rows["onnxruntime/fp32"]
+    assert ref["reference_only"] is True and ref.get("e2e_p50_ms") is None and "timing_ms" not in ref
+    assert rep["gate"]["passed"] is True
+    preds = rep["frames"]["predictions"]
+    for label in ("onnxruntime/int8", "qdq-reference/int8"):
+        assert rows[label]["drift_reference"] == "onnxruntime/fp32"
+        assert rows[label]["e2e_p50_ms"] is not None  # the asked rows are still timed
+        # oracle: the per-frame distance between the two rows' predicted positions
+        d = np.linalg.norm(np.asarray(preds[label]["position"]) - np.asarray(preds["onnxruntime/fp32"]["position"]),
+                           axis=1)
+        assert rows[label]["drift_p95_m"] == pytest.approx(np.percentile(d, 95), rel=1e-6, abs=1e-9)
+        assert rows[label]["drift_p95_m"] > 0
