@@ -23,11 +23,6 @@ from edgepose.train.data import FrameCache, Normalisation, build_cache
 from edgepose.train.model import PoseNet
 
 
-def parse_size(text: str) -> Tuple[int, int]:
-    w, h = text.lower().split("x")
-    return int(w), int(h)
-
-
 @dataclass
 class Split:
     train: FrameCache

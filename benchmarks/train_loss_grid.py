@@ -39,8 +39,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_common import (backbone_features, evaluate, head_forward, load_split,  # noqa: E402
-                          machine_line, parse_size)
+                          machine_line)
 
+from edgepose.cli.sizes import size_type  # noqa: E402
 from edgepose.train.losses import (RECOMMENDED_WEIGHTING_LR, BetaLoss,  # noqa: E402
                                    LearnedWeightingLoss, PoseObjective, ReprojectionLoss)
 from edgepose.train.model import PoseNet  # noqa: E402
@@ -99,7 +100,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="dataset folder (any format edgepose reads)")
     ap.add_argument("--name", required=True, help="results/<name>.md")
-    ap.add_argument("--size", type=parse_size, default=(96, 72), help="network input WxH (default 96x72)")
+    ap.add_argument("--size", type=size_type(), default=(96, 72), help="network input WxH (default 96x72)")
     ap.add_argument("--betas", default="1,10,100,500,2000")
     ap.add_argument("--stage1-steps", type=int, default=1000)
     ap.add_argument("--stage2-steps", type=int, default=300)

@@ -31,8 +31,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_common import machine_line, parse_size  # noqa: E402
+from train_common import machine_line  # noqa: E402
 
+from edgepose.cli.sizes import size_type  # noqa: E402
 from edgepose.train.losses import PoseObjective, build_loss  # noqa: E402
 from edgepose.train.model import PoseNet  # noqa: E402
 
@@ -65,7 +66,7 @@ def pure_rate(size, batch, steps, threads, channels_last=True, warmup=2):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--size", type=parse_size, default=(96, 72))
+    ap.add_argument("--size", type=size_type(), default=(96, 72))
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--steps", type=int, default=12, help="pure fwd+bwd steps to time")

@@ -12,7 +12,7 @@ COMMANDS = {
     "run": ("edgepose.runtime.cli", "stream frames through a bundle"),
     "ros2": ("edgepose.runtime.ros.node", "the same as a ROS 2 node (needs a ROS 2 install for rclpy)"),
     "bench": ("edgepose.runtime.bench.cli", "accuracy vs latency for every backend and precision"),
-    "demo": ("edgepose.demo", "synthetic scene -> train -> export -> bench, end to end"),
+    "demo": ("edgepose.cli.demo", "synthetic scene -> train -> export -> bench, end to end"),
 }
 
 

@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from edgepose.cli.sizes import size_type
 from edgepose.errors import ConfigError, EdgePoseError
 
 DESCRIPTION = """\
@@ -45,16 +46,6 @@ row per epoch) and checkpoints/ (stage1/stage2 last and best, written every
 """
 
 
-def _size(text: str):
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 128x96, got {text!r}") from None
-    if w < 16 or h < 16 or w % 8 or h % 8:
-        raise argparse.ArgumentTypeError(f"input size {w}x{h}: both sides must be >= 16 and multiples of 8")
-    return (w, h)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .recipe import TrainConfig
 
@@ -70,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--split-policy", help="every:K | sequence:A,B | given (default: the format's own split, else every:5)")
     g.add_argument("--allow-outside-images", action="store_true",
                    help="accept image paths that leave DATA (../x.png, absolute paths); refused by default")
-    g.add_argument("--input-size", type=_size, metavar="WxH", help=f"network resolution (default {d.input_size[0]}x{d.input_size[1]})")
+    g.add_argument("--input-size", type=size_type(multiple_of=8, minimum=16, what="--input-size"), metavar="WxH",
+                   help=f"network resolution (default {d.input_size[0]}x{d.input_size[1]})")
     g.add_argument("--val-every", type=int, metavar="K", help=f"hold out every K-th training frame for validation; 0: none (default {d.val_every})")
     g.add_argument("--max-points", type=int, help=f"scene points per frame for the reprojection loss (default {d.max_points})")
     g.add_argument("--jitter", type=float, help=f"brightness/contrast/saturation jitter strength, 0 disables (default {d.jitter})")

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from ..errors import ConfigError, EdgePoseError
+from .sizes import parse_size
 
 DESCRIPTION = """\
 Render the built-in synthetic scene: a room of about 8 x 6 x 3 m whose walls, floor,
@@ -34,19 +35,6 @@ examples:
   edgepose-synth runs/tiny --frames 60 --size 64x48  a quick smoke set
   edgepose-synth runs/synth --random-views 200       add a train sequence of random views
 """
-
-
-def parse_size(text: str) -> Tuple[int, int]:
-    """``"160x120"`` -> ``(160, 120)``; raises :class:`ConfigError` on anything else."""
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        w, h = int(parts[0]), int(parts[1])
-    except ValueError:
-        raise ConfigError(f"--size expects WIDTHxHEIGHT in pixels, got {text!r}",
-                          hint="e.g. --size 160x120") from None
-    return w, h
 
 
 def build_parser() -> argparse.ArgumentParser:
