@@ -5,7 +5,7 @@ NHWC ``image`` in, or the float32 NCHW variant; cast + normalise in the graph; a
 convolutions; ``position (N,3)`` m de-normalised in FP32, unit ``rotation (N,4)`` with
 ``w >= 0``, ``sigma (N,2)`` [m, rad]), its fp16 and int8 Q/DQ (symmetric, TensorRT-style)
 variants and ``edgepose.json``. Its weights are random: it computes *a* pose from the pixels,
-not a good one. :func:`numpy_forward` is the same network in numpy, to check runners against.
+not a good one (tests check runners against their own oracle written from this description).
 Needs ``onnx`` (and ``onnxconverter-common`` for fp16), imported here lazily.
 """
 from __future__ import annotations
@@ -39,36 +39,6 @@ def make_params(channels: int = 8, depth: int = 1, seed: int = 0,
     p["position_mean"] = np.asarray(position_mean, np.float32)
     p["position_scale"] = np.asarray(position_scale, np.float32)
     return p
-
-
-def _conv_np(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    n, c, h, wd = x.shape
-    ho, wo = (h - 1) // 2 + 1, (wd - 1) // 2 + 1
-    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    out = np.zeros((n, w.shape[0], ho, wo), np.float64)
-    for i in range(3):
-        for j in range(3):
-            out += np.einsum("nchw,oc->nohw", xp[:, :, i : i + 2 * ho : 2, j : j + 2 * wo : 2], w[:, :, i, j])
-    return out + b[None, :, None, None]
-
-
-def numpy_forward(params: Dict[str, np.ndarray], images: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The synthetic network in float64 numpy: ``images uint8 (N, H, W, 3)`` ->
-    ``(position (N,3) m, rotation (N,4) wxyz w>=0, sigma (N,2) [m, rad])``."""
-    x = images.astype(np.float64).transpose(0, 3, 1, 2)
-    x = (x - 255 * np.array(MEAN)[None, :, None, None]) / (255 * np.array(STD)[None, :, None, None])
-    i = 0
-    while f"conv{i}.w" in params:
-        x = np.maximum(_conv_np(x, params[f"conv{i}.w"], params[f"conv{i}.b"]), 0)
-        i += 1
-    f = x.mean(axis=(2, 3))
-    pos = (f @ params["pos.w"] + params["pos.b"]) * params["position_scale"] + params["position_mean"]
-    q = f @ params["rot.w"] + params["rot.b"]
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    q = np.where(q[:, :1] < 0, -q, q)
-    s = np.log1p(np.exp(f @ params["sig.w"] + params["sig.b"]))
-    s = s * np.array([params["position_scale"], 1.0])
-    return pos, q, s
 
 
 def build_graph(params: Dict[str, np.ndarray], size: Tuple[int, int], layout: str = "NHWC",
@@ -152,7 +122,7 @@ def make_synthetic_bundle(out_dir: Union[str, Path], size: Tuple[int, int] = (32
                           precisions: Sequence[str] = ("fp32", "fp16", "int8"), layout: str = "NHWC",
                           channels: int = 8, depth: int = 1, batch_max: int = 8, seed: int = 0,
                           dynamic_batch: bool = True) -> Dict[str, np.ndarray]:
-    """Write a bundle to ``out_dir`` and return the network's parameters (for :func:`numpy_forward`)."""
+    """Write a bundle to ``out_dir`` and return the network's parameters (:func:`make_params`)."""
     onnx = require("onnx", "building synthetic ONNX bundles", "pip install onnx")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -84,10 +84,11 @@ def gpu_info() -> Optional[str]:
     return _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"])
 
 
-def jetson_info() -> Optional[Dict[str, Optional[str]]]:
-    """L4T/JetPack/power-mode facts, or ``None`` when this is not a Jetson."""
-    l4t = _read("/etc/nv_tegra_release")
-    model = _read("/proc/device-tree/model")
+def jetson_info(root: str = "/") -> Optional[Dict[str, Optional[str]]]:
+    """L4T/JetPack/power-mode facts, or ``None`` when this is not a Jetson (``root``: the
+    file system to read ``etc/nv_tegra_release`` and ``proc/device-tree/model`` from)."""
+    l4t = _read(str(Path(root) / "etc" / "nv_tegra_release"))
+    model = _read(str(Path(root) / "proc" / "device-tree" / "model"))
     if l4t is None and (model is None or "jetson" not in model.lower()):
         return None
     return {

@@ -113,7 +113,22 @@ def test_cpu_info_on_x86_and_jetson_text():
     assert c["model"] == "NVIDIA Orin" and c["vnni"] is None
     info = sysinfo.collect()
     assert info["software"]["numpy"] == np.__version__
-    assert info["jetson"] is None or "nvpmodel" in info["jetson"]
+
+
+def test_jetson_facts_from_the_l4t_release_file_and_device_tree(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # no nvpmodel, jetson_clocks, dpkg-query
+    assert sysinfo.jetson_info(str(tmp_path)) is None  # neither file: not a Jetson
+    (tmp_path / "proc" / "device-tree").mkdir(parents=True)
+    (tmp_path / "proc" / "device-tree" / "model").write_bytes(b"Raspberry Pi 4 Model B\x00")
+    assert sysinfo.jetson_info(str(tmp_path)) is None  # a device tree, but not a Jetson's
+    (tmp_path / "proc" / "device-tree" / "model").write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "nv_tegra_release").write_text(
+        "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64\n# KERNEL_VARIANT: oot\n")
+    info = sysinfo.jetson_info(str(tmp_path))
+    assert info["model"] == "NVIDIA Jetson AGX Orin Developer Kit"  # the NUL terminator stripped
+    assert info["l4t"] == "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64"
+    assert info["nvpmodel"] is None and info["jetson_clocks"] is None and info["jetpack"] is None  # tools absent
 
 
 def test_bench_imports_numpy_only():

@@ -36,11 +36,15 @@ def test_torch_runner_returns_predict_world_in_the_runner_contract(torch_bundle)
         assert r.name == "torch:cpu"
         out = r.infer(x)
         assert "compute" in r.last_timing
-    pos, rot, sig = model.predict_world(torch.from_numpy(x))
-    np.testing.assert_allclose(out.position, pos.numpy(), atol=1e-5)
-    np.testing.assert_allclose(out.rotation, rot.numpy(), atol=1e-5)
-    np.testing.assert_allclose(out.sigma, sig.numpy(), rtol=1e-5)
-    assert out.position.dtype == np.float64 and np.all(out.rotation[:, 0] >= 0)
+    with torch.inference_mode():
+        pos, rot, sig = (t.numpy().astype(np.float64) for t in model.predict_world(torch.from_numpy(x)))
+    # the model's OWN outputs keep the contract (before Runner._to_pose_batch polishes them)
+    np.testing.assert_allclose(np.linalg.norm(rot, axis=1), 1.0, atol=1e-6)
+    assert np.all(rot[:, 0] >= 0) and np.all(sig > 0)
+    np.testing.assert_allclose(out.position, pos, atol=1e-5)
+    np.testing.assert_allclose(out.rotation, rot, atol=1e-5)
+    np.testing.assert_allclose(out.sigma, sig, rtol=1e-5)
+    assert out.position.dtype == np.float64
     with pytest.warns(PrecisionFallbackWarning, match="fp32 checkpoint"):
         open_runner(path, "torch", "int8")
 
