@@ -16,8 +16,10 @@ import threading
 import time
 from typing import List, Optional
 
+from edgepose.bundle import PRECISIONS
 from edgepose.errors import EdgePoseError, require
 
+from ..runners.base import DEFAULT_PRECISION
 from .messages import (DEFAULT_FRAME_ID, DEFAULT_POSE_TOPIC, DIAGNOSTICS_QOS, DIAGNOSTICS_TOPIC, IMAGE_QOS,
                        POSE_QOS, diagnostic_values, pose_message, to_rclpy, to_rclpy_qos)
 
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"header.frame_id: the dataset's world frame (default {DEFAULT_FRAME_ID})")
     p.add_argument("--camera-to-base", default=None, help="as in edgepose-run: publish the base frame's pose")
     p.add_argument("--backend", default="auto", help="auto (default), tensorrt, onnxruntime")
-    p.add_argument("--precision", default="fp16", choices=("fp32", "fp16", "int8"), help="default fp16")
+    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS, help=f"default {DEFAULT_PRECISION}")
     p.add_argument("--filter", default="none", choices=("none", "kalman"), help="as in edgepose-run")
     p.add_argument("--diagnostics-period", type=float, default=1.0, help="seconds between diagnostics (default 1)")
     return p
