@@ -11,7 +11,7 @@ import numpy as np
 
 from edgepose.errors import EdgePoseError
 from .gate import EXIT_GATE, check_gate, parse_gate
-from .rows import implicit_references, plan_rows, split_list
+from .rows import implicit_references, known_backends, plan_rows, split_list
 
 EPILOG = """\
 what it does:
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="use N frames evenly spread over the split (default: all)")
     p.add_argument("--backends", default=None, metavar="LIST",
-                   help="comma list of tensorrt, onnxruntime, qdq-reference, torch, torch-cuda (default: all available)")
+                   help=f"comma list of {', '.join(known_backends())} (default: all available)")
     p.add_argument("--precisions", default=None, metavar="LIST",
                    help="comma list of fp32, fp16, int8 (default: every precision in the bundle)")
     p.add_argument("--batch", type=int, default=1, metavar="N", help="frames per inference (default 1)")
