@@ -305,6 +305,13 @@ def check_graph(path: Union[str, Path], rules: Sequence[Rule] = RULES, what: Opt
             hint="this graph would fail TensorRT's ONNX parser or builder; fix the export pass that wrote it")
 
 
+def tensorrt_graph_lint(path: Union[str, Path], precision: str) -> dict:
+    """The export's graph check (``(path, precision) -> summary``): raise :class:`GraphLintError`
+    on any violation, else ``{"rules": [names checked], "violations": 0}``."""
+    check_graph(path, what=f"the {precision} graph {Path(path).name}")
+    return {"rules": [r.name for r in RULES], "violations": 0}
+
+
 def lint_bundle(bundle_dir: Union[str, Path], manifest: Optional[dict] = None,
                 rules: Sequence[Rule] = RULES) -> Dict[str, List[Violation]]:
     """``{relative path: violations}`` for every ONNX file a bundle's manifest lists."""

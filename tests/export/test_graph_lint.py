@@ -13,7 +13,8 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from edgepose.export.graph_lint import RULES, GraphLintError, check_graph, lint_bundle, lint_model  # noqa: E402
+from edgepose.export.graph_lint import (RULES, GraphLintError, check_graph, lint_bundle, lint_model,  # noqa: E402
+                                        tensorrt_graph_lint)
 
 
 def graph(nodes, inputs, outputs, inits=(), opset=17):
@@ -211,3 +212,11 @@ def test_the_exported_posenet_casts_its_uint8_input_first(tiny_onnx):
     consumers = [n for n in model.graph.node if "image" in n.input]
     assert [n.op_type for n in consumers] == ["Cast"]
     assert lint_model(model) == []
+
+
+def test_the_export_check_passes_a_good_graph_and_stops_a_bad_one(tmp_path):
+    onnx.save(pose_graph("cast-first"), str(tmp_path / "ok.onnx"))
+    assert tensorrt_graph_lint(tmp_path / "ok.onnx", "fp32") == {"rules": [r.name for r in RULES], "violations": 0}
+    onnx.save(pose_graph("transpose-first"), str(tmp_path / "bad.onnx"))
+    with pytest.raises(GraphLintError, match="the fp32 graph bad.onnx breaks 2 TensorRT graph rule"):
+        tensorrt_graph_lint(tmp_path / "bad.onnx", "fp32")
