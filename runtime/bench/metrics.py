@@ -17,9 +17,9 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ...errors import EdgePoseError
-from ...geometry import rotation_error_deg, summarize_drift, summarize_errors, translation_error
-from ...uncertainty import calibration, rankdata, spearman  # noqa: F401  (the bench's calibration figures)
+from edgepose.errors import EdgePoseError
+from edgepose.geometry import rotation_error_deg, summarize_drift, summarize_errors, translation_error
+from edgepose.uncertainty import calibration, rankdata, spearman  # noqa: F401  (the bench's calibration figures)
 
 
 def per_frame_errors(pos_pred: np.ndarray, rot_pred: np.ndarray, pos_ref: np.ndarray,

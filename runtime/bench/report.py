@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from ...atomic import atomic_write_json, atomic_write_text
+from edgepose.atomic import atomic_write_json, atomic_write_text
 
 SCHEMA = "edgepose.bench/1"
 

@@ -65,10 +65,24 @@ def _under(name: str, package: str) -> bool:
 
 def test_the_scanner_sees_absolute_relative_lazy_and_string_imports():
     found = {(p.name, n, t) for p, _, n, t in imports("runtime", "edgepose.runtime")}
-    assert ("report.py", "edgepose.atomic", True) in found or ("plots.py", "edgepose.atomic", True) in found
+    assert ("report.py", "edgepose.atomic", True) in found
+    assert ("tensorrt_runner.py", "edgepose.runtime.bundles", True) in found  # `from ..bundles import`
     assert ("torch_runner.py", "edgepose.train.model", False) in found  # lazy, inside _activate
     assert ("torch_runner.py", "edgepose.runtime.runners.base", True) in found  # `from .base import`
     assert ("onnxruntime_runner.py", "onnxruntime", False) in found  # require("onnxruntime", ...)
+
+
+def test_stage_packages_name_the_core_absolutely():
+    # `from ...errors import` in runtime/bench beside `from edgepose.errors import` elsewhere:
+    # a stage reaches the core as `edgepose.X`, relative imports stay inside the stage
+    bad = []
+    for root, dotted in (("train", "edgepose.train"), ("export", "edgepose.export"), ("runtime", "edgepose.runtime")):
+        for path in sorted((REPO / root).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.level and \
+                        not _under(_absolute(node.module or "", node.level, path, root, dotted), dotted):
+                    bad.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not bad, "import the core as edgepose.X:\n" + "\n".join(bad)
 
 
 def test_the_core_never_imports_a_stage_package_or_torch():
