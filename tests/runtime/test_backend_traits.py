@@ -84,3 +84,32 @@ def test_one_default_precision_and_one_check_of_the_names(bundle):
     assert open_runner(path, "qdq-reference").precision == "int8"
     with pytest.raises(ConfigError, match=r"unknown precision 'bf16'; expected one of \['fp32', 'fp16', 'int8'\]"):
         open_runner(path, "onnxruntime", "bf16")
+
+
+def test_a_registered_backend_is_planned_from_its_declarations(monkeypatch):
+    from edgepose.runtime import register_backend
+    from edgepose.runtime.runners import factory
+
+    class Accel(Runner):
+        """An out-of-tree accelerator."""
+
+        backend = "accel"
+        description = "a vendor NPU"
+        precisions = ("int8",)
+        family = "onnxruntime"
+        requires = ("numpy",)
+
+    monkeypatch.setattr(factory, "BACKENDS", dict(BACKENDS))
+    monkeypatch.setattr(factory, "DESCRIPTIONS", dict(DESCRIPTIONS))
+    import edgepose.runtime.runners as runners_pkg
+
+    monkeypatch.setattr(runners_pkg, "BACKENDS", factory.BACKENDS)
+    register_backend("accel", Accel)
+    assert factory.DESCRIPTIONS["accel"] == "a vendor NPU"
+    plans, notes = rows.plan_rows(["fp32", "int8"], backends=["accel"])
+    assert [p.label for p in plans] == ["accel/int8"] and plans[0].family == "onnxruntime"
+    assert any("accel/fp32: skipped (accel serves ['int8'])" in n for n in notes)
+    refs, ref_notes = rows.implicit_references(plans)
+    assert [r.label for r in refs] == ["onnxruntime/fp32"] and refs[0].reference_only
+    with pytest.raises(ConfigError, match="expected a Runner subclass"):
+        register_backend("bad", object)
