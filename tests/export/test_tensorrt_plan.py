@@ -219,3 +219,48 @@ def test_calibration_cache_headers_of_trt10_and_11_use_the_five_digit_major():
     assert not ok and "TensorRT 10.3.0" in why and "8.6.1.6" in why
     ok, why = cache_matches(b"TRT-8601-EntropyCalibration2\n", "10.3.0")
     assert not ok and "TensorRT 8.6.1" in why
+
+
+class RecordingConfig:
+    """Records the timing-cache calls our code makes on an IBuilderConfig (argument lists only;
+    what TensorRT does with them is checked on a device)."""
+
+    class Cache:
+        def __init__(self, data, calls):
+            self.data, self.calls = bytes(data), calls
+
+        def combine(self, other, ignore_mismatch):
+            self.calls.append(("combine", other.data, ignore_mismatch))
+            self.data = self.data + b"+" + other.data
+            return True
+
+        def serialize(self):
+            return self.data
+
+    def __init__(self, built=b"new tactics"):
+        self.calls, self.built = [], built
+
+    def create_timing_cache(self, data):
+        self.calls.append(("create_timing_cache", bytes(data)))
+        return self.Cache(data, self.calls)
+
+    def set_timing_cache(self, cache, ignore_mismatch):
+        self.calls.append(("set_timing_cache", ignore_mismatch))
+
+    def get_timing_cache(self):
+        return self.Cache(self.built, self.calls)
+
+
+def test_timing_cache_is_set_without_ignoring_mismatches_and_merged_on_save(tmp_path):
+    """Polygraphy's habit (backend/trt/config.py): ignore_mismatch=False; what another build saved
+    meanwhile is combined, not overwritten (the samples pass ignore_mismatch=True)."""
+    from edgepose.export.timing_cache import attach_timing_cache, save_timing_cache
+
+    path = tmp_path / "c.timingcache"
+    cfg = RecordingConfig()
+    attach_timing_cache(cfg, path)
+    assert cfg.calls == [("create_timing_cache", b""), ("set_timing_cache", False)]
+    path.write_bytes(b"saved by another build")  # written while this build ran
+    save_timing_cache(cfg, path)
+    assert ("combine", b"saved by another build", False) in cfg.calls
+    assert path.read_bytes() == b"new tactics+saved by another build"
