@@ -56,36 +56,38 @@ def resolve_backend(bundle: Union[str, BundleView], backend: str = "auto",
     return backend, []
 
 
+#: what ``backend="auto"`` tries, best first
+AUTO_ORDER = ("tensorrt", "onnxruntime", "torch")
+
+
+def _engine_fits(bundle: BundleView, precision: str) -> Optional[str]:
+    """``None`` when an engine of the bundle loads on this device, else why not."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            select_engine(bundle, precision, device_fingerprint(precision), strict=True)
+    except EdgePoseError as exc:
+        return str(exc)
+    return None
+
+
 def auto_backend(bundle: BundleView, precision: Optional[str] = None) -> Tuple[str, List[str]]:
-    """``(backend name, reasons the better ones were skipped)`` for ``backend="auto"``."""
+    """``(backend name, reasons the better ones were skipped)`` for ``backend="auto"``: the
+    first of :data:`AUTO_ORDER` whose file (its class's ``role``) is in the bundle and that
+    can run here (for TensorRT: an engine built for this device)."""
     precision = precision or DEFAULT_PRECISION
     reasons = []
-    if bundle.files("engine"):
-        why = TensorRTRunner.available()
+    for name in AUTO_ORDER:
+        cls = BACKENDS[name]
+        if not bundle.files(cls.role):
+            reasons.append(f"{name}: the bundle has no {cls.role} file")
+            continue
+        why = cls.available()
+        if why is None and name == "tensorrt":
+            why = _engine_fits(bundle, precision)
         if why is None:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    select_engine(bundle, precision, device_fingerprint(precision), strict=True)
-                return "tensorrt", reasons
-            except EdgePoseError as exc:
-                reasons.append(f"tensorrt: {exc}")
-        else:
-            reasons.append(f"tensorrt: {why}")
-    else:
-        reasons.append("tensorrt: the bundle has no engine")
-    if bundle.files("onnx"):
-        why = OnnxRuntimeRunner.available()
-        if why is None:
-            return "onnxruntime", reasons
-        reasons.append(f"onnxruntime: {why}")
-    else:
-        reasons.append("onnxruntime: the bundle has no ONNX file")
-    if bundle.files("checkpoint"):
-        why = TorchRunner.available()
-        if why is None:
-            return "torch", reasons
-        reasons.append(f"torch: {why}")
+            return name, reasons
+        reasons.append(f"{name}: {why}")
     raise EdgePoseError(f"no backend can run bundle {bundle.path} here:\n    " + "\n    ".join(reasons),
                         hint="pip install onnxruntime (the portable backend)")
 

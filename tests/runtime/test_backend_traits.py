@@ -113,3 +113,23 @@ def test_a_registered_backend_is_planned_from_its_declarations(monkeypatch):
     assert [r.label for r in refs] == ["onnxruntime/fp32"] and refs[0].reference_only
     with pytest.raises(ConfigError, match="expected a Runner subclass"):
         register_backend("bad", object)
+
+
+def test_auto_tries_each_backends_file_in_order_and_says_why_it_skipped(bundle, tmp_path):
+    from edgepose.bundle import load_manifest, write_manifest
+    from edgepose.errors import EdgePoseError
+    from edgepose.runtime import auto_backend, open_bundle
+
+    name, reasons = auto_backend(open_bundle(bundle[0]))
+    assert name == "onnxruntime" and reasons == ["tensorrt: the bundle has no engine file"]
+    import shutil
+
+    dst = tmp_path / "empty"
+    shutil.copytree(bundle[0], dst)
+    m = load_manifest(dst)
+    m["files"] = {}
+    write_manifest(dst, m)
+    with pytest.raises(EdgePoseError, match="no backend can run bundle .*\n    tensorrt: the bundle has no engine "
+                                            "file\n    onnxruntime: the bundle has no onnx file\n    torch: the "
+                                            "bundle has no checkpoint file"):
+        auto_backend(open_bundle(dst))
