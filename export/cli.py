@@ -310,7 +310,7 @@ def export_from_checkpoint(source: Path, args) -> int:
     config = model.config
     size = tuple(int(v) for v in config["input_size"])
     t0 = time.perf_counter()
-    frames = load_frames(args, ckpt.get("data") or {}, size, need_calib="int8" in precisions)
+    frames = load_frames(args, ckpt.get("data") or {}, size, need_calib="int8" in precisions and not ckpt.get("qat"))
     spec = input_spec(args.input, size, batch, dynamic)
 
     from .onnx_export import export_onnx
@@ -330,7 +330,7 @@ def export_from_checkpoint(source: Path, args) -> int:
             info["fp16"] = to_fp16(asm.path(ONNX_NAMES["fp32"]), asm.path(ONNX_NAMES["fp16"]))
             onnx_files["fp16"] = ONNX_NAMES["fp16"]
         if "int8" in precisions:
-            info["int8"] = _int8(args, asm, frames)
+            info["int8"] = _int8(args, asm, frames, ckpt)
             onnx_files["int8"] = ONNX_NAMES["int8"]
         for prec, rel in onnx_files.items():
             asm.register(rel, "onnx", prec, input=args.input)
@@ -381,11 +381,25 @@ def export_from_checkpoint(source: Path, args) -> int:
               "(--int8-max-drift-m), or drop the precision", file=sys.stderr)
         return EXIT_CHECK_FAILED
     _print_next(args.out, precisions, frames.root)
+    if "int8" in validation and not ckpt.get("qat") and validation.get("fp32", {}).get("median_position_m"):
+        from .qat_int8 import expected_qat_gain
+
+        share = validation["int8"]["drift_p50_m"] / validation["fp32"]["median_position_m"]
+        print(expected_qat_gain(str(Path(ckpt_path).parent if Path(ckpt_path).name == "final.pt" else source),
+                                str(frames.root or "DATA"), share))
     return EXIT_OK
 
 
-def _int8(args, asm, frames: Frames) -> dict:
+def _int8(args, asm, frames: Frames, ckpt: Optional[dict] = None) -> dict:
     src, dst = asm.path(ONNX_NAMES["fp32"]), asm.path(ONNX_NAMES["int8"])
+    if ckpt and ckpt.get("qat"):  # quantization-aware fine-tuned: its own ranges, no calibration
+        from .qat_int8 import quantize_from_qat
+
+        print("int8: Q/DQ from the QAT stage's ranges (no re-calibration)")
+        info = quantize_from_qat(src, dst, ckpt)
+        frames.calib_info = {"method": "qat", "frames": 0, "batch": None,
+                             "source": "the QAT stage's activation ranges (checkpoint 'qat'), no calibration"}
+        return info
     if args.int8_max_drift_m is not None or args.int8_max_drift_deg is not None:
         if frames.guide is None:
             raise EdgePoseError("guided INT8 (--int8-max-drift-*) needs training frames to rank layers on; "

@@ -258,6 +258,12 @@ def _fp32_post_processing(f: GraphFacts) -> Iterator[Finding]:
                                        "it must stay float32")
 
 
+def _qdq_trt_placement(f: GraphFacts) -> Iterator[Finding]:
+    from .qdq_placement import placement_findings
+
+    yield from placement_findings(f.model)
+
+
 MODEL_IMPORTER = "onnx-tensorrt ModelImporter.cpp (parseNode), NVIDIA/TensorRT parsers/onnx 8.6-10.x"
 QDQ_HELPER = "onnx-tensorrt 8.6 builtin_op_importers.cpp QuantDequantLinearHelper"
 
@@ -275,6 +281,9 @@ RULES: Tuple[Rule, ...] = (
     Rule("qdq-axis-opset13", "Q/DQ with an 'axis' attribute need opset >= 13",
          "ONNX operator spec QuantizeLinear-13 / DequantizeLinear-13", _axis_needs_opset13),
     Rule("qdq-no-int32-bias", "no DequantizeLinear of int32 (quantized bias)", QDQ_HELPER, _no_int32_bias_dq),
+    Rule("qdq-trt-placement", "Q/DQ on the inputs of Conv layers (activation and weights), none between a Conv "
+         "and its activation", "TensorRT developer guide, Explicit Quantization: Q/DQ layer-placement "
+         "recommendations", _qdq_trt_placement),
     Rule("fp32-post-processing", "every output has post-processing after its head, computed in float32",
          "edgepose model contract (DESIGN.md; export/onnx_export.py post_* modules)", _fp32_post_processing),
 )

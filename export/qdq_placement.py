@@ -142,7 +142,12 @@ def write_qdq(model, act_amax: Dict[str, float], exclude_nodes: Iterable[str] = 
 
 
 def placement_problems(model) -> List[str]:
-    """Where a Q/DQ graph departs from TensorRT's placement recommendations (empty: it follows them).
+    """:func:`placement_findings` as ``"node: detail"`` lines."""
+    return [f"{node}: {detail}" for node, detail in placement_findings(model)]
+
+
+def placement_findings(model) -> List[Tuple[str, str]]:
+    """``(node, detail)`` wherever a Q/DQ graph departs from TensorRT's placement recommendations (empty: it follows them).
 
     Rules: (1) no Q/DQ on the output of a weighted layer or of its activation when that output
     feeds an activation (Conv -> Q/DQ -> Clip: a requantize step, half the int8 range after
@@ -164,14 +169,14 @@ def placement_problems(model) -> List[str]:
                 acts = [c for dq in consumers.get(n.output[0], []) for c in consumers.get(dq.output[0], [])
                         if c.op_type in ACTIVATIONS]
                 if acts:
-                    problems.append(f"{n.name}: Q/DQ between {src.op_type} {src.name} and its activation "
-                                    f"{acts[0].op_type} {acts[0].name} (quantize the next layer's input instead)")
+                    problems.append((n.name, f"Q/DQ between {src.op_type} {src.name} and its activation "
+                                     f"{acts[0].op_type} {acts[0].name} (quantize the next layer's input instead)"))
         if n.op_type in WEIGHTED_OPS and len(n.input) >= 2:
             x, w = producer.get(n.input[0]), producer.get(n.input[1])
             x_q = x is not None and x.op_type == "DequantizeLinear"
             w_q = (w is not None and w.op_type == "DequantizeLinear") or False
             if w_q and not x_q:
-                problems.append(f"{n.name}: int8 weights but a float input (quantize its input too)")
+                problems.append((n.name, "int8 weights but a float input (quantize its input too)"))
             if x_q and not w_q and n.input[1] in inits:
-                problems.append(f"{n.name}: quantized input but float weights (quantize its weights too)")
+                problems.append((n.name, "quantized input but float weights (quantize its weights too)"))
     return problems

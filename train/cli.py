@@ -35,6 +35,7 @@ examples:
   edgepose-train data/dino --out runs/dino --steps 1200
   edgepose-train data/dino --out runs/dino --stage1-epochs 64 --stage2-epochs 0 --loss beta
   edgepose-train --out runs/synth --resume              (continue after a crash or Ctrl-C)
+  edgepose-train --out runs/synth --resume --qat-epochs 3   (add INT8 QAT to a finished run)
   torchrun --nproc_per_node 2 -m edgepose.train data/synth --out runs/ddp   (DDP, rank 0 writes)
 
 RUN holds final.pt (what edgepose-export reads), metrics.json (test.*, stage1.*,
@@ -107,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"wall time between resume checkpoints, besides the end of each stage and SIGINT/SIGTERM; "
                         f"0: after every epoch (default {d.checkpoint_minutes:g})")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    g = p.add_argument_group("stage 3: quantization-aware fine-tuning (QAT) for INT8")
+    g.add_argument("--qat-epochs", type=int, metavar="N",
+                   help="after stages 1-2, N epochs with fake INT8 quantization as TensorRT runs it; "
+                        "edgepose-export --precision int8 then uses the learned ranges. On a finished "
+                        "run: --resume --qat-epochs N (default 0: no QAT)")
+    g.add_argument("--qat-lr", type=float, metavar="LR", help="QAT learning rate (default 1e-5, 1%% of stage 1's)")
     return p
 
 
@@ -153,8 +160,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .signals import Interrupted
         from .trainer import fit
 
+        qat = {k: vars(ns).pop(k) for k in ("qat_epochs", "qat_lr") if k in vars(ns)}
         cfg = make_config(ns)
         fit(cfg)
+        if qat.get("qat_epochs"):
+            from .qat_stage import DEFAULT_LR, run_qat
+            from .signals import StopRequest
+
+            with StopRequest() as stop:
+                run_qat(cfg, qat["qat_epochs"], qat.get("qat_lr") or DEFAULT_LR, stop=stop)
+            print(f"next: edgepose-export {cfg.out} --out {cfg.out}-bundle --precision fp32,fp16,int8   "
+                  "(INT8 from the QAT ranges)")
     except Interrupted as exc:
         print(f"\nedgepose-train: {exc}\n  continue with: edgepose-train {cfg.data} --out {cfg.out} --resume",
               file=sys.stderr)

@@ -143,3 +143,14 @@ def test_entropy_differs_from_minmax_on_the_model(trained_onnx, export_dir, cali
     ratio = np.array([ent[k] / mm[k] for k in mm])
     assert np.all(ratio <= 1.0 + 1e-6)  # entropy never widens the range
     assert np.mean(ratio < 0.99) > 0.3, ratio  # and clips a good share of the tensors
+
+
+def test_graph_lint_has_the_placement_rule(placed, export_dir):
+    from edgepose.export.graph_lint import lint_model
+
+    m, _ = placed
+    assert not [v for v in lint_model(m) if v.rule == "qdq-trt-placement"]
+    ort_graph = export_dir / "ort_symmetric.onnx"
+    if ort_graph.is_file():  # written by the quantize_static test above
+        rules = {v.rule for v in lint_model(onnx.load(str(ort_graph)))}
+        assert "qdq-trt-placement" in rules
