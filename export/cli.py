@@ -372,6 +372,10 @@ def export_from_checkpoint(source: Path, args) -> int:
         }
         asm.finish(manifest)
     print_table(args.out, validation, onnx_files)
+    if "int8" in precisions:
+        from edgepose.int8_speed import onnx_gmacs, project
+
+        print(project(config["backbone"], onnx_gmacs(Path(args.out) / ONNX_NAMES["fp32"]))["label"] + "\n")
     print(f"bundle written: {args.out} ({time.perf_counter() - t0:.0f} s)")
     if trt is None and args.engine == "auto":
         print(jetson_instructions(str(args.out), precisions, spec, args.int8_engine, args.dla_core, args.workspace_gb))

@@ -76,10 +76,13 @@ def _float_model(run: Path):
     """The pre-QAT float checkpoint (``checkpoints/pre_qat.pt``, made from ``final.pt`` once)."""
     pre = checkpoint_path(run, "pre_qat", "float").with_name("pre_qat.pt")
     if not pre.is_file():
-        final = run / "final.pt"
-        if not final.is_file():
-            raise EdgePoseError(f"{run} has no final.pt to fine-tune with QAT",
-                                hint=f"train first: edgepose-train DATA --out {run} (then --resume --qat-epochs N)")
+        from .model import resolve_checkpoint
+
+        try:  # final.pt, else the best checkpoint of an unfinished run
+            final = resolve_checkpoint(run)
+        except EdgePoseError:
+            raise EdgePoseError(f"{run} has no model to fine-tune with QAT",
+                                hint=f"train first: edgepose-train DATA --out {run} (then --resume --qat-epochs N)") from None
         ck = read_checkpoint(final)
         if ck.get("qat"):
             raise EdgePoseError(f"{final} is already a QAT model but {pre} is missing",

@@ -159,6 +159,7 @@ def _main(args, argv: List[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     violations = check_gate(rows, gate) if gate else []
     public_rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    notes.append(_int8_projection(view))
     report = {
         "schema": rep.SCHEMA,
         "created": now_iso(),
@@ -222,3 +223,14 @@ def _main(args, argv: List[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _int8_projection(view) -> str:
+    """The labelled INT8-vs-FP16 projection for the bundle's backbone (never a measurement)."""
+    from edgepose.int8_speed import onnx_gmacs, project
+
+    files = view.manifest.get("files") or {}
+    fp32 = next((rel for rel, e in files.items() if e.get("role") == "onnx" and e.get("precision") == "fp32"), None)
+    gmacs = onnx_gmacs(Path(view.path) / fp32) if fp32 else None
+    return project(str(view.manifest.get("model", {}).get("backbone")), gmacs)["label"]
+
