@@ -9,36 +9,9 @@ from edgepose.errors import BundleError, ConfigError, EdgePoseError
 from edgepose.preprocess import resize_crop
 from edgepose.runtime import (BACKENDS, InputMismatchError, PoseBatch, PrecisionFallbackWarning, open_runner,
                               preprocess_batch)
+from synthetic_oracle import synthetic_forward  # tests/ is on sys.path (its conftest.py)
 
 SIZE = (32, 24)  # the network size of the conftest bundles
-MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])  # ImageNet's, on RGB/255
-
-
-def scipy_forward(params, images):
-    """The oracle: the synthetic network of ``make_synthetic_bundle`` written from its
-    description (normalise; 3x3 stride-2 pad-1 conv + ReLU per layer; global average; three
-    linear heads: position de-normalised, rotation made unit with w >= 0, sigma softplus in
-    [m, rad]), with scipy's 2-D correlation, not the code that built the graph."""
-    signal = pytest.importorskip("scipy.signal")
-    x = (images.astype(np.float64) / 255 - MEAN) / STD  # (N, H, W, 3)
-    x = x.transpose(0, 3, 1, 2)
-    i = 0
-    while f"conv{i}.w" in params:
-        w, b = params[f"conv{i}.w"].astype(np.float64), params[f"conv{i}.b"].astype(np.float64)
-        out = np.zeros((x.shape[0], w.shape[0], x.shape[2], x.shape[3]))
-        for n in range(x.shape[0]):
-            for o in range(w.shape[0]):
-                out[n, o] = sum(signal.correlate2d(x[n, c], w[o, c], mode="same") for c in range(w.shape[1]))
-        x = np.maximum(out[:, :, ::2, ::2] + b[None, :, None, None], 0)  # "same" then every 2nd = stride 2, pad 1
-        i += 1
-    f = x.mean(axis=(2, 3))
-    scale, mean = float(params["position_scale"]), params["position_mean"].astype(np.float64)
-    pos = (f @ params["pos.w"] + params["pos.b"]) * scale + mean
-    q = f @ params["rot.w"] + params["rot.b"]
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    q = q * np.where(q[:, :1] < 0, -1.0, 1.0)
-    sig = np.logaddexp(0, f @ params["sig.w"] + params["sig.b"]) * np.array([scale, 1.0])
-    return pos, q, sig
 
 
 def _batch(n=3, seed=1):
@@ -48,7 +21,7 @@ def _batch(n=3, seed=1):
 def test_onnxruntime_fp32_computes_the_graph(bundle):
     path, params = bundle
     x = _batch()
-    pos, rot, sig = scipy_forward(params, x)
+    pos, rot, sig = synthetic_forward(params, x)
     with open_runner(path, "onnxruntime", "fp32") as r:
         out = r.infer(x)
         assert r.name == "onnxruntime:CPUExecutionProvider"
@@ -79,7 +52,7 @@ def test_the_graphs_own_outputs_keep_the_contract(bundle, backend, precision):
     np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=tol)
     assert np.all(q[:, 0] >= 0)
     assert np.all(np.abs(q[:, 0]) > np.abs(q[:, 1:]).max(axis=1)), "w is not first: the order is not wxyz"
-    _, want, _ = scipy_forward(params, x)
+    _, want, _ = synthetic_forward(params, x)
     assert np.abs(q - want).max() < (1e-5 if precision == "fp32" else 0.05)
     assert np.all(raw["sigma"] > 0)
     np.testing.assert_allclose(out.rotation, q, atol=tol)  # the runner only polishes the last bits
