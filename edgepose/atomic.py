@@ -7,7 +7,6 @@ at the end, so a crash never leaves a half-written bundle that looks valid.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -58,7 +57,10 @@ def atomic_write_text(path: PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: PathLike, obj, indent: int = 2) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+    """Write ``obj`` as strict JSON: NaN/Infinity become ``null`` with a reason (:mod:`edgepose.jsonsafe`)."""
+    from .jsonsafe import dumps
+
+    return atomic_write_text(path, dumps(obj, indent=indent, sort_keys=False) + "\n")
 
 
 @contextlib.contextmanager

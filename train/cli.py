@@ -8,8 +8,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from edgepose.argtypes import nonnegative_float, nonnegative_int, number, positive_float, positive_int
 from edgepose.cli.sizes import size_type
-from edgepose.errors import ConfigError, EdgePoseError
+from edgepose.errors import ConfigError
 
 DESCRIPTION = """\
 Train a camera-pose regressor (PoseNet, Kendall & Cipolla CVPR 2017) on DATA and write RUN.
@@ -64,56 +65,56 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accept image paths that leave DATA (../x.png, absolute paths); refused by default")
     g.add_argument("--input-size", type=size_type(multiple_of=8, minimum=16, what="--input-size"), metavar="WxH",
                    help=f"network resolution (default {d.input_size[0]}x{d.input_size[1]})")
-    g.add_argument("--val-every", type=int, metavar="K", help=f"hold out every K-th training frame for validation; 0: none (default {d.val_every})")
-    g.add_argument("--max-points", type=int, help=f"scene points per frame for the reprojection loss (default {d.max_points})")
-    g.add_argument("--jitter", type=float, help=f"brightness/contrast/saturation jitter strength, 0 disables (default {d.jitter})")
+    g.add_argument("--val-every", type=nonnegative_int, metavar="K", help=f"hold out every K-th training frame for validation; 0: none (default {d.val_every})")
+    g.add_argument("--max-points", type=positive_int, help=f"scene points per frame for the reprojection loss (default {d.max_points})")
+    g.add_argument("--jitter", type=nonnegative_float, help=f"brightness/contrast/saturation jitter strength, 0 disables (default {d.jitter})")
     g = p.add_argument_group("model")
     g.add_argument("--backbone", help=f"backbone name (default {d.backbone})")
     g.add_argument("--pretrained", choices=("imagenet", "none"), help=f"backbone weights (default {d.pretrained})")
-    g.add_argument("--hidden", type=int, help=f"width of the shared FC layer (default {d.hidden})")
-    g.add_argument("--dropout", type=float, help=f"dropout after the FC layer (default {d.dropout})")
+    g.add_argument("--hidden", type=positive_int, help=f"width of the shared FC layer (default {d.hidden})")
+    g.add_argument("--dropout", type=number(0, 1, high_open=True), help=f"dropout after the FC layer (default {d.dropout})")
     g = p.add_argument_group("recipe")
-    g.add_argument("--steps", type=int, metavar="N", help="optimiser steps of both stages (default: 40 epochs' worth, "
+    g.add_argument("--steps", type=positive_int, metavar="N", help="optimiser steps of both stages (default: 40 epochs' worth, "
                    f"within {d.min_steps}..{d.max_steps}); epochs are derived from it")
-    g.add_argument("--min-steps", type=int, metavar="N", help=f"least steps of a default budget (default {d.min_steps})")
-    g.add_argument("--max-steps", type=int, metavar="N", help=f"most steps of a default budget (default {d.max_steps})")
-    g.add_argument("--stage2-fraction", type=float, metavar="F", help=f"share of the steps for stage 2 (default {d.stage2_fraction:g})")
-    g.add_argument("--stage1-epochs", type=int, metavar="N", help="stage 1 epochs (default: from the step budget)")
-    g.add_argument("--stage2-epochs", type=int, metavar="M", help="stage 2 (reprojection) epochs; 0 stops after stage 1 (default: from the step budget)")
+    g.add_argument("--min-steps", type=positive_int, metavar="N", help=f"least steps of a default budget (default {d.min_steps})")
+    g.add_argument("--max-steps", type=positive_int, metavar="N", help=f"most steps of a default budget (default {d.max_steps})")
+    g.add_argument("--stage2-fraction", type=number(0, 1), metavar="F", help=f"share of the steps for stage 2 (default {d.stage2_fraction:g})")
+    g.add_argument("--stage1-epochs", type=nonnegative_int, metavar="N", help="stage 1 epochs (default: from the step budget)")
+    g.add_argument("--stage2-epochs", type=nonnegative_int, metavar="M", help="stage 2 (reprojection) epochs; 0 stops after stage 1 (default: from the step budget)")
     g.add_argument("--loss", choices=("learned", "beta"), help=f"stage 1 loss (default {d.loss})")
-    g.add_argument("--beta", type=float, help=f"beta of --loss beta (default {d.beta:g})")
+    g.add_argument("--beta", type=positive_float, help=f"beta of --loss beta (default {d.beta:g})")
     g.add_argument("--loss-norm", choices=("l1", "l2"), help=f"stage 1 position/rotation norm (default {d.loss_norm})")
     g.add_argument("--uncertainty", choices=("nll", "heteroscedastic"),
                    help="nll: per-frame sigma heads fit on detached errors (default); heteroscedastic: "
                         "they replace sp/sq in stage 1 (Kendall & Gal 2017)")
-    g.add_argument("--reproj-clip", type=float, help=f"per-point reprojection residual cap, normalised image units (default {d.reproj_clip:g})")
+    g.add_argument("--reproj-clip", type=positive_float, help=f"per-point reprojection residual cap, normalised image units (default {d.reproj_clip:g})")
     g.add_argument("--use-K", action="store_true", help="reprojection in pixels with each frame's intrinsics (default: K = identity, as the paper's re-implementations)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=int, help=f"frames per batch per process (default {d.batch_size})")
-    g.add_argument("--lr", type=float, help=f"stage 1 Adam learning rate (default {d.lr:g})")
-    g.add_argument("--stage2-lr", type=float, help=f"stage 2 Adam learning rate (default {d.stage2_lr:g})")
-    g.add_argument("--weighting-lr", type=float, help=f"learning rate of the learned sp/sq (default {d.weighting_lr:g})")
-    g.add_argument("--weight-decay", type=float, help=f"Adam weight decay of the network (default {d.weight_decay:g})")
-    g.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps per stage (default {d.warmup_steps})")
+    g.add_argument("--batch-size", type=positive_int, help=f"frames per batch per process (default {d.batch_size})")
+    g.add_argument("--lr", type=positive_float, help=f"stage 1 Adam learning rate (default {d.lr:g})")
+    g.add_argument("--stage2-lr", type=positive_float, help=f"stage 2 Adam learning rate (default {d.stage2_lr:g})")
+    g.add_argument("--weighting-lr", type=positive_float, help=f"learning rate of the learned sp/sq (default {d.weighting_lr:g})")
+    g.add_argument("--weight-decay", type=nonnegative_float, help=f"Adam weight decay of the network (default {d.weight_decay:g})")
+    g.add_argument("--warmup-steps", type=nonnegative_int, help=f"linear warm-up steps per stage (default {d.warmup_steps})")
     g = p.add_argument_group("execution")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto: cuda when available (default)")
-    g.add_argument("--threads", type=int, help="CPU threads per process (default: cores / local processes)")
-    g.add_argument("--workers", type=int, help="DataLoader workers (default: 0 on CPU, 2 on CUDA)")
+    g.add_argument("--threads", type=nonnegative_int, help="CPU threads per process (default: cores / local processes)")
+    g.add_argument("--workers", type=nonnegative_int, help="DataLoader workers (default: 0 on CPU, 2 on CUDA)")
     g.add_argument("--channels-last", choices=("auto", "on", "off"),
                    help="channels_last memory format (auto = on: measured faster, see benchmarks/train_throughput.md)")
-    g.add_argument("--seed", type=int, help=f"seed of initialisation, order and augmentation (default {d.seed})")
+    g.add_argument("--seed", type=nonnegative_int, help=f"seed of initialisation, order and augmentation (default {d.seed})")
     g.add_argument("--deterministic", action="store_true", help="deterministic kernels: a resumed run ends with the same weights")
     g.add_argument("--resume", action="store_true", help="continue RUN from its latest checkpoint")
-    g.add_argument("--checkpoint-minutes", type=float, metavar="M",
+    g.add_argument("--checkpoint-minutes", type=nonnegative_float, metavar="M",
                    help=f"wall time between resume checkpoints, besides the end of each stage and SIGINT/SIGTERM; "
                         f"0: after every epoch (default {d.checkpoint_minutes:g})")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     g = p.add_argument_group("stage 3: quantization-aware fine-tuning (QAT) for INT8")
-    g.add_argument("--qat-epochs", type=int, metavar="N",
+    g.add_argument("--qat-epochs", type=nonnegative_int, metavar="N",
                    help="after stages 1-2, N epochs with fake INT8 quantization as TensorRT runs it; "
                         "edgepose-export --precision int8 then uses the learned ranges. On a finished "
                         "run: --resume --qat-epochs N (default 0: no QAT)")
-    g.add_argument("--qat-lr", type=float, metavar="LR", help="QAT learning rate (default 1e-5, 1%% of stage 1's)")
+    g.add_argument("--qat-lr", type=positive_float, metavar="LR", help="QAT learning rate (default 1e-5, 1%% of stage 1's)")
     return p
 
 
@@ -136,6 +137,9 @@ def make_config(ns: argparse.Namespace):
                 if key in given and key in base and _norm(given[key]) != _norm(base[key]):
                     raise ConfigError(f"--resume: {key} was {base[key]!r} in {ckpt['path']}, now {given[key]!r}",
                                       hint="resume with the run's own model options, or train into another --out")
+    if Path(given["out"]).exists() and not Path(given["out"]).is_dir():
+        raise ConfigError(f"--out {given['out']} is a file; expected a run folder (created if missing)",
+                          hint=f"pick another --out, e.g. --out {Path(given['out']).with_suffix('')}-run")
     merged = {**base, **given, "out": given["out"]}
     if not merged.get("data"):
         raise ConfigError("no DATA folder given", hint="edgepose-train DATA --out RUN  (see --help)")
@@ -156,32 +160,32 @@ def main(argv: Optional[List[str]] = None) -> int:
     # 0.52 PASSIVE); on a nearly idle machine PASSIVE costs ~12% (39.3 vs 34.5 img/s,
     # benchmarks/results/train_throughput.md). Set before torch loads, only if the user has not.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
+    from edgepose.cli.guard import guarded
+
+    def body() -> int:
         from .signals import Interrupted
         from .trainer import fit
 
         qat = {k: vars(ns).pop(k) for k in ("qat_epochs", "qat_lr") if k in vars(ns)}
         cfg = make_config(ns)
-        fit(cfg)
-        if qat.get("qat_epochs"):
-            from .qat_stage import DEFAULT_LR, run_qat
-            from .signals import StopRequest
+        try:
+            fit(cfg)
+            if qat.get("qat_epochs"):
+                from .qat_stage import DEFAULT_LR, run_qat
+                from .signals import StopRequest
 
-            with StopRequest() as stop:
-                run_qat(cfg, qat["qat_epochs"], qat.get("qat_lr") or DEFAULT_LR, stop=stop)
-            print(f"next: edgepose-export {cfg.out} --out {cfg.out}-bundle --precision fp32,fp16,int8   "
-                  "(INT8 from the QAT ranges)")
-    except Interrupted as exc:
-        print(f"\nedgepose-train: {exc}\n  continue with: edgepose-train {cfg.data} --out {cfg.out} --resume",
-              file=sys.stderr)
-        return 128 + exc.signum
-    except EdgePoseError as exc:
-        print(f"edgepose-train: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\nedgepose-train: aborted (no checkpoint saved for the current step)", file=sys.stderr)
-        return 130
-    return 0
+                with StopRequest() as stop:
+                    run_qat(cfg, qat["qat_epochs"], qat.get("qat_lr") or DEFAULT_LR, stop=stop)
+                print(f"next: edgepose-export {cfg.out} --out {cfg.out}-bundle --precision fp32,fp16,int8   "
+                      "(INT8 from the QAT ranges)")
+        except Interrupted as exc:
+            print(f"\nedgepose-train: {exc}\n  continue with: edgepose-train {cfg.data} --out {cfg.out} --resume",
+                  file=sys.stderr)
+            return 128 + exc.signum
+        return 0
+
+    # errors, a second Ctrl-C and a full disk: a message, no traceback (checkpoints are atomic)
+    return guarded("edgepose-train", body, on_interrupt="aborted (no checkpoint saved for the current step)")
 
 
 if __name__ == "__main__":

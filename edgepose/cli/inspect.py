@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 from ..errors import EdgePoseError
+from ..jsonsafe import dumps
 
 DESCRIPTION = """\
 Check a dataset before training: the format detected, frames per split, image sizes,
@@ -75,7 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                "frames": [f.to_json() for f in report.dataset.frames],
                "summary": {k: v for k, v in summary.items() if k not in ("format", "splits", "errors", "problems")},
                "errors": summary["errors"], "problems": summary["problems"]}
-        json.dump(obj, sys.stdout, indent=1)
+        sys.stdout.write(dumps(obj, indent=1))
         sys.stdout.write("\n")
     else:
         flags = "".join(f" --{k} {v}" for k, v in (("format", args.format), ("split-policy", args.split_policy)) if v)

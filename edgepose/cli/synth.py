@@ -5,7 +5,8 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..errors import ConfigError, EdgePoseError
+from ..argtypes import nonnegative_int, number, positive_int
+from ..errors import ConfigError
 from .sizes import parse_size
 
 DESCRIPTION = """\
@@ -41,18 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgepose-synth", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", metavar="OUT", help="output folder (created; an earlier render there is replaced)")
-    p.add_argument("--frames", type=int, default=800, metavar="N",
+    p.add_argument("--frames", type=positive_int, default=800, metavar="N",
                    help="frames in all sequences together (default: 800)")
     p.add_argument("--size", default="160x120", metavar="WxH", help="image size in pixels (default: 160x120)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed: photo layout and paths (default: 0)")
-    p.add_argument("--train-seqs", type=int, default=4, metavar="K", help="train loops (default: 4)")
-    p.add_argument("--test-seqs", type=int, default=2, metavar="K", help="test loops (default: 2)")
-    p.add_argument("--random-views", type=int, default=0, metavar="N",
+    p.add_argument("--seed", type=nonnegative_int, default=0, metavar="S", help="random seed: photo layout and paths (default: 0)")
+    p.add_argument("--train-seqs", type=positive_int, default=4, metavar="K", help="train loops (default: 4)")
+    p.add_argument("--test-seqs", type=nonnegative_int, default=2, metavar="K", help="test loops (default: 2)")
+    p.add_argument("--random-views", type=nonnegative_int, default=0, metavar="N",
                    help="of the frames, N form one extra train sequence of independent random views (default: 0)")
-    p.add_argument("--fov", type=float, default=60.0, metavar="DEG", help="horizontal field of view (default: 60)")
+    p.add_argument("--fov", type=number(0, 180, low_open=True, high_open=True), default=60.0, metavar="DEG", help="horizontal field of view (default: 60)")
     p.add_argument("--aa", type=int, default=2, choices=(1, 2, 3, 4),
                    help="colour supersampling per axis; depth always uses the pixel centre (default: 2)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="render processes (default: the usable cores, at most 8)")
     p.add_argument("--force", action="store_true",
                    help="replace OUT even if it holds something other than an earlier render")
@@ -62,19 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        from ..synth import SynthConfig, generate
+    from .guard import guarded
 
-        cfg = SynthConfig(frames=args.frames, size=parse_size(args.size), seed=args.seed,
-                          n_train=args.train_seqs, n_test=args.test_seqs, random_views=args.random_views,
-                          aa=args.aa, hfov_deg=args.fov)
-        if args.workers is not None and args.workers < 1:
-            raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-        res = generate(args.out, cfg, workers=args.workers, progress=not args.quiet, force=args.force,
-                       log=(lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr)))
-    except EdgePoseError as exc:
-        print(f"edgepose-synth: error: {exc}", file=sys.stderr)
-        return 2
+    return guarded("edgepose-synth", lambda: _main(args),
+                   on_interrupt=f"{args.out} was left as it was (the render is written to a temporary folder)")
+
+
+def _main(args) -> int:
+    from ..synth import SynthConfig, generate
+
+    cfg = SynthConfig(frames=args.frames, size=parse_size(args.size), seed=args.seed,
+                      n_train=args.train_seqs, n_test=args.test_seqs, random_views=args.random_views,
+                      aa=args.aa, hfov_deg=args.fov)
+    res = generate(args.out, cfg, workers=args.workers, progress=not args.quiet, force=args.force,
+                   log=(lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr)))
     counts = {s: sum(len(p) for p in res.plans if p.split == s) for s in ("train", "test")}
     print(f"wrote {res.frames} frames ({counts['train']} train, {counts['test']} test) in "
           f"{len(res.plans)} sequences to {res.out} in {res.seconds:.1f} s ({res.workers} worker(s))")

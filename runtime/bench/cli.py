@@ -9,7 +9,9 @@ from typing import List, Optional
 
 import numpy as np
 
+from edgepose.argtypes import nonnegative_float, nonnegative_int, positive_int
 from edgepose.errors import EdgePoseError
+
 from .gate import EXIT_GATE, check_gate, parse_gate
 from .rows import implicit_references, known_backends, plan_rows, split_list
 
@@ -57,24 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-policy", default=None, metavar="POLICY",
                    help="every:K, sequence:NAME1,NAME2 or given (default: the format's own split; see edgepose-inspect --help)")
     p.add_argument("--split", default="test", choices=("train", "test"), help="which split to evaluate (default test)")
-    p.add_argument("--max-frames", type=int, default=None, metavar="N",
+    p.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
                    help="use N frames evenly spread over the split (default: all)")
     p.add_argument("--backends", default=None, metavar="LIST",
                    help=f"comma list of {', '.join(known_backends())} (default: all available)")
     p.add_argument("--precisions", default=None, metavar="LIST",
                    help="comma list of fp32, fp16, int8 (default: every precision in the bundle)")
-    p.add_argument("--batch", type=int, default=1, metavar="N", help="frames per inference (default 1)")
-    p.add_argument("--warmup-s", type=float, default=2.0, metavar="S", help="warm-up time per row, seconds (default 2)")
-    p.add_argument("--iters", type=int, default=200, metavar="N", help="timed iterations per row (default 200)")
-    p.add_argument("--max-time-s", type=float, default=60.0, metavar="S",
+    p.add_argument("--batch", type=positive_int, default=1, metavar="N", help="frames per inference (default 1)")
+    p.add_argument("--warmup-s", type=nonnegative_float, default=2.0, metavar="S", help="warm-up time per row, seconds (default 2)")
+    p.add_argument("--iters", type=positive_int, default=200, metavar="N", help="timed iterations per row (default 200)")
+    p.add_argument("--max-time-s", type=nonnegative_float, default=60.0, metavar="S",
                    help="stop a row's timed loop after S seconds (at least 10 iterations; default 60): "
                         "keeps a slow backend from stalling the run; the row says so")
-    p.add_argument("--threads", type=int, default=0, metavar="N",
+    p.add_argument("--threads", type=nonnegative_int, default=0, metavar="N",
                    help="intra-op CPU threads of ONNX Runtime and torch rows (default 0 = the library's choice)")
     p.add_argument("--gate", default=None, metavar="BOUNDS",
                    help="CI bounds, e.g. max-drift-m=0.05,max-drift-deg=1 (p95 drift vs FP32); also "
                         "max-median-m, max-median-deg, allow-failed=1. Exit code 3 when broken")
-    p.add_argument("--power-interval-ms", type=int, default=100, help="tegrastats sampling interval (default 100)")
+    p.add_argument("--power-interval-ms", type=positive_int, default=100, help="tegrastats sampling interval (default 100)")
     p.add_argument("--no-power", action="store_true", help="do not sample power even on a Jetson")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (no matplotlib needed)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -111,11 +113,9 @@ def load_bench_data(root: str, fmt: Optional[str], split: str, max_frames: Optio
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    try:
-        return _main(args, argv)
-    except EdgePoseError as exc:
-        print(f"edgepose-bench: error: {exc}", file=sys.stderr)
-        return 2
+    from edgepose.cli.guard import guarded
+
+    return guarded("edgepose-bench", lambda: _main(args, argv), on_interrupt="no report was written")
 
 
 def _main(args, argv: List[str]) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
+from edgepose.argtypes import check_range
 from edgepose.errors import ConfigError
 
 KEYS = {  # gate key -> (row field, unit)
@@ -42,8 +43,9 @@ def parse_gate(text: Optional[str]) -> Optional[Dict[str, float]]:
             v = float(val)
         except ValueError:
             raise ConfigError(f"--gate: {key} needs a number, got {val!r}") from None
-        if v < 0:
-            raise ConfigError(f"--gate: {key} must be >= 0, got {v}")
+        if not check_range(v, low=0):  # NaN would pass every comparison: "gate passed"
+            raise ConfigError(f"--gate: {key} must be a finite number >= 0, got {val.strip()!r}",
+                              hint="example: --gate max-drift-m=0.05,max-drift-deg=1")
         out[key] = v
     if not any(k in KEYS for k in out):
         raise ConfigError(f"--gate {text!r} sets no bound", hint="example: --gate max-drift-m=0.05,max-drift-deg=1")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from edgepose.atomic import atomic_write_json, atomic_write_text
+from edgepose.jsonsafe import json_safe
 
 SCHEMA = "edgepose.bench/1"
 
@@ -41,20 +42,12 @@ def readable(path: Path) -> Path:
 
 
 def write_json(path: Path, report: dict) -> Path:
-    return readable(atomic_write_json(path, _clean(report)))
+    return readable(atomic_write_json(path, report))  # NaN -> null, listed under null_reasons
 
 
 def _clean(obj):
     """JSON-safe copy: NaN/inf become ``null`` (JSON has no NaN), tuples become lists."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if hasattr(obj, "tolist"):  # numpy scalars and arrays
-        return _clean(obj.tolist())
-    return obj
+    return json_safe(obj)
 
 
 def write_csv(path: Path, rows: List[dict]) -> Path:

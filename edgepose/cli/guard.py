@@ -1,0 +1,102 @@
+"""What every CLI does at its top level with Ctrl-C, SIGTERM and a full disk.
+
+* :func:`guarded` runs a CLI body: :class:`~edgepose.errors.EdgePoseError` prints
+  ``PROG: error: ...`` (exit 2); Ctrl-C / SIGTERM print ``PROG: interrupted ...`` (exit
+  ``128 + signal``); a full disk (``ENOSPC``, ``EFBIG`` from ``ulimit -f``, ``EDQUOT``)
+  prints which file could not be written and what to do (exit 2). No traceback in any case.
+* :class:`Signals` turns SIGTERM into the same exception as Ctrl-C (:class:`Interrupt`) and
+  offers :meth:`Signals.protect`, a section a signal cannot cut in half: a signal arriving
+  inside it is raised when the section ends (so one result is written to every sink or to
+  none).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import signal
+import sys
+import threading
+from typing import Callable, Dict, Iterator, Optional
+
+from ..errors import EdgePoseError
+
+#: errno values that mean "the disk (or the file size limit) is full"
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+EXIT_ERROR = 2
+
+
+class Interrupt(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM; ``signum`` says which."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
+
+
+def disk_full_message(exc: OSError) -> str:
+    where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
+    reason = "file size limit reached (ulimit -f)" if exc.errno == errno.EFBIG else "no space left on the device"
+    return f"{reason}{where} ({errno.errorcode.get(exc.errno, exc.errno)})"
+
+
+class Signals:
+    """Context manager: SIGINT and SIGTERM raise :class:`Interrupt` in the main thread, except
+    inside :meth:`protect`, where they are held until the section ends."""
+
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+        self._held = False
+        self._pending: Optional[int] = None
+        self._previous: Dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal API
+        self.signum = signum
+        if self._held:
+            self._pending = signum
+            return
+        raise Interrupt(signum)
+
+    @contextlib.contextmanager
+    def protect(self) -> Iterator[None]:
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+            if self._pending is not None:
+                signum, self._pending = self._pending, None
+                raise Interrupt(signum)
+
+    def __enter__(self) -> "Signals":
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, prev in self._previous.items():
+            signal.signal(s, prev)
+        self._previous.clear()
+
+
+def guarded(prog: str, body: Callable[[], int], on_interrupt: str = "nothing was written") -> int:
+    """Run ``body`` and turn the expected failures into a message and an exit code."""
+    try:
+        return body()
+    except EdgePoseError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"\n{prog}: interrupted ({signal.Signals(signum).name}); {on_interrupt}", file=sys.stderr)
+        return 128 + int(signum)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        print(f"{prog}: error: {disk_full_message(exc)}\n  -> free some space (or raise the limit) and run "
+              "the command again; files written atomically were left as they were", file=sys.stderr)
+        return EXIT_ERROR
