@@ -27,6 +27,44 @@ def load_image(path: Union[str, Path]) -> np.ndarray:
     return decode_rgb8(path)
 
 
+EXPECTED_IMAGE = "a uint8 (H, W, 3) RGB array (or (H, W) grey), a PIL image or an image file path"
+
+
+def check_image(image) -> None:
+    """Raise :class:`EdgePoseError` saying what is expected unless ``image`` is a non-empty
+    ``uint8 (H, W, 3)`` / ``(H, W)`` array or a PIL image.
+
+    Floats are refused rather than cast (a 0..1 float image would become black, NaN garbage);
+    a ``(3, H, W)`` array is named as channels-first.
+
+    >>> check_image(np.zeros((4, 4, 3), np.uint8))
+    >>> check_image(np.zeros((3, 4, 5), np.uint8))
+    Traceback (most recent call last):
+    ...
+    edgepose.errors.EdgePoseError: image has shape (3, 4, 5): channels first (CHW); expected ...
+    """
+    if isinstance(image, Image.Image):
+        if image.size[0] < 1 or image.size[1] < 1:
+            raise EdgePoseError(f"image is empty ({image.size[0]}x{image.size[1]} pixels); expected {EXPECTED_IMAGE}")
+        return
+    if not isinstance(image, np.ndarray):
+        raise EdgePoseError(f"image is {type(image).__name__}; expected {EXPECTED_IMAGE}")
+    shape = tuple(image.shape)
+    if image.size == 0:
+        raise EdgePoseError(f"image is empty (shape {shape}); expected {EXPECTED_IMAGE}")
+    if image.ndim == 3 and shape[0] in (1, 3) and shape[2] not in (1, 3):
+        raise EdgePoseError(f"image has shape {shape}: channels first (CHW); expected {EXPECTED_IMAGE}",
+                            hint="transpose it: image.transpose(1, 2, 0)")
+    if not (image.ndim == 2 or (image.ndim == 3 and shape[2] == 3)):
+        raise EdgePoseError(f"image has shape {shape}; expected {EXPECTED_IMAGE}")
+    if image.dtype != np.uint8:
+        bad = ""
+        if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+            bad = f", with {int((~np.isfinite(image)).sum())} NaN/inf value(s)"
+        raise EdgePoseError(f"image has dtype {image.dtype}{bad}; expected {EXPECTED_IMAGE}",
+                            hint="convert it: np.clip(image * 255, 0, 255).astype(np.uint8) for 0..1 floats")
+
+
 def crop_box(src: Size, dst: Size) -> Tuple[float, float, float, float, float]:
     """``(scale, x0, y0, x1, y1)``: the scale and the crop window, in source pixels."""
     sw, sh = src
@@ -44,10 +82,11 @@ def resize_crop(image: Union[np.ndarray, Image.Image], size: Size, out: Optional
     When ``out`` (``uint8 (H, W, 3)``, e.g. a pooled host buffer) is given the result is
     written into it and ``out`` is returned: no new array is kept.
     """
+    check_image(image)
     if isinstance(image, Image.Image):
         im = image if image.mode == "RGB" else Image.fromarray(to_rgb8(image))
     else:
-        im = Image.fromarray(np.asarray(image, dtype=np.uint8))
+        im = Image.fromarray(image)  # uint8 (H, W, 3) or (H, W): checked above
         if im.mode != "RGB":
             im = im.convert("RGB")
     W, H = int(size[0]), int(size[1])

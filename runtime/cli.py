@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import time
 import warnings
 from typing import List, Optional
 
-from edgepose.errors import EdgePoseError
+from edgepose.argtypes import nonnegative_int, positive_float, positive_int
 
 DESCRIPTION = """\
 Stream frames through an exported bundle: read -> preprocess (the trainer's resize/crop rule)
@@ -71,9 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, help="also write a CSV file")
     p.add_argument("--plot", default=None, help="also write a top-down trajectory PNG with sigma circles")
     p.add_argument("--split", default="test", help="dataset split for dataset:ROOT (default test)")
-    p.add_argument("--fps", type=float, default=30.0, help="frame rate of an image folder, for timestamps (default 30)")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--fps", type=positive_float, default=30.0, help="frame rate of an image folder, for timestamps (default 30)")
+    p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames")
+    p.add_argument("--threads", type=nonnegative_int, default=0,
                    help="intra-op CPU threads of ONNX Runtime / torch (0 = the library's default)")
     p.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the inference as a CUDA graph")
     p.add_argument("--quiet", action="store_true", help="no live status line")
@@ -123,12 +121,13 @@ class StatusLine:
             self.stream.write("\n")
 
 
-def _summary(stats, runner, errors: List[tuple], args, options: dict) -> str:
+def _summary(stats, written: int, failed: int, runner, errors: List[tuple], args, options: dict) -> str:
+    """The closing lines; ``written``/``failed`` count the results every sink received."""
     p50, p99 = stats.latency_percentiles()
     opts = "".join(f", {k}={v}" for k, v in options.items())
-    lines = [f"edgepose-run: {stats.done} frames through {runner.name} ({runner.precision}{opts}) in "
+    lines = [f"edgepose-run: {written} frames through {runner.name} ({runner.precision}{opts}) in "
              f"{stats.elapsed_s:.2f} s: {stats.fps:.1f} FPS, end-to-end latency p50 {p50:.2f} ms p99 {p99:.2f} ms",
-             f"  ok {stats.done - stats.failed}, failed {stats.failed}, dropped {stats.dropped} (policy {args.policy})"]
+             f"  ok {written - failed}, failed {failed}, dropped {stats.dropped} (policy {args.policy})"]
     if errors:
         from edgepose.geometry import summarize_errors
 
@@ -145,7 +144,27 @@ def _summary(stats, runner, errors: List[tuple], args, options: dict) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    from edgepose.cli.guard import Signals, guarded
+
+    with Signals() as signals:  # Ctrl-C and SIGTERM alike, from start-up on
+        return guarded("edgepose-run", lambda: _run(build_parser().parse_args(argv), signals),
+                       on_interrupt="stopped during start-up: no frame was processed")
+
+
+def _close_all(sinks) -> Optional[BaseException]:
+    """Close every sink (the plot is drawn here); returns the first failure instead of stopping."""
+    first = None
+    for s in sinks:
+        try:
+            s.close()
+        except Exception as exc:  # noqa: BLE001 - every sink gets its chance to flush
+            first = first or exc
+    return first
+
+
+def _run(args, signals) -> int:
+    from edgepose.cli.guard import is_disk_full
+
     from .filter import make_filter
     from .pipeline import Pipeline, resolve_policy
     from .ros import options as ros_options
@@ -155,45 +174,51 @@ def main(argv: Optional[List[str]] = None) -> int:
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"edgepose-run: warning: {msg}\n"
     status = StatusLine(enabled=not args.quiet)
-    sinks = []
+    source = open_source(args.source, fps=args.fps, split=args.split, **ros_options.source_options(args))
+    args.policy = resolve_policy(args.policy, source)
+    runner, options = make_runner(args)
+    sinks = open_sinks(args.out, args.csv, args.plot, bag=ros_options.bag_sink_options(args, source))
+    truth_errors, written, failed = [], 0, 0
+    stop: Optional[BaseException] = None
     try:
-        source = open_source(args.source, fps=args.fps, split=args.split, **ros_options.source_options(args))
-        args.policy = resolve_policy(args.policy, source)
-        runner, options = make_runner(args)
-        sinks = open_sinks(args.out, args.csv, args.plot, bag=ros_options.bag_sink_options(args, source))
-        truth_errors = []
         with runner:
             pipe = Pipeline(runner, source, policy=args.policy, postprocess=ros_options.postprocess(args, make_filter(args.filter)),
                             max_frames=args.max_frames)
-            interrupted = False
             try:
                 with pipe:  # joins every stage thread however the loop ends
                     for r in pipe:
-                        for s in sinks:
-                            s.write(r)
-                        e = r.errors()
-                        if e is not None:
-                            truth_errors.append((e["position_m"], e["rotation_deg"]))
+                        with signals.protect():  # one result reaches every sink, or none does
+                            for s in sinks:
+                                s.write(r)
+                            written, failed = written + 1, failed + (not r.ok)
+                            e = r.errors()
+                            if e is not None:
+                                truth_errors.append((e["position_m"], e["rotation_deg"]))
                         status.update(pipe.stats)
-            except KeyboardInterrupt:
-                interrupted = True
-            status.update(pipe.stats, force=True)
-            status.end()
-            for s in sinks:
-                s.close()
-            sinks = []
-            print(_summary(pipe.stats, runner, truth_errors, args, options), file=sys.stderr)
-        if interrupted:
-            print("edgepose-run: interrupted (Ctrl-C); the results so far are written", file=sys.stderr)
-            return 130
-        return 0
-    except EdgePoseError as exc:
-        status.end()
-        print(f"edgepose-run: error: {exc}", file=sys.stderr)
-        return 2
+            except KeyboardInterrupt as exc:
+                stop = exc
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                stop = exc
+            with signals.protect():  # a second signal does not cut the summary short
+                status.update(pipe.stats, force=True)
+                status.end()
+                closing = _close_all(sinks)
+                sinks = []
+                print(_summary(pipe.stats, written, failed, runner, truth_errors, args, options), file=sys.stderr)
     finally:
-        for s in sinks:
-            s.close()
+        _close_all(sinks)
+    if isinstance(stop, KeyboardInterrupt):
+        signum = getattr(stop, "signum", 2)
+        print(f"edgepose-run: interrupted ({'SIGTERM' if signum == 15 else 'Ctrl-C'}); the {written} results so "
+              "far are written", file=sys.stderr)
+        return 128 + signum
+    if stop is not None:
+        raise stop
+    if closing is not None:
+        raise closing
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -356,6 +356,10 @@ def make_result(frame: Frame, poses, err: Optional[str], timings: dict) -> PoseR
     if err is not None or poses is None:
         r.ok, r.error = False, err or "no output"
         return r
+    if not (np.isfinite(poses.position[0]).all() and np.isfinite(poses.rotation[0]).all()):
+        r.ok, r.error = False, ("the model returned a non-finite pose (NaN/inf): the bundle's weights or "
+                                "this frame are broken; check the bundle with edgepose-export --verify")
+        return r
     r.position = poses.position[0].copy()
     r.rotation = poses.rotation[0].copy()
     r.sigma_position_m = float(poses.sigma[0, 0])

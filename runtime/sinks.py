@@ -6,15 +6,18 @@ path writes JSON lines / CSV to stdout.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
-import json
+import io
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
-from edgepose.errors import require
+from edgepose.errors import EdgePoseError, require
+from edgepose.jsonsafe import dumps
 
 from .results import PoseResult
 
@@ -36,45 +39,84 @@ class Sink:
         self.close()
 
 
+def check_output_path(path: Union[str, Path], option: str, example: str) -> Path:
+    """Refuse an output path that is a folder (a file is written there)."""
+    p = Path(path)
+    if p.is_dir():
+        raise EdgePoseError(f"{option} {p} is a folder; expected a file path to write",
+                            hint=f"name a file, e.g. {option} {p / example}")
+    return p
+
+
 class _FileSink(Sink):
-    def __init__(self, path: Union[str, Path]):
+    """Each :meth:`_emit` is one complete record: written whole with ``os.write`` or, when
+    the disk fills up half-way, cut back to the previous record before the error is raised,
+    so the file never ends mid-object."""
+
+    def __init__(self, path: Union[str, Path], option: str = "--out", example: str = "poses.jsonl"):
         self.path = str(path)
-        if self.path == "-":
-            self.fh, self._own = sys.stdout, False
-        else:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self.fh, self._own = open(self.path, "w", newline="", buffering=1), True
+        self._fd: Optional[int] = None
+        self.fh = sys.stdout if self.path == "-" else None
+        if self.fh is None:
+            p = check_output_path(self.path, option, example)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(str(p), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            self._good = 0  # bytes of complete records
+
+    def _emit(self, text: str) -> None:
+        if self.fh is not None:
+            self.fh.write(text)
+            self.fh.flush()
+            return
+        if self._fd is None:
+            raise EdgePoseError(f"{self.path} is closed")
+        data = memoryview(text.encode("utf-8"))
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._good)
+            exc.filename = exc.filename or self.path
+            raise
+        self._good += len(text.encode("utf-8"))
 
     def close(self) -> None:
         if self.fh is not None:
             self.fh.flush()
-            if self._own:
-                self.fh.close()
             self.fh = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 class JsonlSink(_FileSink):
-    """One JSON object per line and frame (:meth:`PoseResult.to_json`), flushed per line."""
+    """One JSON object per line and frame (:meth:`PoseResult.to_json`), written per line;
+    non-finite numbers are ``null`` (strict JSON, never ``NaN``)."""
 
     def write(self, result: PoseResult) -> None:
-        self.fh.write(json.dumps(result.to_json(), separators=(",", ":")) + "\n")
+        self._emit(dumps(result.to_json(), separators=(",", ":")) + "\n")
 
 
 class CsvSink(_FileSink):
     """One row per frame, columns :data:`CSV_COLUMNS` (positions in m, sigma rotation in deg)."""
 
     def __init__(self, path):
-        super().__init__(path)
-        self.writer = csv.writer(self.fh)
-        self.writer.writerow(CSV_COLUMNS)
+        super().__init__(path, "--csv", "poses.csv")
+        self._row(CSV_COLUMNS)
+
+    def _row(self, values) -> None:
+        buf = io.StringIO()
+        csv.writer(buf).writerow(values)
+        self._emit(buf.getvalue())
 
     def write(self, r: PoseResult) -> None:
         pos = list(r.position) if r.position is not None else [""] * 3
         rot = list(r.rotation) if r.rotation is not None else [""] * 4
         f = lambda v: "" if v == "" or v is None or not np.isfinite(v) else f"{float(v):.6f}"  # noqa: E731
-        self.writer.writerow([r.index, int(r.ok), r.error or "", r.source, f"{r.capture_time:.6f}",
-                              f"{r.timestamp:.6f}", *[f(v) for v in pos], *[f(v) for v in rot],
-                              f(r.sigma_position_m), f(r.sigma_rotation_deg), r.filtered, f(r.latency_ms)])
+        self._row([r.index, int(r.ok), r.error or "", r.source, f"{r.capture_time:.6f}",
+                   f"{r.timestamp:.6f}", *[f(v) for v in pos], *[f(v) for v in rot],
+                   f(r.sigma_position_m), f(r.sigma_rotation_deg), r.filtered, f(r.latency_ms)])
 
 
 class TrajectoryPlot(Sink):
@@ -87,6 +129,7 @@ class TrajectoryPlot(Sink):
     """
 
     def __init__(self, path: Union[str, Path], plane: str = "auto", ellipse_every: int = 5, title: str = ""):
+        check_output_path(path, "--plot", "trajectory.png")
         self.path, self.plane, self.every, self.title = Path(path), plane, max(1, int(ellipse_every)), title
         self.pos: List[np.ndarray] = []
         self.sig: List[float] = []

@@ -14,6 +14,7 @@ Run folder (the exporter and the benchmarks read it)::
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
@@ -84,3 +85,20 @@ def latest_resume_point(run: Union[str, Path]) -> Optional[Dict]:
 def load_state_or_none(path: Union[str, Path]) -> Optional[Dict]:
     """``read_checkpoint(path)`` or ``None`` when the file does not exist."""
     return read_checkpoint(path) if Path(path).is_file() else None
+
+
+def nonfinite_hint(run: Union[str, Path]) -> str:
+    """What to do after training went NaN/inf: the newest checkpoint left intact, and the fix."""
+    saved = sorted((Path(run) / "checkpoints").glob("*.pt"), key=lambda p: p.stat().st_mtime)
+    keep = f"the last good checkpoint is kept: {saved[-1]}; " if saved else ""
+    return keep + "lower the learning rate (--lr / --stage2-lr) or check the labels with edgepose-inspect"
+
+
+def stop_if_nonfinite(run: Union[str, Path], model: torch.nn.Module, desc: str, val_metrics: Dict) -> None:
+    """Raise before an epoch whose weights or validation went NaN/inf is saved over a good one."""
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad_val = [k for k, v in val_metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad or bad_val:
+        what = f"weights {bad[:3]}" if bad else f"validation {bad_val}"
+        raise EdgePoseError(f"{desc}: training became non-finite (NaN/inf in {what}); nothing of this epoch "
+                            "was saved", hint=nonfinite_hint(run))

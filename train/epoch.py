@@ -18,6 +18,7 @@ from edgepose.errors import EdgePoseError
 
 from . import distributed
 from .augment import photometric_jitter
+from .checkpoint import nonfinite_hint
 from .model import PoseNet
 from .recipe import TrainConfig
 
@@ -69,8 +70,8 @@ def train_one_epoch(run, step_module: nn.Module, optimizer, scheduler, loader, a
                 batch["image"] = photometric_jitter(batch["image"], augment, cfg.jitter, cfg.jitter, cfg.jitter)
             loss, logs = step_module(batch)
             if not torch.isfinite(loss):
-                raise EdgePoseError(f"{desc}: the loss became {float(loss)} at step {step}",
-                                    hint="lower the learning rate (--lr / --stage2-lr) or check the labels")
+                raise EdgePoseError(f"{desc}: the loss became {float(loss)} at step {step}; nothing of this "
+                                    "epoch was saved", hint=nonfinite_hint(run.out))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

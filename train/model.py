@@ -20,8 +20,9 @@ calibration live in buffers, so export needs nothing else.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -143,13 +144,44 @@ class PoseNet(nn.Module):
 
 
 # --------------------------------------------------------------------------- checkpoints
-def model_from_config(config: dict, pretrained: str = "none") -> PoseNet:
+def _config_problems(config: dict) -> List[str]:
+    """What is wrong with a checkpoint's model config (types and ranges), empty when usable."""
+    def finite(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    problems = []
+    size = config["input_size"]
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(whole(v) and v >= 16 for v in size)):
+        problems.append(f"input_size {size!r} (expected [W, H], whole numbers >= 16)")
+    if not (whole(config["hidden"]) and config["hidden"] >= 1):
+        problems.append(f"hidden {config['hidden']!r} (expected a whole number >= 1)")
+    if not (finite(config["dropout"]) and 0 <= config["dropout"] < 1):
+        problems.append(f"dropout {config['dropout']!r} (expected 0 <= p < 1)")
+    mean = config["position_mean"]
+    if not (isinstance(mean, (list, tuple)) and len(mean) == 3 and all(finite(v) for v in mean)):
+        problems.append(f"position_mean {mean!r} (expected 3 finite numbers)")
+    if not (finite(config["position_scale"]) and config["position_scale"] > 0):
+        problems.append(f"position_scale {config['position_scale']!r} (expected a finite number > 0)")
+    return problems
+
+
+def model_from_config(config: dict, pretrained: str = "none", where: str = "checkpoint") -> PoseNet:
     keys = ("backbone", "input_size", "hidden", "dropout", "position_mean", "position_scale")
+    if not isinstance(config, dict):
+        raise EdgePoseError(f"{where}: the model config is {type(config).__name__}, expected a dict",
+                            hint="it was not written by edgepose-train; retrain")
     missing = [k for k in keys if k not in config]
     if missing:
-        raise EdgePoseError(f"checkpoint config lacks {missing}", hint="it was not written by edgepose-train")
+        raise EdgePoseError(f"{where}: config lacks {missing}", hint="it was not written by edgepose-train")
     if config["backbone"] not in BACKBONES:
-        raise EdgePoseError(f"checkpoint uses backbone {config['backbone']!r}, unknown to this edgepose")
+        raise EdgePoseError(f"{where} uses backbone {config['backbone']!r}, unknown to this edgepose")
+    problems = _config_problems(config)
+    if problems:
+        raise EdgePoseError(f"{where}: model config has impossible values: " + "; ".join(problems),
+                            hint="the file was edited or damaged; use a checkpoint written by edgepose-train")
     return PoseNet(pretrained=pretrained, **{k: config[k] for k in keys})
 
 
@@ -173,7 +205,10 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
 def load_model(path: Union[str, Path], map_location: str = "cpu") -> PoseNet:
     """A :class:`PoseNet` in eval mode from an edgepose checkpoint (``weights_only=True``)."""
     ckpt = read_checkpoint(path)
-    model = model_from_config(ckpt["config"])
+    if "config" not in ckpt or "model" not in ckpt:
+        raise EdgePoseError(f"{path}: the checkpoint has no {'config' if 'config' not in ckpt else 'model'} entry",
+                            hint="pass a file written by edgepose-train (RUN/final.pt or RUN/checkpoints/*.pt)")
+    model = model_from_config(ckpt["config"], where=str(path))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from . import distributed
-from .checkpoint import capture_rng, checkpoint_path, load_state_or_none, restore_rng, save_checkpoint
+from .checkpoint import (capture_rng, checkpoint_path, load_state_or_none, restore_rng, save_checkpoint,
+                         stop_if_nonfinite)
 from .data import make_loader
 from .epoch import TrainStep, seed_epoch, train_one_epoch
 from .evaluate import evaluate, selection_score
@@ -133,6 +134,7 @@ def run_stage(run: Run, spec: StageSpec, index: int, init_state: Optional[Dict],
             distributed.barrier(dist)
             raise Interrupted(run.stop.signum or 0, str(checkpoint_path(run.out, spec.name, "last")))
         start_step = 0
+        stop_if_nonfinite(run.out, model, f"{spec.name} {epoch + 1}/{spec.epochs}", {})  # before any save
 
         row: Dict[str, object] = {"stage": spec.name, "epoch": epoch + 1, "lr": lr}
         row.update(res.logs)
@@ -143,6 +145,7 @@ def run_stage(run: Run, spec: StageSpec, index: int, init_state: Optional[Dict],
         if validate:
             if run.val is not None:
                 val_metrics = evaluate(model, run.val, device)
+                stop_if_nonfinite(run.out, model, f"{spec.name} {epoch + 1}/{spec.epochs}", val_metrics)
                 score = selection_score(val_metrics, run.norm.scale)
                 row.update(val_median_position_m=val_metrics["median_position_m"],
                            val_median_rotation_deg=val_metrics["median_rotation_deg"], val_score=score)
