@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 from .atomic import atomic_write_json
+from .bundle_integrity import file_problem, manifest_problems, verified_file  # noqa: F401
 from .errors import BundleError, EngineMismatchError
 
 SCHEMA = "edgepose.bundle/1"
@@ -96,13 +97,17 @@ def load_manifest(bundle_dir: Union[str, Path]) -> dict:
     except json.JSONDecodeError as exc:
         raise BundleError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})",
                           hint="re-export the bundle") from None
-    schema = manifest.get("schema")
+    schema = manifest.get("schema") if isinstance(manifest, dict) else None
     if schema != SCHEMA:
         raise BundleError(f"{path}: schema is {schema!r}; this edgepose reads {SCHEMA!r}",
                           hint="re-export the bundle with this version of edgepose")
     for key in ("model", "input", "outputs", "normalization", "files"):
         if key not in manifest:
             raise BundleError(f"{path}: required key {key!r} is missing", hint="re-export the bundle")
+    problems = manifest_problems(manifest)
+    if problems:
+        raise BundleError(f"{path} is not a well-formed manifest:\n    " + "\n    ".join(problems),
+                          hint="re-export the bundle (edgepose-export RUN --out BUNDLE)")
     return manifest
 
 
@@ -118,12 +123,9 @@ def verify_files(bundle_dir: Union[str, Path], manifest: Optional[dict] = None,
     for rel, entry in manifest["files"].items():
         if only is not None and rel not in only:
             continue
-        p = bundle_dir / rel
-        if not p.is_file():
-            problems.append(f"{rel}: missing")
-            continue
-        if p.stat().st_size != entry.get("size", -1) or sha256_file(p) != entry.get("sha256"):
-            problems.append(f"{rel}: sha256/size differ from the manifest (file changed or corrupt)")
+        problem = file_problem(bundle_dir, rel, entry, sha256_file)  # inside the folder, no links, hash
+        if problem:
+            problems.append(problem)
             continue
         checked.append(rel)
     if problems:

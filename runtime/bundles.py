@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 from edgepose.bundle import PRECISIONS, load_manifest
+from edgepose.bundle_integrity import verified_file
 from edgepose.errors import BundleError
 
 from .spec import InputSpec
@@ -35,9 +36,11 @@ class BundleView:
         return [p for p in PRECISIONS if any(e.get("precision") == p for e in self.files(role).values())]
 
     def file_for(self, role: str, precision: Optional[str]) -> Optional[Path]:
+        """The path of the ``role`` file (of ``precision``), verified before anything loads it:
+        inside the bundle, no symbolic link, size and sha256 as listed."""
         for rel, e in self.files(role).items():
             if precision is None or e.get("precision") == precision:
-                return self.path / rel
+                return verified_file(self.path, self.manifest, rel)
         return None
 
     def resolve_precision(self, role: str, precision: str, strict: bool = False,

@@ -110,6 +110,22 @@ def load_bench_data(root: str, fmt: Optional[str], split: str, max_frames: Optio
                          np.stack([f.rotation for f in frames]).astype(np.float64), [str(f.image) for f in frames])
 
 
+def verify_bundle_files(view) -> dict:
+    """Check every file the manifest lists (sha256, size, inside the folder, no links) and say
+    what it cost; a mismatch is a :class:`~edgepose.errors.BundleError` (exit 2)."""
+    import time
+
+    from ...bundle import verify_files
+
+    t0 = time.perf_counter()
+    checked = verify_files(view.path, view.manifest)
+    ms = (time.perf_counter() - t0) * 1e3
+    mb = sum(int(view.manifest["files"][rel]["size"]) for rel in checked) / 1e6
+    print(f"edgepose-bench: verified {len(checked)} file(s), {mb:.1f} MB, against edgepose.json in {ms:.0f} ms "
+          "(sha256; the runtime checks each file it loads the same way)", file=sys.stderr)
+    return {"files": len(checked), "mb": round(mb, 3), "sha256_ms": round(ms, 1)}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -130,6 +146,7 @@ def _main(args, argv: List[str]) -> int:
                             f"{args.iters}, {args.warmup_s}")
     gate = parse_gate(args.gate)
     view = open_bundle(args.bundle)
+    verified = verify_bundle_files(view)  # every listed file's sha256 before any row loads one
     spec = view.input_spec
     if not spec.batch_min <= args.batch <= spec.batch_max:
         raise EdgePoseError(f"--batch {args.batch} is outside the bundle's batch range {spec.batch_min}..{spec.batch_max} "
@@ -165,6 +182,7 @@ def _main(args, argv: List[str]) -> int:
         "created": now_iso(),
         "command": "edgepose-bench " + " ".join(shlex.quote(a) for a in argv),
         "bundle": {"path": str(view.path), "backbone": view.manifest.get("model", {}).get("backbone"),
+                   "verified": verified,
                    "input": view.input_spec.to_json(), "precisions": view.precisions("onnx")},
         "data": {"root": str(args.data), "format": ds.format, "split": args.split, "n_frames": len(data)},
         "settings": {"batch": args.batch, "warmup_s": args.warmup_s, "iters": args.iters,
