@@ -66,16 +66,16 @@ def manifest_problems(manifest) -> List[str]:
                 out.append(f"files[{rel!r}]: sha256 {entry.get('sha256')!r}, expected 64 hex digits")
             if not (_whole(entry.get("size")) and entry["size"] >= 0):
                 out.append(f"files[{rel!r}]: size {entry.get('size')!r}, expected a whole number >= 0")
-    norm = manifest.get("normalization")
+    norm = manifest.get("normalization")  # each value is checked when present
     if isinstance(norm, dict):
-        scale = norm.get("position_scale")
+        scale = norm.get("position_scale", 1.0)
         if not (_number(scale) and scale > 0):
             out.append(f"normalization.position_scale is {scale!r}, expected a finite number > 0")
-        mean = norm.get("position_mean")
+        mean = norm.get("position_mean", [0.0, 0.0, 0.0])
         if not (isinstance(mean, list) and len(mean) == 3 and all(_number(v) for v in mean)):
             out.append(f"normalization.position_mean is {mean!r}, expected 3 finite numbers")
     inp = manifest.get("input")
-    if isinstance(inp, dict):
+    if isinstance(inp, dict) and "shape" in inp:
         shape = inp.get("shape")
         if not (isinstance(shape, list) and len(shape) == 4 and all(_whole(v) for v in shape)):
             out.append(f"input.shape is {shape!r}, expected 4 whole numbers")
