@@ -225,8 +225,11 @@ def test_ctrl_c_during_bench_is_a_message_and_no_report(bundle, tmp_path):
     proc = subprocess.Popen(cli("edgepose-bench") + [str(bundle[0]), "--data", str(data), "--out", str(tmp_path / "r"),
                                                      "--warmup-s", "30", "--no-plots", "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()  # "edgepose-bench: N rows ..." is printed before the rows run
-    assert "rows" in line, line + proc.stderr.read()
+    seen = ""
+    while " rows (" not in seen:  # "edgepose-bench: N rows (...)" is printed before the rows run
+        line = proc.stderr.readline()
+        assert line, seen + proc.stderr.read()
+        seen += line
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
