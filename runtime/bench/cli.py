@@ -115,7 +115,7 @@ def verify_bundle_files(view) -> dict:
     what it cost; a mismatch is a :class:`~edgepose.errors.BundleError` (exit 2)."""
     import time
 
-    from ...bundle import verify_files
+    from edgepose.bundle import verify_files
 
     t0 = time.perf_counter()
     checked = verify_files(view.path, view.manifest)
