@@ -102,8 +102,9 @@ def build_export_module(model, input: str = "uint8"):
 
         def forward(self, log_sigma):
             scale = self.net.position_scale
-            # the calibration of sigma (PoseNet.sigma_scale) is part of this FP32 post-processing
-            return torch.exp(log_sigma) * torch.cat([scale, torch.ones_like(scale)]) * self.net.sigma_scale
+            # the calibration of sigma (PoseNet.sigma_scale) is part of this FP32 post-processing;
+            # one constant factor, so that one Mul (named /post_sigma/...) applies both
+            return torch.exp(log_sigma) * (torch.cat([scale, torch.ones_like(scale)]) * self.net.sigma_scale)
 
     class PoseNetExport(nn.Module):
         def __init__(self, net):

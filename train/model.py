@@ -126,7 +126,7 @@ class PoseNet(nn.Module):
         """``(position (N,3) m, rotation (N,4), sigma (N,2) [m, rad])`` from :meth:`forward` output."""
         scale = self.position_scale
         position = out["position"].float() * scale + self.position_mean
-        sigma = torch.exp(out["log_sigma"].float()) * torch.cat([scale, torch.ones_like(scale)]) * self.sigma_scale
+        sigma = torch.exp(out["log_sigma"].float()) * (torch.cat([scale, torch.ones_like(scale)]) * self.sigma_scale)
         return position, canonical_quaternion(out["rotation"].float()), sigma
 
     @torch.no_grad()

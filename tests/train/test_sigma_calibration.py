@@ -65,3 +65,21 @@ def test_onnx_graph_applies_the_calibration_in_fp32(model, tmp_path):
         model.sigma_scale.fill_(1.0)
     assert cal.dtype == np.float32
     np.testing.assert_allclose(cal, raw * np.array([2.5, 0.25], np.float32), rtol=1e-5)
+
+
+def test_fp16_graph_keeps_the_calibrated_sigma_in_float32(model, tmp_path):
+    """One Mul under /post_sigma applies scale and calibration, so the FP16 pass keeps it in
+    float32 and the TensorRT graph lint accepts the graph (two chained constant Muls were
+    fused by onnxsim into an unnamed node that went to float16)."""
+    from edgepose.export.fp16 import to_fp16
+    from edgepose.export.graph_lint import lint_file
+    from edgepose.export.onnx_export import export_onnx
+
+    with torch.no_grad():
+        model.sigma_scale.copy_(torch.tensor([1.5, 0.7]))
+    try:
+        export_onnx(model, tmp_path / "m.onnx", simplify=True)
+    finally:
+        model.sigma_scale.fill_(1.0)
+    to_fp16(tmp_path / "m.onnx", tmp_path / "m16.onnx")
+    assert lint_file(tmp_path / "m16.onnx") == []
