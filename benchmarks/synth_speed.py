@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import PIL
 
-from edgepose.cli.sizes import parse_size
+from edgepose.argtypes import parse_size
 from edgepose.synth import Renderer, SynthConfig, build_scene, generate, intrinsics, plan_sequences
 from edgepose.synth import layout
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_common import (backbone_features, evaluate, head_forward, load_split,  # noqa: E402
                           machine_line)
 
-from edgepose.cli.sizes import size_type  # noqa: E402
+from edgepose.argtypes import size as size_type  # noqa: E402
 from edgepose.train.losses import (RECOMMENDED_WEIGHTING_LR, BetaLoss,  # noqa: E402
                                    LearnedWeightingLoss, PoseObjective, ReprojectionLoss)
 from edgepose.train.model import PoseNet  # noqa: E402

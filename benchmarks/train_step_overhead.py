@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_common import machine_line  # noqa: E402
 
-from edgepose.cli.sizes import size_type  # noqa: E402
+from edgepose.argtypes import size as size_type  # noqa: E402
 from edgepose.train.losses import PoseObjective, build_loss  # noqa: E402
 from edgepose.train.model import PoseNet  # noqa: E402
 

@@ -16,12 +16,26 @@ argparse.ArgumentTypeError: expected a finite number > 0, got 'nan'
 Traceback (most recent call last):
 ...
 argparse.ArgumentTypeError: expected a whole number >= 1, got '0'
+
+Sizes (``WIDTHxHEIGHT``) have one reader for synth, train and the benchmarks:
+
+>>> parse_size("160x120")
+(160, 120)
+>>> parse_size("128X96", multiple_of=8)
+(128, 96)
+>>> parse_size("100x75", multiple_of=8, what="--input-size")
+Traceback (most recent call last):
+...
+edgepose.errors.ConfigError: --input-size 100x75: both sides must be >= 8 and multiples of 8
+  -> e.g. --input-size 128x96
 """
 from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
+
+from .errors import ConfigError
 
 
 def _range(low, high, low_open: bool, high_open: bool) -> str:
@@ -84,3 +98,34 @@ positive_int = integer(low=1)
 nonnegative_int = integer(low=0)
 positive_float = number(low=0, low_open=True)
 nonnegative_float = number(low=0)
+
+
+def parse_size(text: str, multiple_of: int = 1, minimum: int = 1, what: str = "--size") -> Tuple[int, int]:
+    """``"160x120"`` -> ``(160, 120)``; :class:`ConfigError` saying what was expected otherwise."""
+    example = "128x96" if multiple_of > 1 else "160x120"
+    parts = str(text).lower().replace("*", "x").split("x")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        w, h = int(parts[0]), int(parts[1])
+    except ValueError:
+        raise ConfigError(f"{what} expects WIDTHxHEIGHT in pixels, got {text!r}",
+                          hint=f"e.g. {what} {example}") from None
+    low = max(minimum, multiple_of)
+    if w < low or h < low or w % multiple_of or h % multiple_of:
+        rule = f"both sides must be >= {low}" + (f" and multiples of {multiple_of}" if multiple_of > 1 else "")
+        raise ConfigError(f"{what} {w}x{h}: {rule}", hint=f"e.g. {what} {example}")
+    return w, h
+
+
+def size(multiple_of: int = 1, minimum: int = 1, what: str = "--size") -> Callable[[str], Tuple[int, int]]:
+    """:func:`parse_size` as an argparse ``type=`` (a bad size is a usage error, exit code 2)."""
+
+    def parse(text: str) -> Tuple[int, int]:
+        try:
+            return parse_size(text, multiple_of, minimum, what)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "WIDTHxHEIGHT"
+    return parse

@@ -8,8 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from edgepose.argtypes import nonnegative_float, nonnegative_int, number, positive_float, positive_int
-from edgepose.cli.sizes import size_type
+from edgepose.argtypes import nonnegative_float, nonnegative_int, number, positive_float, positive_int, size
 from edgepose.errors import ConfigError
 
 DESCRIPTION = """\
@@ -63,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--split-policy", help="every:K | sequence:A,B | given (default: the format's own split, else every:5)")
     g.add_argument("--allow-outside-images", action="store_true",
                    help="accept image paths that leave DATA (../x.png, absolute paths); refused by default")
-    g.add_argument("--input-size", type=size_type(multiple_of=8, minimum=16, what="--input-size"), metavar="WxH",
+    g.add_argument("--input-size", type=size(multiple_of=8, minimum=16, what="--input-size"), metavar="WxH",
                    help=f"network resolution (default {d.input_size[0]}x{d.input_size[1]})")
     g.add_argument("--val-every", type=nonnegative_int, metavar="K", help=f"hold out every K-th training frame for validation; 0: none (default {d.val_every})")
     g.add_argument("--max-points", type=positive_int, help=f"scene points per frame for the reprojection loss (default {d.max_points})")

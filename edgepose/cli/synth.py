@@ -5,9 +5,8 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..argtypes import nonnegative_int, number, positive_int
+from ..argtypes import nonnegative_int, number, parse_size, positive_int
 from ..errors import ConfigError
-from .sizes import parse_size
 
 DESCRIPTION = """\
 Render the built-in synthetic scene: a room of about 8 x 6 x 3 m whose walls, floor,

@@ -31,7 +31,7 @@ MODULES = list(_modules_with_examples())
 
 
 def test_the_search_finds_the_known_examples():
-    assert {"edgepose.atomic", "edgepose.errors", "edgepose.cli.sizes", "edgepose.runtime.bench.timing"} <= set(MODULES)
+    assert {"edgepose.atomic", "edgepose.errors", "edgepose.argtypes", "edgepose.runtime.bench.timing"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)
