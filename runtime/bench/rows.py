@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Type
 from edgepose.bundle import PRECISIONS
 from edgepose.errors import ConfigError
 
-from ..runners.base import Runner
+from ..runners.base import Runner, check_precision
 
 
 def registry() -> Dict[str, Type[Runner]]:
@@ -111,8 +111,7 @@ def plan_rows(bundle_precisions: Sequence[str], backends: Optional[Sequence[str]
         if b not in known:
             raise ConfigError(f"--backends: unknown backend {b!r}; expected some of {known}")
     for p in precisions or ():
-        if p not in PRECISIONS:
-            raise ConfigError(f"--precisions: unknown precision {p!r}; expected some of {list(PRECISIONS)}")
+        check_precision(p, "--precisions")
     notes: List[str] = []
     classes = registry()
     if backends is None:
