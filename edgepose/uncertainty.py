@@ -1,16 +1,20 @@
 """Per-frame uncertainty: how well sigma predicts the error, and its calibration (numpy only).
 
-``sigma (N, 2)`` is a frame's expected position error (m) and rotation error (rad). The error
-model behind it: the uncertainty heads are trained with a Laplace negative log-likelihood on
-the error norms, whose minimiser is the expected error, i.e. each error is modelled as
-exponential with mean ``sigma``. Its nominal coverage is ``P(err <= k sigma) = 1 - exp(-k)``:
-63.2 % at 1 sigma, 86.5 % at 2 sigma, 95.0 % at 3 sigma (:data:`NOMINAL_COVERAGE`).
+``sigma (N, 2)`` is a frame's expected position error (m) and rotation error (rad): the
+uncertainty heads are trained with a Laplace negative log-likelihood on the error norms,
+whose minimiser is the expected error.
 
-Heads trained on the training frames see their small training errors, so raw sigma
-under-covers on new frames. :func:`fit_sigma_scale` fits one scale per output on held-out
-frames (the validation frames of a run) so that the coverage at 1 and 2 sigma matches the
-nominal one; the scale is applied to sigma as FP32 post-processing inside the model graph.
-A scale leaves the ranking (Spearman) unchanged.
+**Error model.** The same as the ROS covariance's (:mod:`edgepose.covariance`): each error is
+the norm of an isotropic 3-D Gaussian (position error vector, rotation vector), so it follows
+the chi distribution with 3 degrees of freedom whose *mean* is sigma. Its nominal coverage is
+``P(err <= k sigma)`` = 53.3 % at 1 sigma, 98.3 % at 2 sigma, 99.996 % at 3 sigma
+(:data:`NOMINAL_COVERAGE`; the chi-3 CDF at ``k`` times its mean ``2 sqrt(2/pi)``).
+
+**Calibration.** Heads trained on the training frames see their small training errors, so
+raw sigma under-covers new frames. :func:`fit_sigma_scale` fits one scale per output on
+held-out frames (the validation frames of a run) so that the coverage at 1 and 2 sigma is as
+close to the nominal one as the frames allow; the scale is applied to sigma as FP32
+post-processing inside the model graph. A scale leaves the ranking (Spearman) unchanged.
 """
 from __future__ import annotations
 
@@ -21,8 +25,18 @@ import numpy as np
 
 from .errors import EdgePoseError
 
-#: ``k -> P(err <= k sigma)`` of the exponential error model
-NOMINAL_COVERAGE: Dict[int, float] = {k: 1.0 - math.exp(-k) for k in (1, 2, 3)}
+#: mean of the chi distribution with 3 degrees of freedom (unit scale)
+CHI3_MEAN = 2.0 * math.sqrt(2.0 / math.pi)
+
+
+def chi3_coverage(k: float) -> float:
+    """``P(err <= k * E[err])`` for a chi-3 distributed error (the norm of an isotropic 3-D Gaussian)."""
+    x = k * CHI3_MEAN
+    return math.erf(x / math.sqrt(2.0)) - math.sqrt(2.0 / math.pi) * x * math.exp(-0.5 * x * x)
+
+
+#: ``k -> P(err <= k sigma)`` of the error model
+NOMINAL_COVERAGE: Dict[int, float] = {k: chi3_coverage(k) for k in (1, 2, 3)}
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:
@@ -69,12 +83,13 @@ def spearman(x, y) -> Optional[float]:
 
 
 def fit_sigma_scale(err: np.ndarray, sigma: np.ndarray) -> float:
-    """One scale ``c`` so that ``c * sigma`` covers ``err`` as the exponential model says.
+    """One scale ``c`` so that ``c * sigma`` covers ``err`` as the error model says.
 
-    ``c`` is the geometric mean of the two quantile matches: the ``1 - e^-1`` quantile of
-    ``err / sigma`` (coverage 63.2 % at 1 sigma) and half the ``1 - e^-2`` quantile (86.5 % at
-    2 sigma). For exactly exponential errors both equal the true scale. Returns 1.0 when fewer
-    than 2 finite frames are given (nothing to fit on).
+    ``c`` minimises the squared differences between the observed coverage at 1 and 2 sigma
+    and the nominal :data:`NOMINAL_COVERAGE` (a search over the ratios ``err / sigma``, where
+    the coverage changes; the smallest minimiser is taken). Coverage-based, so a few outliers
+    move it no further than their share of the frames. Returns 1.0 when fewer than 2 finite
+    frames are given (nothing to fit on).
     """
     err = np.asarray(err, np.float64).ravel()
     sigma = np.asarray(sigma, np.float64).ravel()
@@ -83,10 +98,16 @@ def fit_sigma_scale(err: np.ndarray, sigma: np.ndarray) -> float:
     ok = np.isfinite(err) & np.isfinite(sigma) & (sigma > 0)
     if ok.sum() < 2:
         return 1.0
-    r = err[ok] / sigma[ok]
-    c1 = float(np.quantile(r, NOMINAL_COVERAGE[1]))
-    c2 = float(np.quantile(r, NOMINAL_COVERAGE[2])) / 2.0
-    c = math.sqrt(max(c1, 1e-12) * max(c2, 1e-12))
+    r = np.sort(err[ok] / sigma[ok])
+    cand = np.unique(np.concatenate([r, r / 2.0]))
+    cand = cand[cand > 0]
+    if cand.size == 0:
+        return 1.0
+    loss = np.zeros(cand.size)
+    for k in (1, 2):
+        covered = np.searchsorted(r, k * cand, side="right") / r.size
+        loss += (covered - NOMINAL_COVERAGE[k]) ** 2
+    c = float(cand[int(np.argmin(loss))])
     return c if math.isfinite(c) and c > 0 else 1.0
 
 

@@ -31,7 +31,7 @@ from .retrieval import retrieval_baseline
 from .run import Run, build_model_for_eval
 from .stage import StageOutcome
 
-CALIBRATION_METHOD = "one scale per output, matched to exponential-error coverage at 1 and 2 sigma"
+CALIBRATION_METHOD = "one scale per output, least-squares match to the chi-3 error model's coverage at 1 and 2 sigma"
 
 
 def frame_errors(model: PoseNet, cache: FrameCache, device: torch.device):

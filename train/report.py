@@ -68,7 +68,7 @@ def print_summary(run, metrics: Dict) -> None:
         lines.append(f"  sigma (calibrated x{metrics['calibration.scale_position']:.2f} / "
                      f"x{metrics['calibration.scale_rotation']:.2f} on {metrics['calibration.frames']} val frames): "
                      f"within 1/2/3 sigma position {_pct(metrics, 'position')}, rotation {_pct(metrics, 'rotation')} "
-                     f"(nominal 63/86/95 %), Spearman {_num(metrics.get('test.sigma_spearman_position'))} / "
+                     f"(nominal 53/98/100 %), Spearman {_num(metrics.get('test.sigma_spearman_position'))} / "
                      f"{_num(metrics.get('test.sigma_spearman_rotation'))}")
     if metrics.get("run.stage2_best_epoch") == 0 and metrics.get("run.final_stage") == "stage2":
         lines.append("  (stage 2 never beat stage 1 on validation: final.pt holds the stage 1 weights)")

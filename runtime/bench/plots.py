@@ -9,8 +9,8 @@
   vs predicted positions per row, with circles of radius sigma (the model's expected
   position error) around each prediction.
 * ``sigma_reliability.png``: the reliability of sigma, per row: the fraction of frames whose
-  error is within k sigma, against k, beside the nominal ``1 - exp(-k)`` of the exponential
-  error model sigma is calibrated to (:mod:`edgepose.uncertainty`); above the nominal curve
+  error is within k sigma, against k, beside the nominal coverage of the chi-3 error model
+  sigma is calibrated to (:mod:`edgepose.uncertainty`); above the nominal curve
   sigma is too large, below it too small.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 
 from edgepose.atomic import atomic_write_bytes
 from edgepose.errors import require
+from edgepose.uncertainty import chi3_coverage
 
 STYLE = {"fp32": "-", "fp16": "--", "int8": ":"}
 ACCURACY_ONLY = ("qdq-reference",)
@@ -181,7 +182,7 @@ def plot_sigma_reliability(rows: List[dict], errors: Dict[str, Dict[str, np.ndar
     k = np.linspace(0.0, 3.5, 71)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for ax, (what, col, to_err_unit) in zip(axes, (("position", 0, 1.0), ("rotation", 1, 180.0 / np.pi))):
-        ax.plot(k, 1.0 - np.exp(-k), "k-", lw=2, alpha=0.4, label="nominal 1 - exp(-k)")
+        ax.plot(k, [chi3_coverage(v) for v in k], "k-", lw=2, alpha=0.4, label="nominal (chi-3 error model)")
         for lab in labels:
             err = np.asarray(errors[lab][f"{what}_m" if col == 0 else f"{what}_deg"], float)
             sig = np.asarray(predictions[lab]["sigma"], float)[:, col] * to_err_unit

@@ -157,7 +157,7 @@ def render_markdown(report: dict, plots: Optional[Dict[str, str]] = None) -> str
         "Columns: errors are medians over the split against ground truth; drift is the per-frame distance "
         "to the FP32 row of the same backend family (p50 / p95); sigma rho is the Spearman correlation of the "
         "model's sigma with the actual error; within 1/2/3 sigma is the fraction of frames whose position error "
-        "is at most 1 / 2 / 3 sigma (nominal 63 / 86 / 95 % for the exponential error model that sigma is "
+        "is at most 1 / 2 / 3 sigma (nominal 53 / 98 / 100 % for the chi-3 error model that sigma is "
         "calibrated to); baseline rows come from the training run's test split (the bundle manifest), "
         "which is this split only when the data and split are the same; infer = the runner's inference alone, e2e = preprocess (resize + crop from a "
         "decoded frame) + copies + inference + postprocess; percentiles over the timed iterations; FPS = frames "

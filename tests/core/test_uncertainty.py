@@ -1,6 +1,6 @@
-"""Sigma calibration: the exponential error model's coverage and the fitted scale.
+"""Sigma calibration: the chi-3 error model's coverage and the fitted scale.
 
-Oracle: scipy.stats (the exponential CDF; Spearman is checked in tests/runtime).
+Oracle: scipy.stats (the chi distribution; Spearman is checked in tests/runtime).
 """
 import numpy as np
 import pytest
@@ -10,17 +10,25 @@ from edgepose.uncertainty import NOMINAL_COVERAGE, calibration, fit_sigma_scale
 stats = pytest.importorskip("scipy.stats")
 
 
-def test_nominal_coverage_is_the_exponential_cdf():
+def test_nominal_coverage_is_the_chi3_cdf_at_multiples_of_its_mean():
+    chi3 = stats.chi(3)
     for k, p in NOMINAL_COVERAGE.items():
-        assert p == pytest.approx(stats.expon.cdf(k))
+        assert p == pytest.approx(chi3.cdf(k * chi3.mean()), abs=1e-12)
+    assert NOMINAL_COVERAGE[1] == pytest.approx(0.533, abs=1e-3) and NOMINAL_COVERAGE[2] == pytest.approx(0.983, abs=1e-3)
+
+
+def chi3_errors(mean, rng):
+    """Norms of isotropic 3-D Gaussians whose norm has the given mean (the covariance's model)."""
+    s = np.asarray(mean) / stats.chi(3).mean()
+    return np.linalg.norm(rng.normal(size=(len(s), 3)) * s[:, None], axis=1)
 
 
 def test_scale_fit_on_held_out_frames_brings_coverage_to_nominal():
     rng = np.random.default_rng(0)
     sigma = rng.uniform(0.05, 1.0, 4000)             # what the heads say
-    err = rng.exponential(2.5 * sigma)               # the truth: errors 2.5x larger
+    err = chi3_errors(2.5 * sigma, rng)              # the truth: errors 2.5x larger
     raw = calibration(np.c_[sigma, sigma], err, np.degrees(err))
-    assert raw["within_1sigma_position"] < 0.4       # under-covers, as trained heads do
+    assert raw["within_1sigma_position"] < 0.2       # under-covers, as trained heads do
     c = fit_sigma_scale(err[:2000], sigma[:2000])    # fit on one half ...
     assert c == pytest.approx(2.5, rel=0.1)
     cal = calibration(np.c_[c * sigma, c * sigma][2000:], err[2000:], np.degrees(err[2000:]))  # ... check the other

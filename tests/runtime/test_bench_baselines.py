@@ -28,7 +28,9 @@ def test_sigma_reliability_plot_from_exponential_errors(tmp_path):
 
     rng = np.random.default_rng(0)
     sig = rng.uniform(0.1, 1.0, (500, 2))
-    err = {"position_m": rng.exponential(sig[:, 0]), "rotation_deg": np.degrees(rng.exponential(sig[:, 1]))}
+    chi3_mean = 2 * np.sqrt(2 / np.pi)
+    norm3 = np.linalg.norm(rng.normal(size=(500, 3)), axis=1) / chi3_mean   # mean 1
+    err = {"position_m": norm3 * sig[:, 0], "rotation_deg": np.degrees(norm3 * sig[:, 1])}
     rows = [{"label": "onnxruntime/fp32", "status": "ok"}]
     path = plot_sigma_reliability(rows, {"onnxruntime/fp32": err}, {"onnxruntime/fp32": {"sigma": sig}},
                                   tmp_path / "rel.png")
