@@ -78,3 +78,20 @@ def test_python_m_edgepose_lists_commands():
     out = subprocess.run([sys.executable, "-m", "edgepose", "--help"], capture_output=True, text=True, check=True)
     for cmd in ("synth", "train", "export", "run", "bench", "demo"):
         assert cmd in out.stdout
+
+
+@pytest.mark.skipif(tomllib is None, reason="tomllib needs Python 3.11")
+def test_every_script_entry_point_is_a_cli_module_that_imports():
+    import importlib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert "edgepose-demo" in scripts
+    for name, target in scripts.items():
+        module, _, func = target.partition(":")
+        # command lines live in edgepose.cli or in a stage's cli module (README, "Layout")
+        assert module.startswith("edgepose.cli.") or module.endswith(".cli") or module.endswith(".node"), target
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:  # torch or onnx absent on this machine: the CLI's own tests say so
+            continue
+        assert callable(getattr(mod, func)), target
