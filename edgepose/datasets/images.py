@@ -37,7 +37,7 @@ class ImageSizer:
         """The size to use for ``path``: actual when read, else declared / group / default."""
         path = Path(path)
         if self.check_images:
-            if not path.is_file():
+            if not path.exists():  # a FIFO or folder named like an image is an error below, not "missing"
                 self.missing.append(path)
                 return declared or self._group.get(group) or default
             actual = read_image_size(path)

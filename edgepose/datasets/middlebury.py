@@ -54,7 +54,12 @@ def read_bounding_box(readme: Path) -> Optional[np.ndarray]:
     m = re.findall(_TRIPLE, text[at:at + 400])
     if len(m) < 2:
         return None
-    box = np.array(m[:2], dtype=np.float64)
+    try:
+        corners = np.array(m[:2], dtype=np.float64)
+    except ValueError:
+        raise DataFormatError(f"expected two (x y z) corners after 'bounding box'; found {m[:2]}", path=readme,
+                              hint="fix the numbers or remove the paragraph (the default depth range is used)") from None
+    box = checked_finite(corners, readme, None, "bounding box corners")
     return np.stack([box.min(0), box.max(0)])
 
 

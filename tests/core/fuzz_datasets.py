@@ -170,7 +170,8 @@ def read_and_judge(root: Path, fmt: str) -> str:
         return "refused"
     for f in report.dataset.frames:
         for name, v in (("position", f.position), ("rotation", f.rotation), ("K", f.K), ("points", f.points),
-                        ("depth_range", f.extra.get("depth_range")), ("timestamp", f.timestamp)):
+                        ("depth_range", f.extra.get("depth_range")), ("scene_box", f.extra.get("scene_box")),
+                        ("timestamp", f.timestamp)):
             if v is not None and not np.all(np.isfinite(np.asarray(v, dtype=np.float64))):
                 raise AssertionError(f"{fmt}: accepted a non-finite {name} {v!r} ({f.extra.get('source_line')})")
         if not (f.width > 0 and f.height > 0):

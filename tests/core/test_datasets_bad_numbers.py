@@ -141,6 +141,13 @@ def test_sevenscenes_intrinsics_cx_nan(tmp_path):
     refused(tmp_path, "finite", "intrinsics.txt", line=1)
 
 
+def test_middlebury_bounding_box_not_finite(tmp_path):
+    P, Q = random_poses(4, seed=3)
+    write_middlebury(tmp_path, P, Q, K_MB, box=[[-1, -1, -1], [1, 1, 1]])
+    (tmp_path / "README.txt").write_text("The (tight) bounding box for the model is\n(1e999 0 0)\n(1 1 1)\n")
+    refused(tmp_path, "bounding box", "README.txt")
+
+
 def test_csv_timestamp_nan(tmp_path):
     header = "image,x,y,z,qw,qx,qy,qz,fx,fy,cx,cy,width,height,split,timestamp"
     write_csv_dataset(tmp_path, n=5, header=header)
