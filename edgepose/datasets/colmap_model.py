@@ -181,6 +181,13 @@ class _Reader:
         self.pos += size
         return out
 
+    def finish(self) -> None:
+        """Refuse bytes after the declared records (a count too small hides records silently)."""
+        if self.pos != len(self.buf):
+            raise DataFormatError(f"{len(self.buf) - self.pos} bytes follow the records the header declares",
+                                  path=self.path, hint="the record count is wrong or the file is corrupt; "
+                                                       "re-export the model")
+
     def cstring(self) -> str:
         end = self.buf.find(b"\x00", self.pos)
         if end < 0:
@@ -205,6 +212,7 @@ def _cameras_bin(path: Path) -> Dict[int, ColmapCamera]:
         if cid in out:
             raise DataFormatError(f"camera id {cid} is defined twice", path=path)
         out[cid] = ColmapCamera(cid, model, w, h, params, where)
+    r.finish()
     return out
 
 
@@ -223,6 +231,7 @@ def _images_bin(path: Path) -> Dict[int, ColmapImage]:
         q = checked_quaternion([qw, qx, qy, qz], path, None, f"image {iid} ({name}) world-to-camera quaternion")
         t = checked_finite(np.array([tx, ty, tz]), where, None, "translation TX TY TZ")
         _add_image(out, ColmapImage(iid, q, t, cid, name, where), path, None)
+    r.finish()
     return out
 
 
@@ -239,6 +248,7 @@ def _points_bin(path: Path):
         track = np.frombuffer(r.buf, dtype="<i4", count=2 * tlen, offset=r.pos) if tlen else np.zeros(0, "<i4")
         r.pos += 8 * tlen
         tracks.append(track[0::2].tolist())
+    r.finish()
     return ids, xyz, tracks
 
 

@@ -181,3 +181,15 @@ def test_middlebury_count_line_is_not_a_number(tmp_path):
     p = tmp_path / "obj_par.txt"
     p.write_text("four\n" + p.read_text().split("\n", 1)[1])
     assert refused(tmp_path, "number of images", "obj_par.txt").line == 1
+
+
+@pytest.mark.parametrize("name", ["images.bin", "points3D.bin"])
+def test_colmap_declared_count_too_small_hides_nothing(tmp_path, name):
+    """A count one less than the records on disk used to drop the last image (or point) silently."""
+    cams, imgs, pts = colmap_inputs(tmp_path)
+    write_model_bin(tmp_path / "sparse", cams, imgs, pts)
+    p = tmp_path / "sparse" / name
+    raw = p.read_bytes()
+    (n,) = struct.unpack_from("<Q", raw)
+    p.write_bytes(struct.pack("<Q", n - 1) + raw[8:])
+    refused(tmp_path, "bytes follow the records", name)
