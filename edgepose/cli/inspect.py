@@ -30,6 +30,11 @@ Split policy (formats without a split; or to override one):
   sequence:NAME1,NAME2    those sequences (image folders) are test, the rest train
   given                   the format's own split (default when it has one)
 
+Refused (exit 1, each with file:line): NaN or infinite poses, intrinsics, points or timestamps;
+an image listed twice or in both train and test (a leak); an image path leaving DATA (unless
+--allow-outside-images); files that are not regular files (a FIFO would block). Noted but
+accepted: positions or points beyond 1e6 file units, implausible focal lengths.
+
 Conventions of the output: position = camera centre in the world (metres), rotation =
 camera-to-world quaternion (w, x, y, z) with w >= 0, OpenCV camera axes (x right, y down,
 z forward), K in pixels of the stored images.

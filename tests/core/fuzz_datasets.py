@@ -142,7 +142,8 @@ def colmap_bin_change(draw, root: Path):
         p[1] = np.array([draw(FLOATS) if draw(st.booleans()) else v for v in p[1]])
     out = root / "_fuzz"
     write_model_bin(out, cams, imgs, pts)
-    name = draw(st.sampled_from(["cameras.bin", "images.bin", "points3D.bin"]))
+    name = {"camera": "cameras.bin", "image": "images.bin", "point": "points3D.bin"}.get(which) \
+        or draw(st.sampled_from(["cameras.bin", "images.bin", "points3D.bin"]))
     data = (out / name).read_bytes()
     if which == "count":
         data = struct.pack("<Q", draw(st.integers(0, 2 ** 64 - 1))) + data[8:]
