@@ -76,7 +76,8 @@ def atomic_dir(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=str(path.parent)))
+    # the pid in the name lets a later run tell a killed run's leftover from a live one
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=str(path.parent)))
     try:
         yield tmp
         if path.exists():

@@ -1,10 +1,12 @@
-"""Assemble a bundle folder atomically: artefacts first, ``edgepose.json`` last, rename at the end.
+"""Assemble a bundle folder: artefacts first, ``edgepose.json`` last, put in place at the end.
 
-:class:`BundleAssembly` wraps :func:`edgepose.atomic.atomic_dir`: every file is written into a
-temporary sibling folder and listed with its role, precision, sha256 and size
+:func:`assemble` yields a :class:`BundleAssembly`: every file is written into a temporary
+sibling folder and listed with its role, precision, sha256 and size
 (:func:`edgepose.bundle.file_entry`); :meth:`BundleAssembly.finish` writes the manifest with
-:func:`edgepose.bundle.write_manifest`. Only then does the folder replace ``BUNDLE``, so an
-error or a crash never leaves a half-written bundle that looks valid.
+:func:`edgepose.bundle.write_manifest`. Only then is the bundle put at ``BUNDLE``
+(:mod:`.out_folder`: a new folder is renamed into place; an existing one has only the files an
+export wrote replaced, never a user's), so an error or a crash never leaves a half-written
+bundle that looks valid.
 
 Adding engines to an existing bundle (the Jetson path) starts from a copy of it
 (:meth:`BundleAssembly.start_from`, hard links where the filesystem allows) and replaces it
@@ -18,11 +20,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
 
 from edgepose import __version__
-from edgepose.atomic import atomic_dir, atomic_write_bytes
+from edgepose.atomic import atomic_write_bytes
 from edgepose.bundle import MANIFEST, file_entry, write_manifest
 from edgepose.errors import BundleError
 
@@ -84,14 +87,11 @@ def model_section(config: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- assembly
-def check_out_dir(out: PathLike) -> None:
-    """Refuse to replace a non-empty folder that is not a bundle (it would be deleted)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise BundleError(f"--out {out} is a file; expected a bundle folder", hint="pick another --out path")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise BundleError(f"--out {out} is a non-empty folder without {MANIFEST}; it is not a bundle and "
-                          "would be replaced", hint="pick a new or empty folder for --out")
+def check_out_dir(out: PathLike, overwrite: bool = False) -> None:
+    """Refuse an ``--out`` that is a file or holds files no export wrote (see :mod:`.out_folder`)."""
+    from .out_folder import check_out_dir as check
+
+    check(out, overwrite)
 
 
 class BundleAssembly:
@@ -154,15 +154,25 @@ class BundleAssembly:
 
 
 @contextlib.contextmanager
-def assemble(out: PathLike) -> Iterator[BundleAssembly]:
+def assemble(out: PathLike, overwrite: bool = False) -> Iterator[BundleAssembly]:
     """Yield a :class:`BundleAssembly`; call ``finish(manifest)`` inside the block.
 
-    On success the temporary folder replaces ``out``; on any error it is removed and ``out``
-    is left as it was. A block that never calls ``finish`` is an error (no manifest, no bundle).
+    On success the new bundle is put at ``out`` touching only files an export wrote there
+    (:func:`.out_folder.install`); on any error the temporary folder is removed and ``out``
+    is left as it was. A block that never calls ``finish`` is an error (no manifest, no
+    bundle). ``.partial`` folders of killed exports to ``out`` are removed first.
     """
-    check_out_dir(out)
-    with atomic_dir(out) as tmp:
-        asm = BundleAssembly(Path(tmp))
-        yield asm
-        if not (Path(tmp) / MANIFEST).is_file():
+    from .out_folder import clean_stale_partials, install
+
+    out = Path(out)
+    check_out_dir(out, overwrite)
+    clean_stale_partials(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=str(out.parent)))
+    try:
+        yield BundleAssembly(tmp)
+        if not (tmp / MANIFEST).is_file():
             raise BundleError(f"bundle {out} was not finished (no {MANIFEST} written)")
+        install(tmp, out, overwrite)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", nargs="?", help="a training run folder (RUN/final.pt), a checkpoint file, or an "
                                              "existing bundle (then only engines are built)")
     p.add_argument("--out", type=Path, help="bundle folder to write (default: SOURCE when it is a bundle)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="export into an --out folder that holds files no export wrote; they are kept (one named "
+                        "like a bundle file is moved to OUT/kept-by-edgepose-export-TIME/), never deleted")
     p.add_argument("--verify", metavar="BUNDLE", type=Path,
                    help="check a bundle's hashes and re-run ONNX Runtime parity, then exit")
     g = p.add_argument_group("precision")
@@ -168,6 +171,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:  # pragma: no cover
         print("edgepose-export: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk: the bundle is built aside, --out is left as it was
+        from edgepose.cli.guard import disk_full_message, is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        print(f"edgepose-export: error: {disk_full_message(exc)}; {args.out or args.source} was left as it was\n"
+              "  -> free some space and export again", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 def run_verify(bundle: Path) -> int:
@@ -204,7 +215,7 @@ def export_from_bundle(source: Path, args) -> int:
                                       args.workspace_gb))
         return EXIT_OK
     calib = _calib_frames_only(args, manifest) if args.int8_engine == "calibrator" and "int8" in precisions else None
-    with assemble(out) as asm:
+    with assemble(out, overwrite=args.overwrite) as asm:
         asm.start_from(source, manifest)
         built = build_engines(trt, asm, manifest["input"], precisions, int8_mode=args.int8_engine,
                               dla_core=args.dla_core, workspace_gb=args.workspace_gb,
@@ -299,7 +310,7 @@ def export_from_checkpoint(source: Path, args) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be a number >= 0; got {v}")
     from .bundle_writer import check_out_dir
 
-    check_out_dir(args.out)
+    check_out_dir(args.out, overwrite=args.overwrite)  # before any work: export never deletes a user's file
     trt = require_tensorrt(args.engine, str(args.out), precisions)  # fail fast, before any work
 
     from edgepose.train.model import load_model, read_checkpoint, resolve_checkpoint
@@ -316,7 +327,7 @@ def export_from_checkpoint(source: Path, args) -> int:
     from .onnx_export import export_onnx
     from .verify import record_parity
 
-    with assemble(args.out) as asm:
+    with assemble(args.out, overwrite=args.overwrite) as asm:
         parity_images = frames.val[:PARITY_FRAMES] if frames.val is not None else None
         print(f"exporting {ckpt_path} ({config['backbone']}, {size[0]}x{size[1]}) to ONNX ...")
         info: Dict[str, dict] = {}

@@ -83,7 +83,7 @@ def test_out_must_not_be_a_non_bundle_folder(tmp_path):
     precious = tmp_path / "home"
     precious.mkdir()
     (precious / "thesis.tex").write_text("do not delete")
-    with pytest.raises(BundleError, match="not a bundle"):
+    with pytest.raises(BundleError, match="no edgepose export wrote.*thesis.tex"):
         check_out_dir(precious)
     with pytest.raises(BundleError):
         with assemble(precious) as asm:
