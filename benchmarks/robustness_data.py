@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "core"))
 
-from fuzz_datasets import FORMATS, apply_change, build, change_strategy, originals_of, read_and_judge, restore  # noqa: E402
+from fuzz_datasets import FORMATS, build, one_example, originals_of  # noqa: E402
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -43,18 +43,14 @@ def fuzz(fmt: str, root: Path, examples: int, rng_seed: int):
     @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(st.data())
     def run(data):
-        name, content = data.draw(change_strategy(fmt, base, originals))
         try:
-            apply_change(base, name, content)
-            counts[read_and_judge(base, fmt)] += 1
+            counts[one_example(data, fmt, base, originals)] += 1
         except AssertionError as exc:
             counts["non-finite"] += 1
             failures.append(f"{fmt}: {exc}")
         except Exception:  # noqa: BLE001 - counting tracebacks is the point
             counts["traceback"] += 1
             failures.append(f"{fmt}: {traceback.format_exc(limit=3)}")
-        finally:
-            restore(base, originals)
 
     run()
     return counts, failures

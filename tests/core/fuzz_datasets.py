@@ -212,5 +212,14 @@ def restore(root: Path, originals: dict) -> None:
         apply_change(root, name, content)
 
 
-__all__ = ["FORMATS", "apply_change", "build", "change_strategy", "originals_of", "read_and_judge",
-           "restore"]
+def one_example(data, fmt: str, root: Path, originals: dict) -> str:
+    """Draw one change, apply it, judge the read (:func:`read_and_judge`), restore the files."""
+    name, content = data.draw(change_strategy(fmt, root, originals))
+    try:
+        apply_change(root, name, content)
+        return read_and_judge(root, fmt)
+    finally:
+        restore(root, originals)
+
+
+__all__ = ["FORMATS", "build", "one_example", "originals_of", "read_and_judge"]

@@ -10,7 +10,7 @@ import os
 from collections import Counter
 
 import pytest
-from fuzz_datasets import FORMATS, apply_change, build, change_strategy, originals_of, read_and_judge, restore
+from fuzz_datasets import FORMATS, build, one_example, originals_of, read_and_judge
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,12 +38,7 @@ def test_reader_rows_fuzz(bases, fmt):
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(st.data())
     def run(data):
-        name, content = data.draw(change_strategy(fmt, root, originals))
-        try:
-            apply_change(root, name, content)
-            outcomes[read_and_judge(root, fmt)] += 1
-        finally:
-            restore(root, originals)
+        outcomes[one_example(data, fmt, root, originals)] += 1
 
     run()
     assert sum(outcomes.values()) >= min(EXAMPLES, 100)

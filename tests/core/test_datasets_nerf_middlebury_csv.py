@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from dataset_builders import random_poses, scipy_R, write_middlebury, write_nerf, write_png
+from dataset_builders import random_poses, write_middlebury, write_nerf
 
 from edgepose.datasets import load_dataset, visible_points
 from edgepose.datasets.csv_format import write_csv

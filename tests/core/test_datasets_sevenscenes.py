@@ -1,11 +1,11 @@
 """7-Scenes layout: camera-to-world poses, split files, intrinsics, depth back-projection."""
 import numpy as np
 import pytest
-from dataset_builders import random_poses, scipy_R, write_sevenscenes
+from dataset_builders import random_poses, write_sevenscenes
 
 from edgepose.datasets import load_dataset, visible_points
 from edgepose.errors import ConfigError, DataFormatError
-from edgepose.geometry import project_points, rotation_error_deg
+from edgepose.geometry import project_points
 
 W, H = 16, 12
 
