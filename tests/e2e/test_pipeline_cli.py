@@ -104,6 +104,18 @@ def test_run_streams_one_line_per_frame_and_one_failed_for_a_corrupt_png(chain, 
     assert good["sigma_position_m"] > 0 and good["sigma_rotation_deg"] > 0
 
 
+def test_run_on_a_synth_sequence_reads_the_colour_frames_only(chain, tmp_path):
+    """Issue 14: `--source synth/seq-05` read the 16-bit depth maps beside the frames as frames."""
+    seq = chain["scene"] / "seq-05"
+    colour = sorted(p.name for p in seq.glob("*.color.png"))
+    assert colour and len(list(seq.glob("*.depth.png"))) == len(colour)
+    out = tmp_path / "poses.jsonl"
+    cli("run", chain["bundle"], "--source", seq, "--backend", "onnxruntime", "--precision", "fp32",
+        "--policy", "every", "--out", out, "--quiet")
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(Path(r["source"]).name for r in lines) == colour and all(r["ok"] for r in lines)
+
+
 def test_bench_writes_reports_and_the_gate_works_both_ways(chain, tmp_path):
     common = ["bench", chain["bundle"], "--data", chain["scene"], "--backends", "onnxruntime,qdq-reference",
               "--max-frames", 6, "--warmup-s", 0.2, "--iters", 5, "--quiet", "--no-power"]
