@@ -3,9 +3,11 @@ calibration method, guided), INT8 both as Q/DQ in float and through ONNX Runtime
 
     .venv/bin/python benchmarks/export_drift.py RUN [--out benchmarks/results/export_drift.md]
 
-Frames (no test frame influences any choice):
-* calibration: up to --calib-frames training-split frames, minus the guide frames;
-* guide: every 10th training-split frame, used only by the guided search to rank layers;
+Each variant is one :func:`edgepose.export.export_bundle` call (the exporter users run, into a
+temporary bundle), so the figures are the ones ``edgepose-export`` writes into a manifest.
+Frames (no test frame influences any choice), as the exporter picks them:
+* calibration: up to --calib-frames training-split frames;
+* guide: every 10th training-split frame (at most 64), used only by the guided search to rank layers;
 * report: the whole test split (accuracy and drift vs FP32 below).
 Appends a section to the results file with the command, versions and the table.
 """
@@ -18,8 +20,6 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-
-import numpy as np
 
 
 def main(argv=None) -> int:
@@ -37,72 +37,49 @@ def main(argv=None) -> int:
     import onnxruntime
     import torch
 
-    from edgepose.datasets import load_dataset
-    from edgepose.export.calibration import frame_list_sha256, frame_names, load_calibration_images, select_calibration_frames
-    from edgepose.export.drift import drift_row
-    from edgepose.export.fp16 import to_fp16
-    from edgepose.export.int8_qdq import quantize_int8
-    from edgepose.export.onnx_export import export_onnx
-    from edgepose.export.parity import evaluate_onnx
-    from edgepose.export.sensitivity import guided_int8
-    from edgepose.train.model import load_model, read_checkpoint, resolve_checkpoint
+    from edgepose.export import ExportConfig, export_bundle
 
     torch.set_num_threads(2)
     warnings.simplefilter("ignore")
     t0 = time.time()
-    ckpt_path = resolve_checkpoint(args.run)
-    ckpt = read_checkpoint(ckpt_path)
-    model = load_model(ckpt_path)
-    W, H = model.config["input_size"]
-    data = ckpt.get("data") or {}
-    root = args.data or Path(data["root"])
-    ds = load_dataset(root, None if args.data else data.get("format"), None if args.data else data.get("split_policy"))
-    train, test = ds.split("train"), ds.split("test")
-    guide_recs = train[::10]
-    calib_pool = [r for i, r in enumerate(train) if i % 10]
-    calib_recs = select_calibration_frames(calib_pool, args.calib_frames)
-    calib = load_calibration_images(calib_recs, (W, H))
-    guide = load_calibration_images(guide_recs, (W, H))
-    val = load_calibration_images(test, (W, H))
-    tp = np.stack([r.position for r in test])
-    tq = np.stack([r.rotation for r in test])
-    print(f"frames: calib {len(calib)} guide {len(guide)} test {len(val)}", flush=True)
-
-    rows = {}
+    quiet = lambda line: None  # noqa: E731
+    rows, results = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        f32 = tmp / "model.onnx"
-        exp = export_onnx(model, f32, dynamic=(1, 8, 32), parity_images=val[:8])
-        ref = evaluate_onnx(f32, val, optimization="disable")
-        rows["fp32 (ORT)"] = drift_row(ref, ref, tp, tq)
-        err = rows["fp32 (ORT)"]["median_position_m"]
-        to_fp16(f32, tmp / "fp16.onnx")
-        rows["fp16 (ORT, FP32 pre/post)"] = drift_row(evaluate_onnx(tmp / "fp16.onnx", val), ref, tp, tq, err)
-        to_fp16(f32, tmp / "fp16h.onnx", keep_heads_fp32=True)
-        rows["fp16, FC+heads FP32"] = drift_row(evaluate_onnx(tmp / "fp16h.onnx", val), ref, tp, tq, err)
-        for method in ("minmax", "entropy", "percentile"):
-            q = tmp / f"int8_{method}.onnx"
-            quantize_int8(f32, q, calib, method=method)
-            rows[f"int8 naive {method} (Q/DQ in float)"] = drift_row(evaluate_onnx(q, val, "disable"), ref, tp, tq, err)
-            if method == "minmax":
-                rows["int8 naive minmax (ORT int8 kernels)"] = drift_row(evaluate_onnx(q, val, "all"), ref, tp, tq, err)
-            print(f"{method} done ({time.time() - t0:.0f} s)", flush=True)
-        bound = args.guided_rel * err
-        g = guided_int8(f32, tmp / "guided.onnx", calib, guide, max_drift_m=bound, max_steps=args.max_steps,
-                        progress=lambda s: print("  " + s, flush=True))
-        rows["int8 guided minmax (Q/DQ in float)"] = drift_row(evaluate_onnx(tmp / "guided.onnx", val, "disable"),
-                                                               ref, tp, tq, err)
-        rows["int8 guided minmax (ORT int8 kernels)"] = drift_row(evaluate_onnx(tmp / "guided.onnx", val, "all"),
-                                                                  ref, tp, tq, err)
+        def export(name, **kw):
+            cfg = ExportConfig(args.run, out=Path(tmp) / name, calib=args.data, calib_frames=args.calib_frames,
+                               dynamic_batch=(1, 8, 32), val_frames=10**9, engine="no", **kw)
+            results[name] = r = export_bundle(cfg, log=quiet)
+            print(f"{name} done ({time.time() - t0:.0f} s)", flush=True)
+            return r.validation
 
+        v = export("minmax", precisions=["fp32", "fp16", "int8"], calib_method="minmax")
+        rows["fp32 (ORT)"] = v["fp32"]
+        rows["fp16 (ORT, FP32 pre/post)"] = v["fp16"]
+        rows["fp16, FC+heads FP32"] = export("fp16h", precisions=["fp32", "fp16"], fp16_keep_heads_fp32=True)["fp16"]
+        rows["int8 naive minmax (Q/DQ in float)"] = v["int8"]
+        rows["int8 naive minmax (ORT int8 kernels)"] = v["int8-ort"]
+        for method in ("entropy", "percentile"):
+            rows[f"int8 naive {method} (Q/DQ in float)"] = export(method, precisions=["int8"], calib_method=method)["int8"]
+        err = rows["fp32 (ORT)"]["median_position_m"]
+        bound = args.guided_rel * err
+        v = export("guided", precisions=["int8"], int8_max_drift_m=bound, guided_max_steps=args.max_steps)
+        rows["int8 guided minmax (Q/DQ in float)"] = v["int8"]
+        rows["int8 guided minmax (ORT int8 kernels)"] = v["int8-ort"]
+
+    m = results["minmax"].manifest
+    g = results["guided"].manifest["export"]["onnx"]["int8"]
+    exp = m["export"]["onnx"]["fp32"]
+    cal, val = m["calibration"], m["validation_frames"]
+    W, H = m["model"]["input_size"]
     cmd = "python benchmarks/export_drift.py " + " ".join(sys.argv[1:] if argv is None else argv)
     lines = [f"\n## {args.label or args.run.name}\n",
              f"Command: `{cmd}`  ",
-             f"Checkpoint: `{ckpt_path}` ({model.config['backbone']}, {W}x{H}); data: `{root}`  ",
-             f"Frames: calibration {len(calib)} (training split, sha256 {frame_list_sha256(frame_names(calib_recs, root))[:12]}), "
-             f"guide {len(guide)} (every 10th training frame, ranks layers), report: all {len(val)} test frames  ",
-             f"Versions: torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {platform.processor() or platform.machine()}, "
-             f"{time.time() - t0:.0f} s  ",
+             f"Checkpoint: `{m['training']['checkpoint']}` ({m['model']['backbone']}, {W}x{H}); "
+             f"data: `{results['minmax'].data_root}`  ",
+             f"Frames: calibration {cal['frames']} (training split, sha256 {cal['frames_sha256'][:12]}), "
+             "guide: every 10th training frame, at most 64 (ranks layers), report: all {val['n']} test frames  ",
+             f"Versions: torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
+             f"{platform.processor() or platform.machine()}, {time.time() - t0:.0f} s  ",
              f"ONNX: simplified={exp['simplified']}, parity vs PyTorch max {exp['parity']['max_position_m']:.2g} m / "
              f"{exp['parity']['max_rotation_deg']:.2g} deg\n",
              "| precision | median pos err (m) | median rot err (deg) | drift p50 (m) | drift p95 (m) | "

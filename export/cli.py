@@ -17,27 +17,17 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
-import numpy as np
-
-from edgepose.bundle import MANIFEST, PRECISIONS, load_manifest, verify_files
+from edgepose.bundle import MANIFEST
 from edgepose.errors import ConfigError, EdgePoseError
-from edgepose.progress import progress
 
-from .bundle_writer import (CHECKPOINT_NAME, ONNX_NAMES, PARITY_NAME, assemble, input_spec, model_section,
-                            normalization, outputs_spec)
-from .engines import build_engines, jetson_instructions, require_tensorrt
+from .api import ExportResult, default_argv, export_bundle
+from .config import (CALIB_METHODS, DEFAULT_CALIB_FRAMES, DEFAULT_OPSET, DEFAULT_VAL_FRAMES, ExportConfig,
+                     parse_batch, parse_precisions)
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USER_ERROR = 0, 1, 2
-CALIB_METHODS = ("minmax", "entropy", "percentile")
-DEFAULT_CALIB_FRAMES = 300
-DEFAULT_VAL_FRAMES = 200
-GUIDE_EVERY = 10  # guided INT8 ranks layers on every 10th training frame ...
-GUIDE_MAX_FRAMES = 64  # ... at most this many (each guided step evaluates them all)
-PARITY_FRAMES = 8
 
 EPILOG = """\
 examples:
@@ -106,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dynamic batch axis with this TensorRT optimization profile, e.g. 1:4:8")
     g.add_argument("--input", choices=("uint8", "float32"), default="uint8",
                    help="uint8 NHWC (default: 4x fewer bytes, normalisation in the graph) or float32 NCHW 0..255")
-    g.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17, at most 20)")
+    g.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset (default {DEFAULT_OPSET}, at most 20)")
     g.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     g = p.add_argument_group("validation (test split)")
     g.add_argument("--val-frames", type=int, default=DEFAULT_VAL_FRAMES,
@@ -125,31 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_precisions(text: Optional[str], default: Sequence[str]) -> List[str]:
-    """``"fp16,int8"`` -> ``["fp16", "int8"]`` in canonical order; unknown names raise :class:`ConfigError`."""
-    if text is None:
-        return list(default)
-    asked = [t.strip().lower() for t in text.split(",") if t.strip()]
-    unknown = [t for t in asked if t not in PRECISIONS]
-    if unknown or not asked:
-        raise ConfigError(f"--precision {text!r}: unknown precision {', '.join(unknown) or '(empty)'}; "
-                          f"expected a comma list of {', '.join(PRECISIONS)}", hint="e.g. --precision fp32,fp16,int8")
-    return [p for p in PRECISIONS if p in asked]
-
-
-def parse_batch(batch: int, dynamic: Optional[str]) -> Tuple[Tuple[int, int, int], bool]:
-    """``((min, opt, max), dynamic)`` from ``--batch`` / ``--dynamic-batch MIN:OPT:MAX``."""
-    if dynamic is None:
-        if batch < 1:
-            raise ConfigError(f"--batch must be >= 1; got {batch}")
-        return (batch, batch, batch), False
-    try:
-        lo, opt, hi = (int(v) for v in dynamic.split(":"))
-    except ValueError:
-        raise ConfigError(f"--dynamic-batch {dynamic!r}: expected MIN:OPT:MAX integers, e.g. 1:4:8") from None
-    if not 1 <= lo <= opt <= hi:
-        raise ConfigError(f"--dynamic-batch {dynamic!r}: needs 1 <= MIN <= OPT <= MAX")
-    return (lo, opt, hi), True
+def config_from_args(args: argparse.Namespace) -> ExportConfig:
+    """The :class:`ExportConfig` of parsed flags (text flags parsed, nothing checked yet)."""
+    if args.source is None:
+        raise ConfigError("SOURCE is missing: pass a training run, a checkpoint or a bundle",
+                          hint="see edgepose-export --help")
+    (lo, opt, hi), dynamic = parse_batch(args.batch, args.dynamic_batch)
+    return ExportConfig(
+        source=Path(args.source), out=args.out,
+        precisions=None if args.precision is None else parse_precisions(args.precision, ()),
+        allow_slow_precision=args.allow_slow_precision, calib=args.calib, calib_frames=args.calib_frames,
+        calib_method=args.calib_method, int8_max_drift_m=args.int8_max_drift_m,
+        int8_max_drift_deg=args.int8_max_drift_deg, int8_engine=args.int8_engine, batch=opt,
+        dynamic_batch=(lo, opt, hi) if dynamic else None, input=args.input, opset=args.opset,
+        simplify=not args.no_simplify, val_frames=args.val_frames, max_drift_m=args.max_drift_m,
+        max_drift_deg=args.max_drift_deg, engine=args.engine, overwrite=args.overwrite, dla_core=args.dla_core,
+        workspace_gb=args.workspace_gb, timing_cache_dir=args.timing_cache_dir, argv=default_argv())
 
 
 # --------------------------------------------------------------------------- entry point
@@ -158,13 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.verify is not None:
             return run_verify(args.verify)
-        if args.source is None:
-            raise ConfigError("SOURCE is missing: pass a training run, a checkpoint or a bundle",
-                              hint="see edgepose-export --help")
-        source = Path(args.source)
-        if (source / MANIFEST).is_file():
-            return export_from_bundle(source, args)
-        return export_from_checkpoint(source, args)
+        result = export_bundle(config_from_args(args))
     except EdgePoseError as exc:
         print(f"edgepose-export: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -179,6 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"edgepose-export: error: {disk_full_message(exc)}; {args.out or args.source} was left as it was\n"
               "  -> free some space and export again", file=sys.stderr)
         return EXIT_USER_ERROR
+    return report(result)
 
 
 def run_verify(bundle: Path) -> int:
@@ -198,278 +175,49 @@ def run_verify(bundle: Path) -> int:
     return EXIT_OK
 
 
-# --------------------------------------------------------------------------- bundle -> engines
-def export_from_bundle(source: Path, args) -> int:
-    """Build engines from the ONNX files of an existing bundle (no torch)."""
-    manifest = load_manifest(source)
-    verify_files(source, manifest)
-    have = [e.get("precision") for e in manifest["files"].values() if e.get("role") == "onnx"]
-    precisions = parse_precisions(args.precision, [p for p in PRECISIONS if p in have])
-    out = args.out or source
-    trt = require_tensorrt(args.engine, str(out), precisions, manifest["input"])
-    if trt is None:
-        if args.engine == "no":
-            print("--engine no: nothing to do for an existing bundle")
-        else:
-            print(jetson_instructions(str(out), precisions, manifest["input"], args.int8_engine, args.dla_core,
-                                      args.workspace_gb))
+# --------------------------------------------------------------------------- printing
+def report(result: ExportResult) -> int:
+    """Print what an export did and the next commands; return the exit code."""
+    if result.from_bundle:
+        if not result.engines and result.manifest is None:
+            print(result.engine_note or "")
+            return EXIT_OK
+        print(f"bundle {result.out}: {len(result.engines)} engine(s) built: {', '.join(result.engines)}")
+        print_next(result.out, result.precisions)
         return EXIT_OK
-    calib = _calib_frames_only(args, manifest) if args.int8_engine == "calibrator" and "int8" in precisions else None
-    with assemble(out, overwrite=args.overwrite) as asm:
-        asm.start_from(source, manifest)
-        built = build_engines(trt, asm, manifest["input"], precisions, int8_mode=args.int8_engine,
-                              dla_core=args.dla_core, workspace_gb=args.workspace_gb,
-                              allow_slow=args.allow_slow_precision, calib_images=calib,
-                              cache_dir=args.timing_cache_dir)
-        new = {k: v for k, v in manifest.items() if k != "files"}
-        asm.finish(new)
-    print(f"bundle {out}: {len(built)} engine(s) built: {', '.join(built)}")
-    _print_next(out, precisions)
-    return EXIT_OK
-
-
-def _calib_frames_only(args, manifest) -> Optional[np.ndarray]:
-    if args.calib is None:
-        return None
-    from edgepose.datasets import load_dataset
-
-    from .calibration import load_calibration_images, select_calibration_frames
-
-    ds = load_dataset(args.calib)
-    recs = select_calibration_frames(ds.split("train"), args.calib_frames)
-    W, H = manifest["model"]["input_size"]
-    return load_calibration_images(recs, (W, H), progress=True)
-
-
-# --------------------------------------------------------------------------- run -> bundle
-class Frames:
-    """Calibration (training split) and validation (test split) frames of one dataset."""
-
-    def __init__(self):
-        self.calib: Optional[np.ndarray] = None
-        self.calib_info: Optional[dict] = None
-        self.val: Optional[np.ndarray] = None
-        # every 10th training frame: ranks layers for guided INT8 (never the test split)
-        self.guide: Optional[np.ndarray] = None
-        self.val_position: Optional[np.ndarray] = None
-        self.val_rotation: Optional[np.ndarray] = None
-        self.source = "none"
-        self.root: Optional[Path] = None  # the dataset the frames came from
-
-
-def load_frames(args, data_info: dict, size: Tuple[int, int], need_calib: bool) -> Frames:
-    """Frames for calibration and drift; a missing dataset is an error only when INT8 needs it."""
-    from edgepose.datasets import load_dataset
-
-    from .calibration import calibration_info, frame_names, load_calibration_images, select_calibration_frames
-
-    frames = Frames()
-    root = args.calib or (Path(data_info["root"]) if data_info.get("root") else None)
-    if root is None or not Path(root).exists():
-        where = "--calib DATA" if args.calib else "the checkpoint's data root"
-        msg = f"dataset not found ({where}: {root})"
-        if need_calib:
-            raise EdgePoseError(msg + "; INT8 needs calibration frames from the training split",
-                                hint="pass --calib DATA (the dataset the model was trained on)")
-        print(f"warning: {msg}; accuracy and drift are not measured (pass --calib DATA to measure them)")
-        return frames
-    fmt = None if args.calib else data_info.get("format")
-    policy = None if args.calib else data_info.get("split_policy")
-    ds = load_dataset(root, fmt, policy, allow_outside=not args.calib and bool(data_info.get("allow_outside_images")))
-    frames.source = f"{ds.format} dataset {root}"
-    frames.root = Path(root)
-    if need_calib:
-        recs = select_calibration_frames(ds.split("train"), args.calib_frames)
-        frames.calib = load_calibration_images(recs, size, progress=True)
-        frames.calib_info = calibration_info(frame_names(recs, root), args.calib_method, 1, source=f"train split of {root}")
-        if args.int8_max_drift_m is not None or args.int8_max_drift_deg is not None:
-            guide = ds.split("train")[::GUIDE_EVERY][:GUIDE_MAX_FRAMES]
-            frames.guide = load_calibration_images(guide, size, progress=True, desc="guide frames (train split)")
-    test = ds.split("test")
-    if args.val_frames < 1:
-        raise ConfigError(f"--val-frames must be >= 1; got {args.val_frames}")
-    idx = np.unique(np.linspace(0, len(test) - 1, min(args.val_frames, len(test))).round().astype(int))
-    recs = [test[i] for i in idx]
-    frames.val = load_calibration_images(recs, size, progress=True, desc="validation frames (test split)")
-    frames.val_position = np.stack([r.position for r in recs])
-    frames.val_rotation = np.stack([r.rotation for r in recs])
-    return frames
-
-
-def export_from_checkpoint(source: Path, args) -> int:
-    if args.out is None:
-        raise ConfigError("--out BUNDLE is required when SOURCE is a run or a checkpoint",
-                          hint=f"e.g. edgepose-export {source} --out bundles/{source.name or 'model'}")
-    precisions = parse_precisions(args.precision, ("fp32", "fp16"))
-    batch, dynamic = parse_batch(args.batch, args.dynamic_batch)
-    if args.calib_frames < 1:
-        raise ConfigError(f"--calib-frames must be >= 1; got {args.calib_frames}")
-    for name in ("max_drift_m", "max_drift_deg", "int8_max_drift_m", "int8_max_drift_deg"):
-        v = getattr(args, name)
-        if v is not None and not v >= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be a number >= 0; got {v}")
-    from .bundle_writer import check_out_dir
-
-    check_out_dir(args.out, overwrite=args.overwrite)  # before any work: export never deletes a user's file
-    trt = require_tensorrt(args.engine, str(args.out), precisions)  # fail fast, before any work
-
-    from edgepose.train.model import load_model, read_checkpoint, resolve_checkpoint
-
-    ckpt_path = resolve_checkpoint(source)
-    ckpt = read_checkpoint(ckpt_path)
-    model = load_model(ckpt_path)
-    config = model.config
-    size = tuple(int(v) for v in config["input_size"])
-    t0 = time.perf_counter()
-    frames = load_frames(args, ckpt.get("data") or {}, size, need_calib="int8" in precisions and not ckpt.get("qat"))
-    spec = input_spec(args.input, size, batch, dynamic)
-
-    from .onnx_export import export_onnx
-    from .verify import record_parity
-
-    with assemble(args.out, overwrite=args.overwrite) as asm:
-        parity_images = frames.val[:PARITY_FRAMES] if frames.val is not None else None
-        print(f"exporting {ckpt_path} ({config['backbone']}, {size[0]}x{size[1]}) to ONNX ...")
-        info: Dict[str, dict] = {}
-        info["fp32"] = export_onnx(model, asm.path(ONNX_NAMES["fp32"]), input=args.input, batch=batch[1],
-                                   dynamic=batch if dynamic else None, opset=args.opset,
-                                   simplify=not args.no_simplify, parity_images=parity_images)
-        onnx_files = {"fp32": ONNX_NAMES["fp32"]}
-        if "fp16" in precisions:
-            from .fp16 import to_fp16
-
-            info["fp16"] = to_fp16(asm.path(ONNX_NAMES["fp32"]), asm.path(ONNX_NAMES["fp16"]))
-            onnx_files["fp16"] = ONNX_NAMES["fp16"]
-        if "int8" in precisions:
-            info["int8"] = _int8(args, asm, frames, ckpt)
-            onnx_files["int8"] = ONNX_NAMES["int8"]
-        for prec, rel in onnx_files.items():
-            asm.register(rel, "onnx", prec, input=args.input)
-        asm.add_file(ckpt_path, CHECKPOINT_NAME, "checkpoint", "fp32", format=ckpt.get("format"))
-
-        validation, rows_ok, failures = {}, True, []
-        if frames.val is not None:
-            validation, failures = measure(asm, onnx_files, frames, args)
-            rows_ok = not failures
-        if parity_images is None:
-            from .onnx_export import example_images
-
-            parity_images, parity_source = example_images(size, n=4), "synthetic (no dataset)"
-        else:
-            parity_source = f"test split of {frames.source}"
-        parity = record_parity(asm.dir, parity_images, onnx_files, parity_source)
-        asm.register(PARITY_NAME, "parity", None)
-
-        if trt is not None:
-            build_engines(trt, asm, spec, precisions, int8_mode=args.int8_engine, dla_core=args.dla_core,
-                          workspace_gb=args.workspace_gb, allow_slow=args.allow_slow_precision,
-                          calib_images=frames.calib, cache_dir=args.timing_cache_dir)
-        manifest = {
-            "model": model_section(config),
-            "input": spec,
-            "outputs": outputs_spec(dynamic, batch[1]),
-            "normalization": normalization(config),
-            "training": {"checkpoint": str(Path(ckpt_path).resolve()), "metrics": ckpt.get("metrics") or {},
-                         "data": ckpt.get("data") or {}},
-            "calibration": frames.calib_info,
-            "validation": validation,
-            "validation_frames": {"n": 0 if frames.val is None else int(len(frames.val)), "split": "test",
-                                  "source": frames.source, "passed": rows_ok,
-                                  "max_drift_m": args.max_drift_m, "max_drift_deg": args.max_drift_deg},
-            "parity": parity,
-            "export": {"tool": "edgepose-export", "argv": list(sys.argv[1:]) if sys.argv else [],
-                       "precisions": precisions, "opset": args.opset, "engine": args.engine,
-                       "int8_engine": args.int8_engine, "onnx": _jsonable(info)},
-        }
-        asm.finish(manifest)
-    print_table(args.out, validation, onnx_files)
-    if "int8" in precisions:
+    print_table(result.out, result.validation, result.onnx_files)
+    if "int8" in result.precisions:
         from edgepose.int8_speed import onnx_gmacs, project
 
-        print(project(config["backbone"], onnx_gmacs(Path(args.out) / ONNX_NAMES["fp32"]))["label"] + "\n")
-    print(f"bundle written: {args.out} ({time.perf_counter() - t0:.0f} s)")
-    if trt is None and args.engine == "auto":
-        print(jetson_instructions(str(args.out), precisions, spec, args.int8_engine, args.dla_core, args.workspace_gb))
-    if failures:
-        print("edgepose-export: drift check FAILED:\n    " + "\n    ".join(failures), file=sys.stderr)
+        fp32 = Path(result.out) / result.onnx_files["fp32"]
+        print(project(result.manifest["model"]["backbone"], onnx_gmacs(fp32))["label"] + "\n")
+    print(f"bundle written: {result.out} ({result.seconds:.0f} s)")
+    if result.engine_note:
+        print(result.engine_note)
+    if result.failures:
+        print("edgepose-export: drift check FAILED:\n    " + "\n    ".join(result.failures), file=sys.stderr)
         print("  -> the bundle is written and records the drift; loosen the bound, keep more layers in float "
               "(--int8-max-drift-m), or drop the precision", file=sys.stderr)
         return EXIT_CHECK_FAILED
-    _print_next(args.out, precisions, frames.root)
-    if "int8" in validation and not ckpt.get("qat") and validation.get("fp32", {}).get("median_position_m"):
-        from .qat_int8 import expected_qat_gain
-
-        share = validation["int8"]["drift_p50_m"] / validation["fp32"]["median_position_m"]
-        print(expected_qat_gain(str(Path(ckpt_path).parent if Path(ckpt_path).name == "final.pt" else source),
-                                str(frames.root or "DATA"), share))
+    print_next(result.out, result.precisions, result.data_root)
+    print_qat_hint(result)
     return EXIT_OK
 
 
-def _int8(args, asm, frames: Frames, ckpt: Optional[dict] = None) -> dict:
-    src, dst = asm.path(ONNX_NAMES["fp32"]), asm.path(ONNX_NAMES["int8"])
-    if ckpt and ckpt.get("qat"):  # quantization-aware fine-tuned: its own ranges, no calibration
-        from .qat_int8 import quantize_from_qat
+def print_qat_hint(result: ExportResult) -> None:
+    """After a post-training INT8 export: how much QAT is expected to help, and its command."""
+    v = result.validation
+    if "int8" not in v or result.qat or not v.get("fp32", {}).get("median_position_m"):
+        return
+    from .qat_int8 import expected_qat_gain
 
-        print("int8: Q/DQ from the QAT stage's ranges (no re-calibration)")
-        info = quantize_from_qat(src, dst, ckpt)
-        frames.calib_info = {"method": "qat", "frames": 0, "batch": None,
-                             "source": "the QAT stage's activation ranges (checkpoint 'qat'), no calibration"}
-        return info
-    if args.int8_max_drift_m is not None or args.int8_max_drift_deg is not None:
-        if frames.guide is None:
-            raise EdgePoseError("guided INT8 (--int8-max-drift-*) needs training frames to rank layers on; "
-                                "the dataset was not found", hint="pass --calib DATA")
-        from .sensitivity import guided_int8
-
-        # layers are ranked on held-out training frames; the test split only reports the result
-        info = guided_int8(src, dst, frames.calib, frames.guide, max_drift_m=args.int8_max_drift_m,
-                           max_drift_deg=args.int8_max_drift_deg, method=args.calib_method,
-                           progress=lambda line: print(f"  guided int8: {line}"))
-        if not info.get("met", True):
-            print(f"warning: guided INT8 did not reach the bound {info.get('bound')} within its steps; "
-                  f"kept in float: {info.get('float_units')}")
-    else:
-        from .int8_qdq import quantize_int8
-
-        info = quantize_int8(src, dst, frames.calib, method=args.calib_method)
-    if frames.calib_info is not None and info.get("batch"):
-        frames.calib_info["batch"] = int(info["batch"])
-    return info
+    ckpt = result.checkpoint
+    run = ckpt.parent if ckpt is not None and ckpt.name == "final.pt" else result.source
+    share = v["int8"]["drift_p50_m"] / v["fp32"]["median_position_m"]
+    print(expected_qat_gain(str(run), str(result.data_root or "DATA"), share))
 
 
-def measure(asm, onnx_files: Dict[str, str], frames: Frames, args) -> Tuple[dict, List[str]]:
-    """Accuracy and drift vs FP32 of every precision on the validation frames.
-
-    INT8 is run twice: Q/DQ in float (``int8``: the numerics TensorRT approximates) and through
-    ONNX Runtime's own int8 kernels (``int8-ort``, labelled as such).
-    """
-    from .drift import drift_row, within_bounds
-    from .parity import evaluate_onnx
-
-    runs = [(p, rel, "disable") for p, rel in onnx_files.items()]
-    if "int8" in onnx_files:
-        runs.append(("int8-ort", onnx_files["int8"], "all"))
-    outs = {}
-    for key, rel, opt in progress(runs, desc="drift evaluation", unit="graph"):
-        outs[key] = evaluate_onnx(asm.path(rel), frames.val, optimization=opt)
-    ref = outs["fp32"]
-    rows, failures = {}, []
-    labels = {"int8": "INT8 Q/DQ run in float (TensorRT-like numerics)",
-              "int8-ort": "INT8 through ONNX Runtime's int8 kernels (CPU; not what TensorRT runs)"}
-    for key, out in outs.items():
-        row = drift_row(out, ref, frames.val_position, frames.val_rotation)
-        row["file"] = onnx_files[key.split("-")[0]]
-        row["label"] = labels.get(key, f"{key.upper()} in ONNX Runtime")
-        rows[key] = row
-        if key != "fp32":
-            d = {"position_p50_m": row["drift_p50_m"], "rotation_p50_deg": row["drift_p50_deg"]}
-            if not within_bounds(d, args.max_drift_m, args.max_drift_deg):
-                failures.append(f"{key}: median drift {row['drift_p50_m']:.4g} m / {row['drift_p50_deg']:.4g} deg "
-                                f"exceeds --max-drift-m {args.max_drift_m} / --max-drift-deg {args.max_drift_deg}")
-    return rows, failures
-
-
-def print_table(out: Path, validation: dict, onnx_files: Dict[str, str]) -> None:
+def print_table(out: Path, validation: dict, onnx_files: dict) -> None:
     """The one-screen summary: file, size, accuracy, drift vs FP32."""
     head = f"{'precision':<10}{'file':<18}{'MB':>7}{'med pos m':>11}{'med rot °':>11}" \
            f"{'drift p50 m':>13}{'p95 m':>10}{'p50 °':>9}{'p95 °':>9}"
@@ -490,30 +238,13 @@ def print_table(out: Path, validation: dict, onnx_files: Dict[str, str]) -> None
     print()
 
 
-def _print_next(out: Path, precisions: Sequence[str], data: Optional[Path] = None) -> None:
+def print_next(out: Path, precisions: Sequence[str], data: Optional[Path] = None) -> None:
     q = shlex.quote(str(out))
     best = precisions[-1] if precisions else "fp32"
     print("next:")
     print(f"  edgepose-export --verify {q}")
     print(f"  edgepose-bench {q} --data {shlex.quote(str(data)) if data else 'DATA'} --out report")
     print(f"  edgepose-run {q} --source VIDEO_OR_FOLDER --precision {best}")
-
-
-def _jsonable(obj):
-    """Keep only JSON types (numpy scalars -> float/int)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ Three checks:
    (:func:`edgepose.bundle.verify_files`). A flipped byte anywhere fails here.
 2. **TensorRT graph lint** (:mod:`.graph_lint`): every ONNX graph keeps the parser rules
    TensorRT depends on (uint8 input straight into a Cast, symmetric int8 Q/DQ, FP32
-   post-processing...); a violation names the node, the rule and its source.
+   post-processing...); a violation names the node, the rule and its source. Any function
+   registered in :data:`edgepose.export.passes.GRAPH_CHECKS` (the checks the export runs
+   after each pass) also runs on each ONNX file, beside parity.
 3. **Parity**: at export time :func:`record_parity` stores ``parity.npz`` in the bundle (role
    ``parity``): a few preprocessed frames (``uint8 (N, H, W, 3)``, real validation frames when
    the dataset was available) and each ONNX file's outputs on them in ONNX Runtime
@@ -106,6 +108,7 @@ def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) 
         report["parity"][prec] = {**d, "bound_m": bound_m, "bound_deg": bound_deg, "ok": bool(ok)}
         log(f"parity {prec:<5} {rel:<18} max {d['max_position_m']:.2e} m (bound {bound_m:.1e}), "
             f"{d['max_rotation_deg']:.2e} deg (bound {bound_deg:.1e}) {'ok' if ok else 'FAILED'}")
+        failures += _graph_checks(bundle_dir / rel, prec, report["parity"][prec], log)
         if not ok:
             failures.append(f"{rel}: outputs moved by {d['max_position_m']:.3g} m / {d['max_rotation_deg']:.3g} deg "
                             f"from those recorded at export (bounds {bound_m:.3g} m / {bound_deg:.3g} deg)")
@@ -128,6 +131,23 @@ def _lint(bundle_dir: Path, manifest: dict, report: dict, log) -> list:
         log(f"lint {rel:<18} {'ok' if not found else f'{len(found)} violation(s)'}")
         failures += [f"{rel}: {v}" for v in found]
     return failures
+
+
+def _graph_checks(path: Path, precision: str, row: dict, log) -> list:
+    """:data:`~.passes.GRAPH_CHECKS` on one bundle graph; their summaries go into ``row["checks"]``."""
+    from edgepose.errors import EdgePoseError
+
+    from .passes import GRAPH_CHECKS, run_graph_checks
+
+    if not GRAPH_CHECKS:
+        return []
+    try:
+        row["checks"] = run_graph_checks(path, precision)
+    except EdgePoseError as exc:
+        log(f"checks {precision:<5} {path.name}: FAILED: {exc}")
+        return [f"{path.name}: {exc}"]
+    log(f"checks {precision:<5} {path.name}: {', '.join(row['checks']) or 'none apply'} ok")
+    return []
 
 
 def _torch_parity(bundle_dir: Path, manifest: dict, images: np.ndarray, data: dict, log) -> Optional[dict]:

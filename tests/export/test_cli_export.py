@@ -253,27 +253,23 @@ def test_export_without_dataset_writes_fp32_and_says_what_was_not_measured(tmp_p
 
 def test_drift_bounds_fail_the_rows_that_exceed_them(cli_bundle):
     """``--max-drift-m``: rows whose median drift vs FP32 exceeds the bound are reported."""
-    from types import SimpleNamespace
-
     from edgepose.datasets import load_dataset
-    from edgepose.export.cli import Frames, measure
+    from edgepose.export.frames import ExportFrames
+    from edgepose.export.validation import measure
 
     out, _ = cli_bundle
     m = json.loads((out / MANIFEST).read_text())
     images = np.load(out / "parity.npz")["images"]
     test = load_dataset(m["training"]["data"]["root"]).split("test")[: len(images)]
-    frames = Frames()
-    frames.val = images
-    frames.val_position = np.stack([r.position for r in test])
-    frames.val_rotation = np.stack([r.rotation for r in test])
-    asm = SimpleNamespace(path=lambda rel: out / rel)
+    frames = ExportFrames(val=images, val_position=np.stack([r.position for r in test]),
+                          val_rotation=np.stack([r.rotation for r in test]))
     files = {p: e_rel for e_rel, e in m["files"].items() if e["role"] == "onnx" for p in [e["precision"]]}
-    rows, failures = measure(asm, files, frames, SimpleNamespace(max_drift_m=None, max_drift_deg=None))
+    rows, failures = measure(out, files, frames)
     assert failures == [] and set(rows) == {"fp32", "fp16", "int8", "int8-ort"}
     worst = max((k for k in rows if k != "fp32"), key=lambda k: rows[k]["drift_p50_m"])
     d = rows[worst]["drift_p50_m"]
     if d == 0:
         pytest.skip("every precision matches FP32 exactly on these frames")
-    _, failures = measure(asm, files, frames, SimpleNamespace(max_drift_m=d / 2, max_drift_deg=None))
+    _, failures = measure(out, files, frames, max_drift_m=d / 2)
     assert any(f.startswith(f"{worst}:") for f in failures)
     assert not any(f.startswith("fp32:") for f in failures)

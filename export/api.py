@@ -1,0 +1,212 @@
+"""``export_bundle(cfg) -> ExportResult``: the exporter, for the CLI, the benchmarks and Python.
+
+Two paths, chosen by the source:
+
+* a training run or a checkpoint: load the model and the frames, run the precision passes
+  (:data:`edgepose.export.passes.PASSES`), measure accuracy and drift on the test frames,
+  record parity frames, build engines when TensorRT is here, write the bundle atomically;
+* an existing bundle: build TensorRT engines from its ONNX files (the Jetson path, no torch).
+
+Progress lines go to ``log`` (``print`` by default); nothing else is printed. Errors of the
+user's making raise :class:`~edgepose.errors.EdgePoseError` before anything is written; a
+drift bound that is exceeded does not raise: the bundle is written and
+:attr:`ExportResult.failures` says which rows failed.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from edgepose.bundle import MANIFEST, PRECISIONS, load_manifest, verify_files
+from edgepose.errors import ConfigError
+from edgepose.jsonsafe import json_safe
+
+from .bundle_writer import (CHECKPOINT_NAME, ONNX_NAMES, PARITY_NAME, assemble, check_out_dir, input_spec,
+                            model_section, normalization, outputs_spec)
+from .config import DEFAULT_RUN_PRECISIONS, PARITY_FRAMES, ExportConfig
+from .engines import build_engines, jetson_instructions, require_tensorrt
+from .frames import calibration_frames_only, load_frames
+from .passes import PassContext, run_pass
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class ExportResult:
+    """What one export did.
+
+    Attributes:
+        out: the bundle folder.
+        from_bundle: True for the engines-only path (the source was a bundle).
+        precisions: the precisions exported (or whose engines were asked).
+        manifest: the manifest as written (read back), ``None`` when nothing was written.
+        onnx_files: ``{precision: relative path}`` of the ONNX graphs.
+        validation: the manifest's ``validation`` rows (``{}`` without a dataset).
+        failures: one line per row over ``--max-drift-*`` (the bundle is written anyway).
+        engines: the engine files built.
+        engine_note: why no engine was built (``None`` when engines were built), e.g. the
+            commands to run on the Jetson when TensorRT is absent under ``--engine auto``.
+        data_root: the dataset the frames came from (``None`` without one).
+        checkpoint: the checkpoint exported (``None`` on the engines-only path).
+        qat: whether it came from quantization-aware training (INT8 from its own ranges).
+        source: the run, checkpoint or bundle exported from.
+        seconds: wall time of the export.
+    """
+
+    out: Path
+    from_bundle: bool
+    precisions: List[str]
+    manifest: Optional[dict] = None
+    onnx_files: Dict[str, str] = field(default_factory=dict)
+    validation: dict = field(default_factory=dict)
+    failures: List[str] = field(default_factory=list)
+    engines: List[str] = field(default_factory=list)
+    engine_note: Optional[str] = None
+    data_root: Optional[Path] = None
+    checkpoint: Optional[Path] = None
+    qat: bool = False
+    source: Optional[Path] = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """No drift bound was exceeded."""
+        return not self.failures
+
+
+def export_bundle(cfg: ExportConfig, log: Log = print) -> ExportResult:
+    """Run one export (see the module docstring); returns what was written."""
+    cfg.check()
+    if (cfg.source / MANIFEST).is_file():
+        return engines_for_bundle(cfg, log)
+    return export_from_checkpoint(cfg, log)
+
+
+def _engine_note(cfg: ExportConfig, out: Path, precisions: List[str], spec: dict) -> Optional[str]:
+    if cfg.engine != "auto":
+        return None
+    return jetson_instructions(str(out), precisions, spec, cfg.int8_engine, cfg.dla_core, cfg.workspace_gb)
+
+
+def engines_for_bundle(cfg: ExportConfig, log: Log = print) -> ExportResult:
+    """Build engines from the ONNX files of an existing bundle (no torch)."""
+    t0 = time.perf_counter()
+    source = cfg.source
+    manifest = load_manifest(source)
+    verify_files(source, manifest)
+    have = [e.get("precision") for e in manifest["files"].values() if e.get("role") == "onnx"]
+    precisions = cfg.precisions or [p for p in PRECISIONS if p in have]
+    out = cfg.out or source
+    result = ExportResult(out, True, list(precisions), data_root=cfg.calib)
+    trt = require_tensorrt(cfg.engine, str(out), precisions, manifest["input"])
+    if trt is None:
+        result.engine_note = ("--engine no: nothing to do for an existing bundle" if cfg.engine == "no"
+                              else _engine_note(cfg, out, precisions, manifest["input"]))
+        return result
+    calib = None
+    if cfg.int8_engine == "calibrator" and "int8" in precisions:
+        calib = calibration_frames_only(cfg, tuple(manifest["model"]["input_size"]))
+    with assemble(out, overwrite=cfg.overwrite) as asm:
+        asm.start_from(source, manifest)
+        result.engines = build_engines(trt, asm, manifest["input"], precisions, int8_mode=cfg.int8_engine,
+                                       dla_core=cfg.dla_core, workspace_gb=cfg.workspace_gb,
+                                       allow_slow=cfg.allow_slow_precision, calib_images=calib,
+                                       cache_dir=cfg.timing_cache_dir, log=log)
+        asm.finish({k: v for k, v in manifest.items() if k != "files"})
+    result.manifest = load_manifest(out)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
+    """A training run or a checkpoint -> a bundle (see the module docstring)."""
+    source, out = cfg.source, cfg.out
+    if out is None:
+        raise ConfigError("--out BUNDLE is required when SOURCE is a run or a checkpoint",
+                          hint=f"e.g. edgepose-export {source} --out bundles/{source.name or 'model'}")
+    precisions = list(cfg.precisions or DEFAULT_RUN_PRECISIONS)
+    lo, opt, hi = cfg.batch_profile
+    dynamic = cfg.dynamic_batch is not None
+    check_out_dir(out, overwrite=cfg.overwrite)  # before any work: export never deletes a user's file
+    trt = require_tensorrt(cfg.engine, str(out), precisions)  # fail fast, before any work
+
+    from edgepose.train.model import load_model, read_checkpoint, resolve_checkpoint
+
+    ckpt_path = resolve_checkpoint(source)
+    ckpt = read_checkpoint(ckpt_path)
+    model = load_model(ckpt_path)
+    config = model.config
+    size = tuple(int(v) for v in config["input_size"])
+    t0 = time.perf_counter()
+    frames = load_frames(cfg, ckpt.get("data") or {}, size, need_calib="int8" in precisions and not ckpt.get("qat"),
+                         log=log)
+    spec = input_spec(cfg.input, size, (lo, opt, hi), dynamic)
+    result = ExportResult(out, False, precisions, data_root=frames.root, checkpoint=Path(ckpt_path),
+                          qat=bool(ckpt.get("qat")), source=source)
+
+    from .verify import record_parity
+
+    with assemble(out, overwrite=cfg.overwrite) as asm:
+        parity_images = frames.val[:PARITY_FRAMES] if frames.val is not None else None
+        log(f"exporting {ckpt_path} ({config['backbone']}, {size[0]}x{size[1]}) to ONNX ...")
+        info: Dict[str, dict] = {}
+        onnx_files = result.onnx_files
+        for prec in ["fp32"] + [p for p in PRECISIONS if p in precisions and p != "fp32"]:
+            ctx = PassContext(cfg, fp32=asm.path(ONNX_NAMES["fp32"]), out=asm.path(ONNX_NAMES[prec]), frames=frames,
+                              model=model, checkpoint=ckpt, parity_images=parity_images, log=log)
+            info[prec] = run_pass(prec, ctx)
+            onnx_files[prec] = ONNX_NAMES[prec]
+        for prec, rel in onnx_files.items():
+            asm.register(rel, "onnx", prec, input=cfg.input)
+        asm.add_file(ckpt_path, CHECKPOINT_NAME, "checkpoint", "fp32", format=ckpt.get("format"))
+
+        if frames.val is not None:
+            from .validation import measure
+
+            result.validation, result.failures = measure(asm.dir, onnx_files, frames, cfg.max_drift_m,
+                                                         cfg.max_drift_deg)
+        if parity_images is None:
+            from .onnx_export import example_images
+
+            parity_images, parity_source = example_images(size, n=4), "synthetic (no dataset)"
+        else:
+            parity_source = f"test split of {frames.source}"
+        parity = record_parity(asm.dir, parity_images, onnx_files, parity_source)
+        asm.register(PARITY_NAME, "parity", None)
+
+        if trt is not None:
+            result.engines = build_engines(trt, asm, spec, precisions, int8_mode=cfg.int8_engine,
+                                           dla_core=cfg.dla_core, workspace_gb=cfg.workspace_gb,
+                                           allow_slow=cfg.allow_slow_precision, calib_images=frames.calib,
+                                           cache_dir=cfg.timing_cache_dir, log=log)
+        else:
+            result.engine_note = _engine_note(cfg, out, precisions, spec)
+        manifest = {
+            "model": model_section(config),
+            "input": spec,
+            "outputs": outputs_spec(dynamic, opt),
+            "normalization": normalization(config),
+            "training": {"checkpoint": str(Path(ckpt_path).resolve()), "metrics": ckpt.get("metrics") or {},
+                         "data": ckpt.get("data") or {}},
+            "calibration": frames.calib_info,
+            "validation": result.validation,
+            "validation_frames": {"n": 0 if frames.val is None else int(len(frames.val)), "split": "test",
+                                  "source": frames.source, "passed": result.ok,
+                                  "max_drift_m": cfg.max_drift_m, "max_drift_deg": cfg.max_drift_deg},
+            "parity": parity,
+            "export": {"tool": "edgepose-export", "argv": list(cfg.argv), "precisions": precisions,
+                       "opset": cfg.opset, "engine": cfg.engine, "int8_engine": cfg.int8_engine,
+                       "onnx": json_safe(info)},
+        }
+        asm.finish(manifest)
+    result.manifest = load_manifest(out)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def default_argv() -> List[str]:
+    """The process's arguments, as the manifest records them."""
+    return list(sys.argv[1:]) if sys.argv else []
