@@ -20,9 +20,17 @@
     validation        {<precision or row>: {median_position_m, ..., drift_p50_m, ...}}
     files             {<relative path>: {role, precision, sha256, size, ...}}
 
-Roles: ``onnx`` (one per precision: fp32, fp16, int8), ``calibration-cache``, ``engine``
-(with a ``fingerprint``), ``checkpoint``. Engines are named by :func:`engine_filename` and
-never carry extra bytes: a plain TensorRT runtime loads them as they are.
+Roles (:data:`ROLES`): ``onnx`` (one per precision: fp32, fp16, int8), ``calibration-cache``,
+``engine`` (with a ``fingerprint``), ``checkpoint``, ``parity``. Engines are named by
+:func:`engine_filename` and never carry extra bytes: a plain TensorRT runtime loads them as
+they are.
+
+This module is the manifest's one model: the precision names (:data:`PRECISIONS`) and their
+fallback order (:data:`NEAREST`, :func:`fallback_order`), file names (:func:`onnx_filename`),
+the ``files`` section queried by role and precision (:class:`BundleFiles`), the ``input``
+section (:class:`~edgepose.input_spec.InputSpec`), the ``outputs`` and ``normalization``
+sections (:func:`outputs_section`, :func:`normalization_section`). The exporter writes with
+it, the runtime, the bench and the test bundles read with it.
 """
 from __future__ import annotations
 
@@ -32,21 +40,133 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .atomic import atomic_write_json
 from .bundle_integrity import file_problem, manifest_problems, verified_file  # noqa: F401
-from .errors import BundleError, EngineMismatchError
+from .errors import BundleError, ConfigError, EngineMismatchError
+from .input_spec import InputMismatchError, InputSpec  # noqa: F401  (the manifest's input section)
 
 SCHEMA = "edgepose.bundle/1"
 MANIFEST = "edgepose.json"
+#: precision names, in canonical order (the order files, rows and tables use)
 PRECISIONS = ("fp32", "fp16", "int8")
+#: for each precision, the others from nearest to farthest: the never-silent fallback order
+NEAREST: Dict[str, Tuple[str, ...]] = {"fp32": ("fp16", "int8"), "fp16": ("fp32", "int8"), "int8": ("fp16", "fp32")}
+#: what a listed file is for
+ROLES = ("onnx", "engine", "checkpoint", "parity", "calibration-cache")
 CONVENTIONS = {
     "pose": "T_world_from_camera: position = camera centre in world (m), rotation = camera-to-world",
     "quaternion": "wxyz, Hamilton, unit, w >= 0",
     "camera_axes": "OpenCV: x right, y down, z forward",
     "sigma": "expected position error (m) and rotation error (rad) of this frame",
 }
+
+
+# --------------------------------------------------------------------------- precisions
+def check_precision(name: str, what: str = "precision") -> str:
+    """``name`` if it is one of :data:`PRECISIONS`, else :class:`ConfigError` listing them."""
+    if name not in PRECISIONS:
+        raise ConfigError(f"{what} {name!r}: unknown precision; expected one of {', '.join(PRECISIONS)}")
+    return name
+
+
+def fallback_order(precision: str, strict: bool = False) -> Tuple[str, ...]:
+    """``precision`` then, unless ``strict``, the others from nearest to farthest.
+
+    >>> fallback_order("int8")
+    ('int8', 'fp16', 'fp32')
+    """
+    check_precision(precision)
+    return (precision,) if strict else (precision,) + NEAREST[precision]
+
+
+def onnx_filename(precision: str) -> str:
+    """``model.onnx`` for fp32, ``model.<precision>.onnx`` for the others.
+
+    >>> [onnx_filename(p) for p in PRECISIONS]
+    ['model.onnx', 'model.fp16.onnx', 'model.int8.onnx']
+    """
+    return "model.onnx" if check_precision(precision) == "fp32" else f"model.{precision}.onnx"
+
+
+# --------------------------------------------------------------------------- files by role
+class BundleFiles(Mapping):
+    """The manifest's ``files`` section ``{relative path: entry}``, queried by role and precision.
+
+    >>> f = BundleFiles({"model.onnx": {"role": "onnx", "precision": "fp32"},
+    ...                  "model.int8.onnx": {"role": "onnx", "precision": "int8"}})
+    >>> f.precisions("onnx"), f.find("onnx", "int8"), f.nearest("onnx", "fp16")
+    (['fp32', 'int8'], 'model.int8.onnx', 'fp32')
+    """
+
+    def __init__(self, files: Mapping[str, dict]):
+        self._files = files
+
+    @classmethod
+    def of(cls, manifest: Mapping) -> "BundleFiles":
+        return cls(manifest.get("files") or {})
+
+    def __getitem__(self, rel: str) -> dict:
+        return self._files[rel]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def with_role(self, role: str, precision: Optional[str] = None) -> Dict[str, dict]:
+        """``{rel: entry}`` of the files with this role (and precision), in manifest order."""
+        return {rel: e for rel, e in self._files.items()
+                if e.get("role") == role and (precision is None or e.get("precision") == precision)}
+
+    def find(self, role: str, precision: Optional[str] = None) -> Optional[str]:
+        """Relative path of the first file with this role (and precision), or ``None``."""
+        return next(iter(self.with_role(role, precision)), None)
+
+    def precisions(self, role: str = "onnx") -> List[str]:
+        """Precisions that have a ``role`` file, in canonical order."""
+        have = {e.get("precision") for e in self.with_role(role).values()}
+        return [p for p in PRECISIONS if p in have]
+
+    def by_precision(self, role: str = "onnx") -> Dict[str, str]:
+        """``{precision: rel}`` of the first ``role`` file of each precision."""
+        return {p: self.find(role, p) for p in self.precisions(role)}  # type: ignore[misc]
+
+    def nearest(self, role: str, precision: str, allowed: Optional[Iterable[str]] = None,
+                strict: bool = False) -> Optional[str]:
+        """The first precision of :func:`fallback_order` that has a ``role`` file (and is in
+        ``allowed``), or ``None``."""
+        have = set(self.precisions(role))
+        if allowed is not None:
+            have &= set(allowed)
+        return next((p for p in fallback_order(precision, strict) if p in have), None)
+
+
+def find_file(manifest: dict, role: str, precision: Optional[str] = None) -> Optional[str]:
+    """Relative path of the first file with this role (and precision), or ``None``."""
+    return BundleFiles.of(manifest).find(role, precision)
+
+
+# --------------------------------------------------------------------------- sections
+def outputs_section(dynamic: bool, batch: int = 1) -> dict:
+    """The manifest's ``outputs``: position (m), rotation (wxyz), sigma ([m, rad]), ``N = -1`` if dynamic."""
+    n = -1 if dynamic else int(batch)
+    return {
+        "position": {"shape": [n, 3], "dtype": "float32", "unit": "m",
+                     "meaning": "camera centre in the world frame"},
+        "rotation": {"shape": [n, 4], "dtype": "float32", "convention": "wxyz, Hamilton, unit, w >= 0, camera-to-world"},
+        "sigma": {"shape": [n, 2], "dtype": "float32", "unit": ["m", "rad"],
+                  "meaning": "expected position error and rotation error of this frame"},
+    }
+
+
+def normalization_section(position_mean: Sequence[float], position_scale: float) -> dict:
+    """The manifest's ``normalization``: ``position = head * position_scale + position_mean`` in FP32."""
+    return {"position_mean": [float(v) for v in position_mean], "position_scale": float(position_scale),
+            "where": "graph-fp32",
+            "note": "position = head * position_scale + position_mean, kept in float32 in every precision"}
 
 
 def sha256_file(path: Union[str, Path], chunk: int = 1 << 20) -> str:
@@ -132,14 +252,6 @@ def verify_files(bundle_dir: Union[str, Path], manifest: Optional[dict] = None,
         raise BundleError(f"bundle {bundle_dir} failed verification:\n    " + "\n    ".join(problems),
                           hint=f"re-export it, or rebuild engines with: edgepose-export {bundle_dir} --engine yes")
     return checked
-
-
-def find_file(manifest: dict, role: str, precision: Optional[str] = None) -> Optional[str]:
-    """Relative path of the first file with this role (and precision), or ``None``."""
-    for rel, e in manifest["files"].items():
-        if e.get("role") == role and (precision is None or e.get("precision") == precision):
-            return rel
-    return None
 
 
 # --------------------------------------------------------------------------- engines

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from edgepose.bundle import MANIFEST, PRECISIONS, load_manifest, verify_files
+from edgepose.bundle import (MANIFEST, PRECISIONS, BundleFiles, InputSpec, load_manifest, outputs_section,
+                             verify_files)
 from edgepose.errors import ConfigError
 from edgepose.jsonsafe import json_safe
 
-from .bundle_writer import (CHECKPOINT_NAME, ONNX_NAMES, PARITY_NAME, assemble, check_out_dir, input_spec,
-                            model_section, normalization, outputs_spec)
+from .bundle_writer import (CHECKPOINT_NAME, ONNX_NAMES, PARITY_NAME, assemble, check_out_dir, model_section,
+                            normalization)
 from .config import DEFAULT_RUN_PRECISIONS, PARITY_FRAMES, ExportConfig
 from .engines import build_engines, jetson_instructions, require_tensorrt
 from .frames import calibration_frames_only, load_frames
@@ -97,8 +98,7 @@ def engines_for_bundle(cfg: ExportConfig, log: Log = print) -> ExportResult:
     source = cfg.source
     manifest = load_manifest(source)
     verify_files(source, manifest)
-    have = [e.get("precision") for e in manifest["files"].values() if e.get("role") == "onnx"]
-    precisions = cfg.precisions or [p for p in PRECISIONS if p in have]
+    precisions = cfg.precisions or BundleFiles.of(manifest).precisions("onnx")
     out = cfg.out or source
     result = ExportResult(out, True, list(precisions), data_root=cfg.calib)
     trt = require_tensorrt(cfg.engine, str(out), precisions, manifest["input"])
@@ -143,7 +143,7 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
     t0 = time.perf_counter()
     frames = load_frames(cfg, ckpt.get("data") or {}, size, need_calib="int8" in precisions and not ckpt.get("qat"),
                          log=log)
-    spec = input_spec(cfg.input, size, (lo, opt, hi), dynamic)
+    spec = InputSpec.for_model(cfg.input, size, (lo, opt, hi), dynamic).to_manifest()
     result = ExportResult(out, False, precisions, data_root=frames.root, checkpoint=Path(ckpt_path),
                           qat=bool(ckpt.get("qat")), source=source)
 
@@ -187,7 +187,7 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
         manifest = {
             "model": model_section(config),
             "input": spec,
-            "outputs": outputs_spec(dynamic, opt),
+            "outputs": outputs_section(dynamic, opt),
             "normalization": normalization(config),
             "training": {"checkpoint": str(Path(ckpt_path).resolve()), "metrics": ckpt.get("metrics") or {},
                          "data": ckpt.get("data") or {}},

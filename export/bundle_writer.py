@@ -12,8 +12,9 @@ Adding engines to an existing bundle (the Jetson path) starts from a copy of it
 (:meth:`BundleAssembly.start_from`, hard links where the filesystem allows) and replaces it
 the same way.
 
-The manifest fields (schema in :mod:`edgepose.bundle`) are built by :func:`input_spec`,
-:func:`outputs_spec`, :func:`normalization` and :func:`model_section`.
+The manifest's sections come from the one manifest model, :mod:`edgepose.bundle`
+(``InputSpec.for_model(...).to_manifest()``, ``outputs_section``, ``normalization_section``);
+:func:`normalization` and :func:`model_section` adapt a model config to them.
 """
 from __future__ import annotations
 
@@ -22,61 +23,26 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, Optional, Sequence, Union
 
 from edgepose import __version__
 from edgepose.atomic import atomic_write_bytes
-from edgepose.bundle import MANIFEST, file_entry, write_manifest
+from edgepose.bundle import MANIFEST, PRECISIONS, file_entry, normalization_section, onnx_filename, write_manifest
 from edgepose.errors import BundleError
 
 PathLike = Union[str, Path]
 
-#: file names inside a bundle
-ONNX_NAMES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+#: file names inside a bundle (the rule is :func:`edgepose.bundle.onnx_filename`)
+ONNX_NAMES = {p: onnx_filename(p) for p in PRECISIONS}
 CHECKPOINT_NAME = "model.pt"
 CALIBRATION_CACHE_NAME = "calibration.cache"
 PARITY_NAME = "parity.npz"
 
 
 # --------------------------------------------------------------------------- manifest parts
-def input_spec(kind: str, size: Sequence[int], batch: Tuple[int, int, int], dynamic: bool) -> dict:
-    """The manifest ``input``: uint8 NHWC ``[N, H, W, 3]`` or float32 NCHW ``[N, 3, H, W]``.
-
-    ``N`` is ``-1`` for a dynamic batch; ``batch`` is ``(min, opt, max)``.
-
-    >>> input_spec("uint8", (32, 24), (1, 1, 1), False)["shape"]
-    [1, 24, 32, 3]
-    >>> input_spec("float32", (32, 24), (1, 4, 8), True)["shape"]
-    [-1, 3, 24, 32]
-    """
-    W, H = int(size[0]), int(size[1])
-    lo, opt, hi = (int(v) for v in batch)
-    n = -1 if dynamic else opt
-    if kind == "uint8":
-        spec = {"name": "image", "dtype": "uint8", "layout": "NHWC", "shape": [n, H, W, 3]}
-    else:
-        spec = {"name": "image", "dtype": "float32", "layout": "NCHW", "shape": [n, 3, H, W],
-                "range": [0, 255], "note": "RGB 0..255; mean/std normalisation is inside the graph"}
-    spec["batch"] = {"min": lo, "opt": opt, "max": hi}
-    return spec
-
-
-def outputs_spec(dynamic: bool, batch: int = 1) -> dict:
-    n = -1 if dynamic else int(batch)
-    return {
-        "position": {"shape": [n, 3], "dtype": "float32", "unit": "m",
-                     "meaning": "camera centre in the world frame"},
-        "rotation": {"shape": [n, 4], "dtype": "float32", "convention": "wxyz, Hamilton, unit, w >= 0, camera-to-world"},
-        "sigma": {"shape": [n, 2], "dtype": "float32", "unit": ["m", "rad"],
-                  "meaning": "expected position error and rotation error of this frame"},
-    }
-
-
 def normalization(config: dict) -> dict:
-    return {"position_mean": [float(v) for v in config["position_mean"]],
-            "position_scale": float(config["position_scale"]),
-            "where": "graph-fp32",
-            "note": "position = head * position_scale + position_mean, kept in float32 in every precision"}
+    """The manifest's ``normalization`` of a model config (:func:`edgepose.bundle.normalization_section`)."""
+    return normalization_section(config["position_mean"], config["position_scale"])
 
 
 def model_section(config: dict) -> dict:

@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from edgepose.bundle import engine_filename
+from edgepose.bundle import BundleFiles, engine_filename
 from edgepose.errors import EdgePoseError
 
 from .bundle_writer import CALIBRATION_CACHE_NAME, ONNX_NAMES, BundleAssembly
@@ -82,7 +82,7 @@ def build_engines(trt, asm: BundleAssembly, input_spec: dict, precisions: Sequen
     plans = [plan_build(caps, p, int8_mode=int8_mode, dla_core=dla_core, dla_cores=device.dla_cores,
                         dynamic=dynamic, fast_fp16=device.fast_fp16, fast_int8=device.fast_int8,
                         allow_slow=allow_slow) for p in precisions]
-    onnx_by_precision = {e.get("precision"): rel for rel, e in asm.files.items() if e.get("role") == "onnx"}
+    onnx_by_precision = BundleFiles(asm.files).by_precision("onnx")
     check_onnx_files(list(onnx_by_precision), plans)
     cache = timing_cache_path(device.trt_version, device.gpu, device.compute_capability, cache_dir)
     log(f"TensorRT {device.trt_version} on {device.gpu} (sm {device.compute_capability}, "

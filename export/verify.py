@@ -27,7 +27,7 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 
-from edgepose.bundle import load_manifest, verify_files
+from edgepose.bundle import BundleFiles, load_manifest, verify_files
 from edgepose.errors import BundleError
 
 from .bundle_writer import PARITY_NAME
@@ -85,7 +85,8 @@ def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) 
                           hint=f"re-export it with this edgepose: edgepose-export RUN --out {bundle_dir}")
     if not parity:
         return report
-    pfile = next((rel for rel, e in manifest["files"].items() if e.get("role") == "parity"), None)
+    files = BundleFiles.of(manifest)
+    pfile = files.find("parity")
     if pfile is None:
         log("parity: the bundle has no parity.npz (written by an older export); hashes only")
         return report
@@ -95,9 +96,9 @@ def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) 
     images = data["images"]
     scale = float(manifest["normalization"].get("position_scale", 1.0))
     failures = []
-    for rel, entry in manifest["files"].items():
+    for rel, entry in files.with_role("onnx").items():
         prec = entry.get("precision")
-        if entry.get("role") != "onnx" or f"{prec}.position" not in data:
+        if f"{prec}.position" not in data:
             continue
         recorded = {k: data[f"{prec}.{k}"] for k in OUTPUT_KEYS}
         now = evaluate_onnx(bundle_dir / rel, images, optimization=OPTIMIZATION)
@@ -152,7 +153,7 @@ def _graph_checks(path: Path, precision: str, row: dict, log) -> list:
 
 def _torch_parity(bundle_dir: Path, manifest: dict, images: np.ndarray, data: dict, log) -> Optional[dict]:
     """FP32 recorded outputs vs the bundle's checkpoint in PyTorch; ``None`` without torch."""
-    ckpt = next((rel for rel, e in manifest["files"].items() if e.get("role") == "checkpoint"), None)
+    ckpt = BundleFiles.of(manifest).find("checkpoint")
     if ckpt is None or "fp32.position" not in data:
         return None
     try:

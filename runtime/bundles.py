@@ -7,14 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-from edgepose.bundle import PRECISIONS, load_manifest
+from edgepose.bundle import NEAREST, BundleFiles, check_precision, load_manifest  # noqa: F401  (NEAREST: old name)
 from edgepose.bundle_integrity import verified_file
-from edgepose.errors import BundleError
+from edgepose.errors import BundleError, ConfigError
 
 from .spec import InputSpec
-
-#: for each asked precision, the others from nearest to farthest
-NEAREST = {"fp32": ("fp16", "int8"), "fp16": ("fp32", "int8"), "int8": ("fp16", "fp32")}
 
 
 class PrecisionFallbackWarning(UserWarning):
@@ -29,19 +26,22 @@ class BundleView:
     manifest: dict
     input_spec: InputSpec
 
+    @property
+    def listing(self) -> BundleFiles:
+        """The manifest's files, queried by role and precision."""
+        return BundleFiles.of(self.manifest)
+
     def files(self, role: str) -> Dict[str, dict]:
-        return {rel: e for rel, e in self.manifest["files"].items() if e.get("role") == role}
+        return self.listing.with_role(role)
 
     def precisions(self, role: str = "onnx") -> List[str]:
-        return [p for p in PRECISIONS if any(e.get("precision") == p for e in self.files(role).values())]
+        return self.listing.precisions(role)
 
     def file_for(self, role: str, precision: Optional[str]) -> Optional[Path]:
         """The path of the ``role`` file (of ``precision``), verified before anything loads it:
         inside the bundle, no symbolic link, size and sha256 as listed."""
-        for rel, e in self.files(role).items():
-            if precision is None or e.get("precision") == precision:
-                return verified_file(self.path, self.manifest, rel)
-        return None
+        rel = self.listing.find(role, precision)
+        return None if rel is None else verified_file(self.path, self.manifest, rel)
 
     def resolve_precision(self, role: str, precision: str, strict: bool = False,
                           allowed: Optional[Tuple[str, ...]] = None) -> Tuple[str, Path]:
@@ -51,8 +51,10 @@ class BundleView:
         :class:`PrecisionFallbackWarning` is printed (never silently); with ``strict=True``
         a :class:`BundleError` is raised instead.
         """
-        if precision not in PRECISIONS:
-            raise BundleError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+        try:
+            check_precision(precision)
+        except ConfigError as exc:
+            raise BundleError(str(exc)) from None
         p = self.file_for(role, precision)
         if p is not None:
             return precision, p
@@ -64,13 +66,13 @@ class BundleView:
             raise BundleError(f"bundle {self.path} has no {precision} {role} file; it has {have}",
                               hint=f"pick one of {have}, or export it: edgepose-export {self.path} "
                                    f"--precision {precision}")
-        for q in NEAREST[precision]:
-            if q in have:
-                msg = (f"bundle {self.path} has no {precision} {role} file; using {q} instead "
-                       f"(pass strict=True / --strict to make this an error)")
-                warnings.warn(msg, PrecisionFallbackWarning, stacklevel=3)
-                return q, self.file_for(role, q)
-        raise BundleError(f"no usable {role} file in {self.path}")  # pragma: no cover
+        q = self.listing.nearest(role, precision, allowed=have)
+        if q is None:  # pragma: no cover - have is not empty
+            raise BundleError(f"no usable {role} file in {self.path}")
+        msg = (f"bundle {self.path} has no {precision} {role} file; using {q} instead "
+               f"(pass strict=True / --strict to make this an error)")
+        warnings.warn(msg, PrecisionFallbackWarning, stacklevel=3)
+        return q, self.file_for(role, q)
 
 
 def open_bundle(path: Union[str, Path, BundleView]) -> BundleView:

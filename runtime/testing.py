@@ -15,7 +15,7 @@ from typing import Dict, Sequence, Tuple, Union
 
 import numpy as np
 
-from edgepose.bundle import file_entry, write_manifest
+from edgepose.bundle import InputSpec, file_entry, normalization_section, onnx_filename, outputs_section, write_manifest
 from edgepose.errors import require
 
 MEAN = (0.485, 0.456, 0.406)
@@ -128,37 +128,36 @@ def make_synthetic_bundle(out_dir: Union[str, Path], size: Tuple[int, int] = (32
     out.mkdir(parents=True, exist_ok=True)
     params = make_params(channels, depth, seed)
     files = {}
+
+    def save(precision, model):
+        rel = onnx_filename(precision)
+        onnx.save(model, str(out / rel))
+        files[rel] = file_entry(out, rel, "onnx", precision)
+
     fp32 = build_graph(params, size, layout, dynamic_batch)
     if "fp32" in precisions:
-        onnx.save(fp32, str(out / "model.onnx"))
-        files["model.onnx"] = file_entry(out, "model.onnx", "onnx", "fp32")
+        save("fp32", fp32)
     if "fp16" in precisions:
         # the exporter's own FP16 pass: /preprocess and /post_* nodes stay float32
         from edgepose.export.fp16 import to_fp16
 
-        src = out / "model.onnx" if "fp32" in precisions else out / ".fp32.tmp.onnx"
+        src = out / onnx_filename("fp32") if "fp32" in precisions else out / ".fp32.tmp.onnx"
         if not src.is_file():
             onnx.save(fp32, str(src))
-        to_fp16(src, out / "model.fp16.onnx")
+        to_fp16(src, out / onnx_filename("fp16"))
         if src.name.startswith(".fp32.tmp"):
             src.unlink()
-        files["model.fp16.onnx"] = file_entry(out, "model.fp16.onnx", "onnx", "fp16")
+        files[onnx_filename("fp16")] = file_entry(out, onnx_filename("fp16"), "onnx", "fp16")
     if "int8" in precisions:
-        onnx.save(build_graph(params, size, layout, dynamic_batch, qdq=True), str(out / "model.int8.onnx"))
-        files["model.int8.onnx"] = file_entry(out, "model.int8.onnx", "onnx", "int8")
-    W, H = size
-    n = -1 if dynamic_batch else 1
-    shape = [n, H, W, 3] if layout == "NHWC" else [n, 3, H, W]
+        save("int8", build_graph(params, size, layout, dynamic_batch, qdq=True))
+    kind = "uint8" if layout == "NHWC" else "float32"
+    spec = InputSpec.for_model(kind, size, (1, 1, batch_max if dynamic_batch else 1), dynamic_batch)
     manifest = {
-        "model": {"backbone": f"synthetic-conv{depth}x{channels}", "input_size": [W, H],
+        "model": {"backbone": f"synthetic-conv{depth}x{channels}", "input_size": list(size),
                   "mean": list(MEAN), "std": list(STD)},
-        "input": {"name": "image", "dtype": "uint8" if layout == "NHWC" else "float32", "layout": layout,
-                  "shape": shape, "batch": {"min": 1, "opt": 1, "max": batch_max if dynamic_batch else 1}},
-        "outputs": {"position": {"shape": [n, 3], "unit": "m"},
-                    "rotation": {"shape": [n, 4], "convention": "wxyz, Hamilton, unit, w >= 0, camera-to-world"},
-                    "sigma": {"shape": [n, 2], "unit": ["m", "rad"]}},
-        "normalization": {"position_mean": [float(v) for v in params["position_mean"]],
-                          "position_scale": float(params["position_scale"]), "where": "graph-fp32"},
+        "input": spec.to_manifest(),
+        "outputs": outputs_section(dynamic_batch),
+        "normalization": normalization_section(params["position_mean"], params["position_scale"]),
         "training": {}, "calibration": None, "validation": {},
         "files": files,
     }

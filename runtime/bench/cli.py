@@ -152,7 +152,7 @@ def _main(args, argv: List[str]) -> int:
         raise EdgePoseError(f"--batch {args.batch} is outside the bundle's batch range {spec.batch_min}..{spec.batch_max} "
                             f"({spec.describe()})", hint=f"use --batch {spec.batch_max} or less, or re-export with a "
                                                           "larger batch")
-    has_ckpt = any(e.get("role") == "checkpoint" for e in view.manifest["files"].values())
+    has_ckpt = view.file_for("checkpoint", None) is not None
     plans, notes = plan_rows(view.precisions("onnx"), split_list(args.backends), split_list(args.precisions),
                              has_checkpoint=has_ckpt)
     references, ref_notes = implicit_references(plans)

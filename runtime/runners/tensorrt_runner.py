@@ -24,12 +24,12 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from edgepose.bundle import EngineFingerprint, check_engine, profile_shapes
+from edgepose.bundle import EngineFingerprint, check_engine, fallback_order, profile_shapes
 from edgepose.bundle_integrity import verified_file
 from edgepose.errors import BundleError, EdgePoseError, EngineMismatchError, require
 from edgepose.jetson import gpu_label, read_module
 
-from ..bundles import NEAREST, BundleView, PrecisionFallbackWarning
+from ..bundles import BundleView, PrecisionFallbackWarning
 from .base import OUTPUTS, Runner
 
 TRT_INSTALL = "JetPack's python3-libnvinfer on a Jetson; elsewhere: pip install tensorrt"
@@ -53,12 +53,9 @@ def select_engine(bundle: BundleView, precision: str, device: EngineFingerprint,
         raise BundleError(f"bundle {bundle.path} has no TensorRT engine",
                           hint=f"build one on this device with: edgepose-export {bundle.path} "
                                f"--precision {precision} --engine yes")
-    order = [precision] + ([] if strict else list(NEAREST.get(precision, ())))
     first_mismatch: Optional[EngineMismatchError] = None
-    for prec in order:
-        for rel, entry in engines.items():
-            if entry.get("precision") != prec:
-                continue
+    for prec in fallback_order(precision, strict):
+        for rel, entry in bundle.listing.with_role("engine", prec).items():
             built = EngineFingerprint.from_json(entry.get("fingerprint", {}))
             want_dla = built.dla_core if dla_core is None else dla_core
             onnx_entry = bundle.manifest["files"].get(entry.get("onnx") or "", {})
@@ -77,7 +74,7 @@ def select_engine(bundle: BundleView, precision: str, device: EngineFingerprint,
     if first_mismatch is not None:
         raise first_mismatch
     raise BundleError(f"bundle {bundle.path} has no {precision} engine (it has "
-                      f"{sorted({e.get('precision') for e in engines.values()})})",
+                      f"{bundle.listing.precisions('engine')})",
                       hint=f"build it with: edgepose-export {bundle.path} --precision {precision} --engine yes")
 
 

@@ -5,18 +5,17 @@ import json
 
 import pytest
 
-from edgepose.bundle import MANIFEST, load_manifest, sha256_file, verify_files
+from edgepose.bundle import MANIFEST, InputSpec, load_manifest, outputs_section, sha256_file, verify_files
 from edgepose.errors import BundleError
-from edgepose.export.bundle_writer import (assemble, check_out_dir, input_spec, model_section, normalization,
-                                           outputs_spec)
+from edgepose.export.bundle_writer import assemble, check_out_dir, model_section, normalization
 
 CONFIG = {"backbone": "efficientnet_lite0", "input_size": [32, 24], "hidden": 32, "dropout": 0.2,
           "position_mean": [1.0, 2.0, 3.0], "position_scale": 4.0, "pixel_mean": [0.5] * 3, "pixel_std": [0.5] * 3}
 
 
 def manifest_base(dynamic=False):
-    spec = input_spec("uint8", (32, 24), (1, 2, 4) if dynamic else (1, 1, 1), dynamic)
-    return {"model": model_section(CONFIG), "input": spec, "outputs": outputs_spec(dynamic),
+    spec = InputSpec.for_model("uint8", (32, 24), (1, 2, 4) if dynamic else (1, 1, 1), dynamic).to_manifest()
+    return {"model": model_section(CONFIG), "input": spec, "outputs": outputs_section(dynamic),
             "normalization": normalization(CONFIG)}
 
 
@@ -98,12 +97,12 @@ def test_out_must_not_be_a_non_bundle_folder(tmp_path):
 
 
 def test_input_and_output_specs_follow_the_model_contract():
-    u8 = input_spec("uint8", (32, 24), (1, 4, 8), True)
+    u8 = InputSpec.for_model("uint8", (32, 24), (1, 4, 8), True).to_manifest()
     assert u8 == {"name": "image", "dtype": "uint8", "layout": "NHWC", "shape": [-1, 24, 32, 3],
                   "batch": {"min": 1, "opt": 4, "max": 8}}
-    f32 = input_spec("float32", (32, 24), (2, 2, 2), False)
+    f32 = InputSpec.for_model("float32", (32, 24), (2, 2, 2), False).to_manifest()
     assert f32["layout"] == "NCHW" and f32["shape"] == [2, 3, 24, 32] and f32["range"] == [0, 255]
-    out = outputs_spec(True)
+    out = outputs_section(True)
     assert out["position"]["shape"] == [-1, 3] and out["rotation"]["shape"] == [-1, 4]
     assert out["sigma"]["unit"] == ["m", "rad"]
     norm = normalization(CONFIG)
