@@ -324,9 +324,8 @@ def tensorrt_graph_lint(path: Union[str, Path], precision: str) -> dict:
 def lint_bundle(bundle_dir: Union[str, Path], manifest: Optional[dict] = None,
                 rules: Sequence[Rule] = RULES) -> Dict[str, List[Violation]]:
     """``{relative path: violations}`` for every ONNX file a bundle's manifest lists."""
-    from edgepose.bundle import load_manifest
+    from edgepose.bundle import BundleFiles, load_manifest
 
     bundle_dir = Path(bundle_dir)
     manifest = manifest if manifest is not None else load_manifest(bundle_dir)
-    return {rel: lint_file(bundle_dir / rel, rules)
-            for rel, e in manifest["files"].items() if e.get("role") == "onnx"}
+    return {rel: lint_file(bundle_dir / rel, rules) for rel in BundleFiles.of(manifest).with_role("onnx")}
