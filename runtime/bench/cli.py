@@ -247,8 +247,7 @@ def _int8_projection(view) -> str:
     """The labelled INT8-vs-FP16 projection for the bundle's backbone (never a measurement)."""
     from edgepose.int8_speed import onnx_gmacs, project
 
-    files = view.manifest.get("files") or {}
-    fp32 = next((rel for rel, e in files.items() if e.get("role") == "onnx" and e.get("precision") == "fp32"), None)
+    fp32 = view.listing.find("onnx", "fp32")
     gmacs = onnx_gmacs(Path(view.path) / fp32) if fp32 else None
     return project(str(view.manifest.get("model", {}).get("backbone")), gmacs)["label"]
 
