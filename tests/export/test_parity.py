@@ -1,8 +1,8 @@
 """``export/parity.py``: running graphs in ONNX Runtime and comparing outputs.
 
 The graphs are the runtime's synthetic network (real ONNX, real ORT sessions); the oracle for
-their outputs is the same network written in numpy (``runtime.testing.numpy_forward``), and
-the comparisons are checked on hand-worked poses.
+their outputs is that network written from its description with scipy
+(``tests/synthetic_oracle.py``), and the comparisons are checked on hand-worked poses.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ onnx = pytest.importorskip("onnx")
 from edgepose.errors import ConfigError, EdgePoseError  # noqa: E402
 from edgepose.export.parity import (check_parity, compare_outputs, evaluate_onnx, evaluate_onnx_model,  # noqa: E402
                                     make_session)
-from edgepose.runtime.testing import build_graph, make_params, numpy_forward  # noqa: E402
+from edgepose.runtime.testing import build_graph, make_params  # noqa: E402
+from synthetic_oracle import synthetic_forward  # noqa: E402  (tests/ is on sys.path: its conftest.py)
 
 SIZE = (20, 16)  # (W, H)
 
@@ -42,7 +43,7 @@ def test_outputs_match_the_numpy_network_whatever_the_batching(tmp_path, layout,
     onnx.save(fixed_batch(model, batch) if batch else model, str(path))
     images = frames(5)
     out = evaluate_onnx(path, images, optimization="disable", batch_size=2)
-    pos, rot, sig = numpy_forward(params, images)
+    pos, rot, sig = synthetic_forward(params, images)
     assert out["position"].shape == (5, 3) and out["position"].dtype == np.float64
     np.testing.assert_allclose(out["position"], pos, atol=1e-4)
     np.testing.assert_allclose(out["rotation"], rot, atol=1e-5)

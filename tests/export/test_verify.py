@@ -17,7 +17,8 @@ from edgepose.bundle import BundleFiles, file_entry, load_manifest, write_manife
 from edgepose.errors import BundleError  # noqa: E402
 from edgepose.export.bundle_writer import PARITY_NAME  # noqa: E402
 from edgepose.export.verify import TOLERANCE, record_parity, verify_bundle  # noqa: E402
-from edgepose.runtime.testing import make_synthetic_bundle, numpy_forward  # noqa: E402
+from edgepose.runtime.testing import make_synthetic_bundle  # noqa: E402
+from synthetic_oracle import synthetic_forward  # noqa: E402  (tests/ is on sys.path: its conftest.py)
 
 SIZE = (32, 24)
 
@@ -49,7 +50,7 @@ def test_record_holds_the_frames_and_each_graph_s_outputs(tmp_path):
                        "onnxruntime_optimization": "disable", "precisions": ["fp32", "int8"]}
     with np.load(tmp_path / "b" / PARITY_NAME) as z:
         assert np.array_equal(z["images"], images)
-        pos, rot, _ = numpy_forward(params, images)  # the network's own numbers
+        pos, rot, _ = synthetic_forward(params, images)  # the network's own numbers
         np.testing.assert_allclose(z["fp32.position"], pos, atol=1e-4)
         np.testing.assert_allclose(z["fp32.rotation"], rot, atol=1e-5)
         assert z["int8.position"].shape == (3, 3)

@@ -34,7 +34,7 @@ def test_synthetic_bundle_manifest_is_the_model_s(tmp_path, layout, dynamic):
 
 def test_onnx_and_engine_fallbacks_pick_the_same_precision(tmp_path):
     """Asked fp16 with fp32 and int8 present: both backends serve fp32 (the nearest), with a warning."""
-    from edgepose.runtime.runners.tensorrt_runner import select_engine
+    from edgepose.runtime.runners.tensorrt_runner import bundle_profile, select_engine
     from edgepose.runtime.testing import make_synthetic_bundle
 
     src = tmp_path / "src"
@@ -44,9 +44,12 @@ def test_onnx_and_engine_fallbacks_pick_the_same_precision(tmp_path):
     m = load_manifest(dst)
     device = EngineFingerprint("10.3.0", "Orin", "8.7", "fp16")
     for prec in ("int8", "fp32"):  # int8 listed first: a loop over files (not the order) would pick it
-        fp = EngineFingerprint("10.3.0", "Orin", "8.7", prec)
+        # built from the bundle's FP32 ONNX with the manifest's profile, as edgepose-export records it
+        fp = EngineFingerprint("10.3.0", "Orin", "8.7", prec, onnx_sha256=m["files"]["model.onnx"]["sha256"],
+                               profile=bundle_profile(m))
         (dst / engine_filename(fp)).write_bytes(b"selection reads the manifest only")
-        m["files"][engine_filename(fp)] = file_entry(dst, engine_filename(fp), "engine", prec, fingerprint=fp.to_json())
+        m["files"][engine_filename(fp)] = file_entry(dst, engine_filename(fp), "engine", prec,
+                                                     fingerprint=fp.to_json(), onnx="model.onnx")
     write_manifest(dst, m)
     view = open_bundle(dst)
     with warnings.catch_warnings(record=True) as caught:
