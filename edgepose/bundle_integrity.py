@@ -5,7 +5,8 @@ Used by :func:`edgepose.bundle.load_manifest` (shape of ``edgepose.json``), by
 it loads any file (:func:`verified_file`: ``edgepose-run``, ``PoseEstimator.from_bundle``,
 ``edgepose-bench``). A bundle travels by copy, USB stick and ``scp``: one flipped bit in
 ``model.onnx`` moves every pose, so nothing is loaded before its sha256 matches (hashing
-costs about 1 ms per MB, see ``benchmarks/results/robustness_io.md``).
+costs 2.3 ms per MB on the 2-core machine this was built on, see
+``benchmarks/results/robustness_io.md``).
 
 Files must stay inside the bundle folder: a listed path may not be absolute, contain ``..``,
 or be (or pass through) a symbolic link. A link could make a bench row labelled fp16 run the
