@@ -19,10 +19,10 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Type
 
-from edgepose.bundle import PRECISIONS
+from edgepose.bundle import PRECISIONS, check_precision
 from edgepose.errors import ConfigError
 
-from ..runners.base import Runner, check_precision
+from ..runners.base import Runner
 
 
 def registry() -> Dict[str, Type[Runner]]:

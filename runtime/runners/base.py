@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from edgepose.bundle import PRECISIONS
+from edgepose.bundle import PRECISIONS, check_precision
 from edgepose.errors import ConfigError, EdgePoseError
 
 from ..bundles import BundleView, open_bundle
@@ -33,13 +33,6 @@ DEFAULT_PRECISION = "fp16"
 #: to its own option name (:attr:`Runner.settings`)
 SETTINGS = {"threads": "intra-op CPU threads (0 = the library's default)",
             "cuda_graph": "replay the inference as a CUDA graph"}
-
-
-def check_precision(precision: str, where: str = "precision") -> str:
-    """``precision`` if it is one of :data:`edgepose.bundle.PRECISIONS`, else :class:`ConfigError`."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"{where}: unknown precision {precision!r}; expected one of {list(PRECISIONS)}")
-    return precision
 
 
 class Runner:

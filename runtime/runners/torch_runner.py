@@ -17,9 +17,10 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from edgepose.bundle import check_precision
 from edgepose.errors import BundleError, EdgePoseError, require
 
-from .base import Runner, check_precision
+from .base import Runner
 
 TORCH_INSTALL = "pip install 'edgepose[train]'  (or the JetPack torch wheel on a Jetson)"
 
