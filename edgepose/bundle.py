@@ -16,7 +16,9 @@
     normalization     {position_mean [3] m, position_scale m, where "graph-fp32"|"host"}
     conventions       {pose, quaternion, camera_axes}
     training          metrics of the run that made the model (may be {})
-    calibration       {frames, method, frames_sha256, source, cache} or null
+    calibration       {frames, method, frames_sha256, source, cache} or null  (INT8)
+    sigma_calibration {method, scale [pos, rot], frames, nominal_coverage} or null: the scale
+                      fitted after training and already applied to sigma inside the graph
     validation        {<precision or row>: {median_position_m, ..., drift_p50_m, ...}}
     files             {<relative path>: {role, precision, sha256, size, ...}}
 

@@ -192,6 +192,8 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
             "training": {"checkpoint": str(Path(ckpt_path).resolve()), "metrics": ckpt.get("metrics") or {},
                          "data": ckpt.get("data") or {}},
             "calibration": frames.calib_info,
+            # sigma's calibration scale, already applied inside the graph (/post_sigma, FP32)
+            "sigma_calibration": ckpt.get("calibration"),
             "validation": result.validation,
             "validation_frames": {"n": 0 if frames.val is None else int(len(frames.val)), "split": "test",
                                   "source": frames.source, "passed": result.ok,

@@ -63,6 +63,10 @@ def test_export_writes_a_verified_bundle_with_drift_and_guided_int8(chain):
     assert {find_file(m, "onnx", p) for p in ("fp32", "fp16", "int8")} == {
         "model.onnx", "model.fp16.onnx", "model.int8.onnx"}
     assert m["input"]["dtype"] == "uint8" and m["input"]["layout"] == "NHWC"
+    # sigma's calibration travels with the bundle: the scale training fitted and put in the graph
+    sc = m["sigma_calibration"]
+    assert sc["scale"] == [m["training"]["metrics"]["calibration.scale_position"],
+                           m["training"]["metrics"]["calibration.scale_rotation"]] and sc["frames"] > 0
     assert m["calibration"]["frames"] == 16 and len(m["calibration"]["frames_sha256"]) == 64
     for row in ("fp16", "int8", "int8-ort"):
         assert "drift_p50_m" in m["validation"][row], row
