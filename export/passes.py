@@ -26,6 +26,7 @@ from edgepose.errors import EdgePoseError
 
 from .config import ExportConfig
 from .frames import ExportFrames
+from .graph_lint import tensorrt_graph_lint
 
 
 @dataclass
@@ -107,14 +108,15 @@ def int8_pass(ctx: PassContext) -> dict:
 #: precision -> pass; run in the order of ``edgepose.bundle.PRECISIONS`` (fp32 first)
 PASSES: Dict[str, PrecisionPass] = {"fp32": fp32_pass, "fp16": fp16_pass, "int8": int8_pass}
 
-#: checks run on every graph an export writes and on every ONNX file ``--verify`` reads
-GRAPH_CHECKS: List[GraphCheck] = []
+#: checks run on every graph an export writes and on every ONNX file ``--verify`` reads; the
+#: TensorRT graph lint (:mod:`.graph_lint`: what TensorRT's ONNX parser would refuse) is the first
+GRAPH_CHECKS: List[GraphCheck] = [tensorrt_graph_lint]
 
 
-def run_graph_checks(path: Path, precision: str) -> Dict[str, dict]:
-    """``{check name: summary}`` of :data:`GRAPH_CHECKS` on one graph (checks may raise)."""
+def run_graph_checks(path: Path, precision: str, checks: Optional[List[GraphCheck]] = None) -> Dict[str, dict]:
+    """``{check name: summary}`` of ``checks`` (default :data:`GRAPH_CHECKS`) on one graph (checks may raise)."""
     out = {}
-    for check in GRAPH_CHECKS:
+    for check in GRAPH_CHECKS if checks is None else checks:
         summary = check(Path(path), precision)
         if summary is not None:
             out[getattr(check, "__name__", repr(check))] = summary

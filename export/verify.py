@@ -138,12 +138,14 @@ def _graph_checks(path: Path, precision: str, row: dict, log) -> list:
     """:data:`~.passes.GRAPH_CHECKS` on one bundle graph; their summaries go into ``row["checks"]``."""
     from edgepose.errors import EdgePoseError
 
+    from .graph_lint import tensorrt_graph_lint
     from .passes import GRAPH_CHECKS, run_graph_checks
 
-    if not GRAPH_CHECKS:
+    others = [c for c in GRAPH_CHECKS if c is not tensorrt_graph_lint]  # the lint ran on every graph above
+    if not others:
         return []
     try:
-        row["checks"] = run_graph_checks(path, precision)
+        row["checks"] = run_graph_checks(path, precision, others)
     except EdgePoseError as exc:
         log(f"checks {precision:<5} {path.name}: FAILED: {exc}")
         return [f"{path.name}: {exc}"]

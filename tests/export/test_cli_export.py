@@ -142,6 +142,9 @@ def test_every_graph_of_a_fresh_bundle_passes_the_tensorrt_lint_and_verify_runs_
 
     out, _ = cli_bundle
     assert lint_bundle(out) == {"model.onnx": [], "model.fp16.onnx": [], "model.int8.onnx": []}
+    onnx_info = json.loads((out / MANIFEST).read_text())["export"]["onnx"]
+    for prec in ("fp32", "fp16", "int8"):  # the export ran the lint after each pass
+        assert onnx_info[prec]["checks"]["tensorrt_graph_lint"]["violations"] == 0
     r = run_cli("--verify", out)
     assert r.returncode == 0 and "lint model.fp16.onnx" in r.stdout, r.stdout + r.stderr
 

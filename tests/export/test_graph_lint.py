@@ -220,3 +220,14 @@ def test_the_export_check_passes_a_good_graph_and_stops_a_bad_one(tmp_path):
     onnx.save(pose_graph("transpose-first"), str(tmp_path / "bad.onnx"))
     with pytest.raises(GraphLintError, match="the fp32 graph bad.onnx breaks 2 TensorRT graph rule"):
         tensorrt_graph_lint(tmp_path / "bad.onnx", "fp32")
+
+
+def test_every_export_pass_runs_the_lint_and_a_bad_graph_stops_the_export(tmp_path):
+    from edgepose.export.passes import GRAPH_CHECKS, run_graph_checks
+
+    assert tensorrt_graph_lint in GRAPH_CHECKS
+    onnx.save(pose_graph("cast-first"), str(tmp_path / "ok.onnx"))
+    assert run_graph_checks(tmp_path / "ok.onnx", "fp32")["tensorrt_graph_lint"]["violations"] == 0
+    onnx.save(pose_graph("transpose-first"), str(tmp_path / "bad.onnx"))
+    with pytest.raises(GraphLintError, match="/preprocess/Transpose"):
+        run_graph_checks(tmp_path / "bad.onnx", "fp32")
