@@ -10,34 +10,17 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
-from typing import Dict, Optional
+
+from edgepose.cli.guard import SignalHandlers
 
 
-class StopRequest:
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.signum: Optional[int] = None
-        self._previous: Dict[int, object] = {}
-
+class StopRequest(SignalHandlers):
     def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal API
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum
         print(f"\n{signal.Signals(signum).name} received: saving a checkpoint after this step "
               "(Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
-
-    def __enter__(self) -> "StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            for s in self.SIGNALS:
-                self._previous[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, prev in self._previous.items():
-            signal.signal(s, prev)
-        self._previous.clear()
 
     @property
     def exit_code(self) -> int:

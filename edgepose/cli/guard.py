@@ -43,15 +43,40 @@ def disk_full_message(exc: OSError) -> str:
     return f"{reason}{where} ({errno.errorcode.get(exc.errno, exc.errno)})"
 
 
-class Signals:
+class SignalHandlers:
+    """Context manager that routes SIGINT and SIGTERM to ``self._handle`` while it is open and
+    restores the previous handlers on exit. Handlers can only be installed from the main
+    thread; elsewhere the object is inert. Subclasses define ``_handle(signum, frame)``."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+        self._previous: Dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, prev in self._previous.items():
+            signal.signal(s, prev)
+        self._previous.clear()
+
+
+class Signals(SignalHandlers):
     """Context manager: SIGINT and SIGTERM raise :class:`Interrupt` in the main thread, except
     inside :meth:`protect`, where they are held until the section ends."""
 
     def __init__(self) -> None:
-        self.signum: Optional[int] = None
+        super().__init__()
         self._held = False
         self._pending: Optional[int] = None
-        self._previous: Dict[int, object] = {}
 
     def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal API
         self.signum = signum
@@ -70,17 +95,6 @@ class Signals:
             if self._pending is not None:
                 signum, self._pending = self._pending, None
                 raise Interrupt(signum)
-
-    def __enter__(self) -> "Signals":
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._previous[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, prev in self._previous.items():
-            signal.signal(s, prev)
-        self._previous.clear()
 
 
 def guarded(prog: str, body: Callable[[], int], on_interrupt: str = "nothing was written") -> int:
