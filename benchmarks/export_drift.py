@@ -90,10 +90,10 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | {r['median_position_m']:.4f} | {r['median_rotation_deg']:.2f} | {r['drift_p50_m']:.4f} | "
                      f"{r['drift_p95_m']:.4f} | {r['drift_p50_deg']:.3f} | {r['drift_p95_deg']:.3f} | {100 * rel:.1f}% |")
     lines += ["", f"Guided search: bound {bound:.4f} m ({100 * args.guided_rel:.0f}% of the FP32 error) on the guide frames; "
-              f"met: {g['met']}; naive guide drift {g['naive']['position_p50_m']:.4f} m -> guided {g['guided']['position_p50_m']:.4f} m; "
+              f"met: {g['met']}; naive guide drift {g['naive']['drift_p50_m']:.4f} m -> guided {g['guided']['drift_p50_m']:.4f} m; "
               f"left in float: {', '.join(g['float_units']) or 'none'}.  ",
               "Most sensitive units (alone quantized, guide drift p50 m): "
-              + ", ".join(f"{k} {v['position_p50_m']:.4f}" for k, v in list(g["sensitivity"].items())[:6]) + "\n"]
+              + ", ".join(f"{k} {v['drift_p50_m']:.4f}" for k, v in list(g["sensitivity"].items())[:6]) + "\n"]
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

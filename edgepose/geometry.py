@@ -15,15 +15,11 @@ All functions accept leading batch dimensions: shapes are written as ``(..., 4)`
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
 from .errors import EdgePoseError
-
-#: thresholds (metres, degrees) reported by :func:`summarize_errors`
-DEFAULT_THRESHOLDS: Tuple[Tuple[float, float], ...] = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
-
 
 # --------------------------------------------------------------------------- quaternions
 def quat_canonical(q: np.ndarray) -> np.ndarray:
@@ -287,50 +283,3 @@ def rotation_error_rad(q_pred: np.ndarray, q_true: np.ndarray) -> np.ndarray:
 def rotation_error_deg(q_pred: np.ndarray, q_true: np.ndarray) -> np.ndarray:
     """:func:`rotation_error_rad` in degrees."""
     return np.degrees(rotation_error_rad(q_pred, q_true))
-
-
-def summarize_errors(pos_err_m: Iterable[float], rot_err_deg: Iterable[float],
-                     thresholds=DEFAULT_THRESHOLDS) -> Dict[str, float]:
-    """Median, mean and p90 of per-frame errors and the fraction under each threshold.
-
-    Keys: ``median_position_m, mean_position_m, p90_position_m, median_rotation_deg,
-    mean_rotation_deg, p90_rotation_deg, n_frames`` and ``within_{m}m_{d}deg``.
-    """
-    pe = np.asarray(list(pos_err_m), dtype=np.float64)
-    re = np.asarray(list(rot_err_deg), dtype=np.float64)
-    if pe.shape != re.shape:
-        raise EdgePoseError(f"error arrays differ in shape: {pe.shape} vs {re.shape}")
-    if pe.size == 0:
-        raise EdgePoseError("no frames to summarise", hint="check that the split is not empty")
-    out = {
-        "n_frames": int(pe.size),
-        "median_position_m": float(np.median(pe)),
-        "mean_position_m": float(np.mean(pe)),
-        "p90_position_m": float(np.percentile(pe, 90)),
-        "median_rotation_deg": float(np.median(re)),
-        "mean_rotation_deg": float(np.mean(re)),
-        "p90_rotation_deg": float(np.percentile(re, 90)),
-    }
-    for m, d in thresholds:
-        out[f"within_{m:g}m_{d:g}deg"] = float(np.mean((pe <= m) & (re <= d)))
-    return out
-
-
-def summarize_drift(distance_m: Iterable[float], angle_deg: Iterable[float]) -> Dict[str, float]:
-    """Median, p95 and max of per-frame drift between two models' outputs on the same frames.
-
-    ``distance_m (N,)`` position distances (m), ``angle_deg (N,)`` rotation angles (deg), as
-    :func:`translation_error` / :func:`rotation_error_deg` give them. Keys: ``n_frames,
-    p50_m, p95_m, max_m, p50_deg, p95_deg, max_deg``.
-    """
-    dp = np.asarray(list(distance_m), dtype=np.float64)
-    dq = np.asarray(list(angle_deg), dtype=np.float64)
-    if dp.shape != dq.shape:
-        raise EdgePoseError(f"drift arrays differ in shape: {dp.shape} vs {dq.shape}")
-    if dp.size == 0:
-        raise EdgePoseError("no frames to compare for drift")
-    return {
-        "n_frames": int(dp.size),
-        "p50_m": float(np.median(dp)), "p95_m": float(np.percentile(dp, 95)), "max_m": float(dp.max()),
-        "p50_deg": float(np.median(dq)), "p95_deg": float(np.percentile(dq, 95)), "max_deg": float(dq.max()),
-    }

@@ -25,8 +25,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from edgepose.errors import ConfigError, require
+from edgepose.metrics import within_bounds
 
-from .drift import drift, within_bounds
+from .drift import drift
 from .int8_qdq import pre_process_graph, quantize_int8
 from .onnx_export import node_group
 from .parity import evaluate_onnx
@@ -66,9 +67,9 @@ def unit_label(unit: str) -> str:
 def _score(d: Dict[str, float], max_m: Optional[float], max_deg: Optional[float]) -> float:
     s = 0.0
     if max_m:
-        s = max(s, d["position_p50_m"] / max_m)
+        s = max(s, d["drift_p50_m"] / max_m)
     if max_deg:
-        s = max(s, d["rotation_p50_deg"] / max_deg)
+        s = max(s, d["drift_p50_deg"] / max_deg)
     return s
 
 
@@ -122,7 +123,7 @@ def guided_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_im
             return drift(evaluate_onnx(out, val_images, optimization="disable"), ref), info
 
         naive, naive_info = measure([], dst)
-        say(f"naive INT8: drift p50 {naive['position_p50_m']:.4g} m, {naive['rotation_p50_deg']:.4g} deg")
+        say(f"naive INT8: drift p50 {naive['drift_p50_m']:.4g} m, {naive['drift_p50_deg']:.4g} deg")
         steps = [{"float_units": [], "drift": naive}]
         result = {"naive": naive, "guided": naive, "float_units": [], "float_nodes": [],
                   "sensitivity": {}, "steps": steps, "info": naive_info,
@@ -139,7 +140,7 @@ def guided_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_im
             others = [n for n in all_nodes if n not in set(nodes)]
             d, _ = measure(others)
             sens[unit] = d
-            say(f"  sensitivity {unit_label(unit)}: {d['position_p50_m']:.4g} m, {d['rotation_p50_deg']:.4g} deg")
+            say(f"  sensitivity {unit_label(unit)}: {d['drift_p50_m']:.4g} m, {d['drift_p50_deg']:.4g} deg")
         order = sorted(ranked_units, key=lambda u: _score(sens[u], max_drift_m, max_drift_deg), reverse=True)
         result["sensitivity"] = {unit_label(u): sens[u] for u in order}
 
@@ -151,8 +152,8 @@ def guided_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_im
             nodes = [n for u in floated for n in units[u]]
             d, info = measure(nodes)
             steps.append({"float_units": [unit_label(u) for u in floated], "drift": d})
-            say(f"  float {len(floated)}: +{unit_label(unit)} -> {d['position_p50_m']:.4g} m, "
-                f"{d['rotation_p50_deg']:.4g} deg")
+            say(f"  float {len(floated)}: +{unit_label(unit)} -> {d['drift_p50_m']:.4g} m, "
+                f"{d['drift_p50_deg']:.4g} deg")
             if _score(d, max_drift_m, max_drift_deg) < _score(best[0], max_drift_m, max_drift_deg):
                 best = (d, list(floated), info)
             if within_bounds(d, max_drift_m, max_drift_deg):

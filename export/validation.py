@@ -22,7 +22,9 @@ def measure(bundle_dir: Path, onnx_files: Dict[str, str], frames: ExportFrames,
     """``(rows, failures)``: one row per graph (``fp32``, ``fp16``, ``int8``, ``int8-ort``) with
     accuracy against the ground truth and drift against FP32, and one line per row whose median
     drift exceeds a bound (``None`` = no bound)."""
-    from .drift import drift_row, within_bounds
+    from edgepose.metrics import within_bounds
+
+    from .drift import drift_row
     from .parity import evaluate_onnx
 
     bundle_dir = Path(bundle_dir)
@@ -40,8 +42,7 @@ def measure(bundle_dir: Path, onnx_files: Dict[str, str], frames: ExportFrames,
         row["label"] = LABELS.get(key, f"{key.upper()} in ONNX Runtime")
         rows[key] = row
         if key != "fp32":
-            d = {"position_p50_m": row["drift_p50_m"], "rotation_p50_deg": row["drift_p50_deg"]}
-            if not within_bounds(d, max_drift_m, max_drift_deg):
+            if not within_bounds(row, max_drift_m, max_drift_deg):
                 failures.append(f"{key}: median drift {row['drift_p50_m']:.4g} m / {row['drift_p50_deg']:.4g} deg "
                                 f"exceeds --max-drift-m {max_drift_m} / --max-drift-deg {max_drift_deg}")
     return rows, failures

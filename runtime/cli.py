@@ -129,7 +129,7 @@ def _summary(stats, written: int, failed: int, runner, errors: List[tuple], args
              f"{stats.elapsed_s:.2f} s: {stats.fps:.1f} FPS, end-to-end latency p50 {p50:.2f} ms p99 {p99:.2f} ms",
              f"  ok {written - failed}, failed {failed}, dropped {stats.dropped} (policy {args.policy})"]
     if errors:
-        from edgepose.geometry import summarize_errors
+        from edgepose.metrics import summarize_errors
 
         s = summarize_errors([e[0] for e in errors], [e[1] for e in errors])
         lines.append(f"  vs ground truth ({s['n_frames']} frames): median {s['median_position_m']:.3f} m, "

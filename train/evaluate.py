@@ -3,7 +3,7 @@
 Evaluation sees exactly what the runtime will see: the cached images were made with
 :func:`edgepose.preprocess.resize_crop` and go through the model with no augmentation.
 Errors follow the design: Euclidean distance in metres and ``2 acos |<q1, q2>|`` in degrees,
-summarised by :func:`edgepose.geometry.summarize_errors`.
+summarised by :func:`edgepose.metrics.summarize_errors`.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from edgepose.geometry import quat_canonical, rotation_error_deg, summarize_errors, translation_error
+from edgepose.geometry import quat_canonical, rotation_error_deg, translation_error
+from edgepose.metrics import summarize_errors
 
 from .data import FrameCache
 

@@ -158,26 +158,3 @@ def test_points_behind_camera_are_masked_and_finite():
                                         np.zeros(3), np.array([1.0, 0, 0, 0]))
     assert valid.tolist() == [False, False, True]
     assert np.isfinite(uv).all()
-
-
-def test_summarize_errors_hand_worked():
-    s = G.summarize_errors([0.1, 0.2, 0.3, 1.0], [1.0, 3.0, 6.0, 20.0])
-    assert s["median_position_m"] == pytest.approx(0.25)
-    assert s["mean_position_m"] == pytest.approx(0.4)
-    assert s["median_rotation_deg"] == pytest.approx(4.5)
-    assert s["within_0.25m_2deg"] == pytest.approx(0.25)
-    assert s["within_0.5m_5deg"] == pytest.approx(0.5)
-    assert s["within_5m_10deg"] == pytest.approx(0.75)
-    assert s["n_frames"] == 4
-    with pytest.raises(EdgePoseError):
-        G.summarize_errors([], [])
-
-
-def test_summarize_drift_hand_worked():
-    s = G.summarize_drift([0.0, 0.01, 0.02, 0.1], [0.0, 1.0, 2.0, 10.0])
-    assert s["n_frames"] == 4
-    assert s["p50_m"] == pytest.approx(0.015) and s["max_m"] == pytest.approx(0.1)
-    assert s["p95_m"] == pytest.approx(0.02 + 0.85 * 0.08)
-    assert s["p50_deg"] == pytest.approx(1.5) and s["max_deg"] == pytest.approx(10.0)
-    with pytest.raises(EdgePoseError):
-        G.summarize_drift([], [])

@@ -33,15 +33,15 @@ def test_guided_reduces_drift_below_naive(trained_onnx, export_dir, calib_frames
         warnings.simplefilter("ignore", CalibrationWarning)
         # a bound at half the naive drift forces the search to leave units in float
         probe = guided_int8(src, export_dir / "probe.onnx", calib_frames, val, max_drift_m=1e9)
-        naive = probe["naive"]["position_p50_m"]
+        naive = probe["naive"]["drift_p50_m"]
         assert probe["met"] and probe["float_units"] == [] and probe["sensitivity"] == {}
         res = guided_int8(src, export_dir / "guided.onnx", calib_frames, val, max_drift_m=naive / 2,
                           max_steps=3, progress=lines.append, candidates=CANDIDATES)
-    assert res["naive"]["position_p50_m"] == pytest.approx(naive)
+    assert res["naive"]["drift_p50_m"] == pytest.approx(naive)
     assert sorted(res["sensitivity"]) == sorted(CANDIDATES) and res["float_units"]
     assert set(res["float_units"]) <= set(CANDIDATES)
-    assert res["guided"]["position_p50_m"] < naive
-    assert res["met"] == (res["guided"]["position_p50_m"] <= naive / 2)
+    assert res["guided"]["drift_p50_m"] < naive
+    assert res["met"] == (res["guided"]["drift_p50_m"] <= naive / 2)
     floated = set(res["float_nodes"])
     assert floated and not floated & set(res["info"]["quantized_nodes"])
     check_qdq_graph(export_dir / "guided.onnx")
