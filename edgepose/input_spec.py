@@ -24,6 +24,21 @@ from .errors import BundleError, ConfigError, EdgePoseError
 INPUT_KINDS = {"uint8": "NHWC", "float32": "NCHW"}
 
 
+def as_model_input(images: np.ndarray, kind: str) -> np.ndarray:
+    """``uint8 (N, H, W, 3)`` frames in the layout/dtype an input ``kind`` expects: uint8 NHWC as
+    they are, float32 NCHW (0..255) transposed and cast.
+
+    >>> as_model_input(np.zeros((2, 4, 5, 3), np.uint8), "float32").shape
+    (2, 3, 4, 5)
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise EdgePoseError(f"expected frames (N, H, W, 3); got shape {images.shape}")
+    if kind == "uint8":
+        return np.ascontiguousarray(images.astype(np.uint8))
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2).astype(np.float32))
+
+
 class InputMismatchError(EdgePoseError):
     """A batch handed to a runner does not match the model's input (shape, dtype, layout)."""
 

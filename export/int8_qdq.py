@@ -28,9 +28,10 @@ from typing import Dict, Iterable, Optional, Union
 import numpy as np
 
 from edgepose.errors import ConfigError, EdgePoseError, require
+from edgepose.input_spec import as_model_input
 
 from .calibration import check_calibration_count, iter_batches
-from .onnx_export import MAX_OPSET, as_model_input, node_groups
+from .onnx_export import MAX_OPSET, node_groups
 from .qdq_placement import placement_problems, plan_placement, write_qdq
 
 METHODS = ("minmax", "entropy", "percentile")

@@ -29,6 +29,7 @@ import numpy as np
 
 from edgepose.atomic import atomic_write_bytes
 from edgepose.errors import ConfigError, EdgePoseError, require
+from edgepose.input_spec import as_model_input
 
 #: output names, in graph order
 OUTPUTS: Tuple[str, str, str] = ("position", "rotation", "sigma")
@@ -157,16 +158,6 @@ def example_images(size: Sequence[int], n: int = 2, seed: int = 0) -> np.ndarray
     xs = np.linspace(0, coarse.shape[2] - 1, W).round().astype(int)
     img = coarse[:, ys][:, :, xs] + rng.normal(0, 12, size=(n, H, W, 3))
     return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def as_model_input(images: np.ndarray, input: str) -> np.ndarray:
-    """``uint8 (N, H, W, 3)`` frames in the layout/dtype an ``input`` kind expects."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise EdgePoseError(f"expected frames (N, H, W, 3); got shape {images.shape}")
-    if input == "uint8":
-        return np.ascontiguousarray(images.astype(np.uint8))
-    return np.ascontiguousarray(images.transpose(0, 3, 1, 2).astype(np.float32))
 
 
 def _batch_spec(batch, dynamic) -> Tuple[Optional[Tuple[int, int, int]], int]:

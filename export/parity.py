@@ -22,6 +22,7 @@ import numpy as np
 
 from edgepose.errors import ConfigError, EdgePoseError, require
 from edgepose.geometry import rotation_error_deg
+from edgepose.input_spec import as_model_input
 
 OPTIMIZATIONS = ("all", "disable", "basic", "extended")
 _OUTPUTS = ("position", "rotation", "sigma")
@@ -59,8 +60,6 @@ def run_session(sess, images: np.ndarray, batch_size: int = 16) -> Dict[str, np.
     frames in chunks of that batch; the last chunk is padded by repeating its last frame
     and the padding is dropped from the outputs.
     """
-    from .onnx_export import as_model_input
-
     inp = sess.get_inputs()[0]
     kind = "uint8" if "uint8" in inp.type else "float32"
     images = np.asarray(images)
