@@ -58,39 +58,34 @@ def check_range(value: float, low=None, high=None, low_open: bool = False, high_
     return True
 
 
-def number(low: Optional[float] = None, high: Optional[float] = None, low_open: bool = False,
-           high_open: bool = False) -> Callable[[str], float]:
-    """A finite float within ``[low, high]`` (``low_open``/``high_open`` make a bound strict)."""
-    what = "a finite number" + _range(low, high, low_open, high_open)
+def _ranged(convert: Callable[[str], float], what: str, name: str, low, high, low_open: bool,
+            high_open: bool) -> Callable[[str], float]:
+    """An argparse type: ``convert(text)`` then the range check; errors say ``expected WHAT``."""
 
-    def parse(text: str) -> float:
+    def parse(text: str):
         try:
-            v = float(text)
+            v = convert(text)
         except (TypeError, ValueError):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not check_range(v, low, high, low_open, high_open):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return v
 
-    parse.__name__ = "number"  # argparse names the type in "invalid <name> value"
+    parse.__name__ = name  # argparse names the type in "invalid <name> value"
     return parse
+
+
+def number(low: Optional[float] = None, high: Optional[float] = None, low_open: bool = False,
+           high_open: bool = False) -> Callable[[str], float]:
+    """A finite float within ``[low, high]`` (``low_open``/``high_open`` make a bound strict)."""
+    what = "a finite number" + _range(low, high, low_open, high_open)
+    return _ranged(float, what, "number", low, high, low_open, high_open)
 
 
 def integer(low: Optional[int] = None, high: Optional[int] = None) -> Callable[[str], int]:
     """A whole number within ``[low, high]``."""
     what = "a whole number" + _range(low, high, False, False)
-
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not check_range(v, low, high):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return v
-
-    parse.__name__ = "integer"
-    return parse
+    return _ranged(int, what, "integer", low, high, False, False)
 
 
 #: common shapes
