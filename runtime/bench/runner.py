@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from edgepose.metrics import DRIFT_KEYS
 from edgepose.progress import progress as progress_bar
 
 from . import metrics
@@ -291,7 +292,7 @@ def add_drift(rows: List[dict]) -> None:
     ok_fp32 = {r["backend"]: r["label"] for r in rows if r["status"] == "ok" and r["precision"] == "fp32"}
     by_label = {r["label"]: r for r in rows}
     for r in rows:
-        for k in ("drift_p50_m", "drift_p95_m", "drift_max_m", "drift_p50_deg", "drift_p95_deg", "drift_max_deg"):
+        for k in DRIFT_KEYS:
             r.setdefault(k, None)
         r.setdefault("drift_reference", None)
         if r["status"] != "ok":
