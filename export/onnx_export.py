@@ -12,7 +12,8 @@ The exported graph (see DESIGN.md, "The model contract"):
 Nodes carry the names of the modules that made them, so later passes can find them by
 prefix (:data:`NODE_GROUPS`, :func:`node_groups`): ``/preprocess/...``, ``/backbone/...``,
 ``/fc/...``, the heads ``/fc_position|fc_rotation|fc_log_sigma/...`` and the post-processing
-``/post_position|post_rotation|post_sigma/...`` that FP16 and INT8 keep in float32.
+``/post_memory|post_position|post_rotation|post_sigma/...`` that FP16 and INT8 keep in float32
+(``/post_memory``: the pose memory's retrieval and blend, only in models that have one).
 
 After ``onnx.checker`` the graph goes through onnxsim; the simplified graph is kept only if
 it passes the checker and gives the same outputs as the unsimplified one on the parity
@@ -44,7 +45,7 @@ NODE_GROUPS: Dict[str, Tuple[str, ...]] = {
     "backbone": ("backbone",),
     "fc": ("fc",),
     "heads": ("fc_position", "fc_rotation", "fc_log_sigma"),
-    "post": ("post_position", "post_rotation", "post_sigma"),
+    "post": ("post_memory", "post_position", "post_rotation", "post_sigma"),
 }
 
 #: parity bounds with the PyTorch model (the issue's acceptance figures)
@@ -68,6 +69,7 @@ def build_export_module(model, input: str = "uint8"):
     from torch import nn
 
     from edgepose.train.model import canonical_quaternion
+    from edgepose.train.pose_memory import blend_with_memory
 
     if input not in INPUT_KINDS:
         raise ConfigError(f"--input must be one of {INPUT_KINDS}, not {input!r}")
@@ -107,6 +109,14 @@ def build_export_module(model, input: str = "uint8"):
             # one constant factor, so that one Mul (named /post_sigma/...) applies both
             return torch.exp(log_sigma) * (torch.cat([scale, torch.ones_like(scale)]) * self.net.sigma_scale)
 
+    class MemoryBlend(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, h, out):
+            return blend_with_memory(self.net.memory, h, out)
+
     class PoseNetExport(nn.Module):
         def __init__(self, net):
             super().__init__()
@@ -116,15 +126,19 @@ def build_export_module(model, input: str = "uint8"):
             self.fc_position = net.fc_position
             self.fc_rotation = net.fc_rotation
             self.fc_log_sigma = net.fc_log_sigma
+            self.post_memory = MemoryBlend(net)  # the pose memory (empty: not in the graph)
             self.post_position = Denormalize(net)
             self.post_rotation = QuaternionNormalize()
             self.post_sigma = SigmaToWorld(net)
 
         def forward(self, image):
             h = self.fc(self.backbone(self.preprocess(image)))
-            return (self.post_position(self.fc_position(h)),
-                    self.post_rotation(self.fc_rotation(h)),
-                    self.post_sigma(self.fc_log_sigma(h)))
+            out = {"position": self.fc_position(h), "rotation": self.fc_rotation(h), "log_sigma": self.fc_log_sigma(h)}
+            if self.post_memory.net.memory.size:
+                out = self.post_memory(h, out)
+            return (self.post_position(out["position"]),
+                    self.post_rotation(out["rotation"]),
+                    self.post_sigma(out["log_sigma"]))
 
     return PoseNetExport(model).eval()
 

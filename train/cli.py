@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrained", choices=("imagenet", "none"), help=f"backbone weights (default {d.pretrained})")
     g.add_argument("--hidden", type=positive_int, help=f"width of the shared FC layer (default {d.hidden})")
     g.add_argument("--dropout", type=number(0, 1, high_open=True), help=f"dropout after the FC layer (default {d.dropout})")
+    g.add_argument("--memory-size", type=nonnegative_int, metavar="N",
+                   help="training views the final model keeps for retrieval: its answer is blended with the "
+                        "regressor's, with weights chosen on the validation frames; more views are subsampled "
+                        f"evenly; 0: regressor only (default {d.memory_size})")
     g = p.add_argument_group("recipe")
     g.add_argument("--steps", type=positive_int, metavar="N", help="optimiser steps of both stages (default: 40 epochs' worth, "
                    f"within {d.min_steps}..{d.max_steps}); epochs are derived from it")

@@ -4,12 +4,14 @@ After the stages, :func:`finish`
 
 1. evaluates each stage's best model on the test split (the final model is the last stage
    that produced one);
-2. calibrates its sigma on the validation frames (:func:`calibrate_sigma`; one scale per
+2. fills its pose memory with the training views and chooses how it blends with the regressor
+   (:mod:`edgepose.train.memory_fit`; ``regressor.*`` metrics are the model without it);
+3. calibrates its sigma on the validation frames (:func:`calibrate_sigma`; one scale per
    output, :mod:`edgepose.uncertainty`), stores the scale in the model (``sigma_scale``, so
    every backend applies it) and in ``final.pt["calibration"]``;
-3. reports, beside the model, the mean-pose and the nearest-neighbour retrieval baselines
+4. reports, beside the model, the mean-pose and the nearest-neighbour retrieval baselines
    (:mod:`edgepose.train.retrieval`) on the same test frames;
-4. writes ``final.pt`` and ``metrics.json``.
+5. writes ``final.pt`` and ``metrics.json``.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from edgepose.uncertainty import NOMINAL_COVERAGE, calibration, fit_sigma_scale
 from .checkpoint import save_checkpoint
 from .data import FrameCache
 from .evaluate import evaluate, mean_pose_baseline, predict
+from .memory_fit import extend_memory, fit_memory
 from .metrics_log import flatten, write_metrics_json
 from .model import PoseNet
 from .retrieval import retrieval_baseline
@@ -80,12 +83,17 @@ def finish(run: Run, outcomes: List[StageOutcome], train_seconds: float) -> Dict
     if final_state is None:
         raise EdgePoseError("no stage produced a model", hint="pass --stage1-epochs N or --steps N")
     model = build_model_for_eval(cfg, run.norm, final_state, device)
-    calib = calibrate_sigma(model, run.val, device)
+    metrics.update(flatten("regressor", evaluate(model, run.test, device)))  # before the memory
+    memory = fit_memory(model, run.fit, run.val, device, size=cfg.memory_size)
+    calib = calibrate_sigma(model, run.val, device)  # the memory holds the fit frames only here
+    memory["size"] = extend_memory(model, [run.fit, run.val], device, size=cfg.memory_size)
     final_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     metrics.update(flatten("test", evaluate(model, run.test, device)))
     metrics.update(flatten("test", uncertainty_summary(model, run.test, device)))
     metrics.update({"calibration.scale_position": calib["scale"][0], "calibration.scale_rotation": calib["scale"][1],
                     "calibration.frames": calib["frames"], "calibration.method": calib["method"]})
+    metrics.update(flatten("memory", {k: v for k, v in memory.items() if k != "val"}))
+    metrics.update(flatten("memory.val", memory.get("val") or {}))
     metrics.update(flatten("baseline.mean_pose", mean_pose_baseline(run.fit, run.test)))
     retrieval = retrieval_baseline(cfg.backbone, [run.fit, run.val], run.test, device, tuple(cfg.input_size))
     if retrieval is not None:
@@ -95,6 +103,6 @@ def finish(run: Run, outcomes: List[StageOutcome], train_seconds: float) -> Dict
                     "run.frames.val": run.counts["val"], "run.frames.test": run.counts["test"]})
     save_checkpoint(run.out / "final.pt", {"config": model.config, "model": final_state, "data": run.data_info,
                                            "metrics": dict(metrics), "recipe": cfg.to_dict(),
-                                           "calibration": calib})
+                                           "calibration": calib, "memory": memory})
     write_metrics_json(run.out / "metrics.json", metrics)
     return metrics

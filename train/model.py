@@ -30,6 +30,7 @@ from torch import nn
 from edgepose.errors import EdgePoseError
 
 from .backbones import BACKBONES, create_backbone
+from .pose_memory import PoseMemory
 
 CHECKPOINT_FORMAT = "edgepose.checkpoint/1"
 
@@ -61,7 +62,8 @@ class PoseNet(nn.Module):
 
     def __init__(self, backbone: str = "efficientnet_lite0", pretrained: str = "imagenet",
                  input_size: Sequence[int] = (128, 96), hidden: int = 1024, dropout: float = 0.2,
-                 position_mean: Sequence[float] = (0.0, 0.0, 0.0), position_scale: float = 1.0):
+                 position_mean: Sequence[float] = (0.0, 0.0, 0.0), position_scale: float = 1.0,
+                 memory_size: int = 0, memory_k: int = 1):
         super().__init__()
         self.backbone, spec = create_backbone(backbone, pretrained)
         self.config = {
@@ -73,6 +75,8 @@ class PoseNet(nn.Module):
             "position_scale": float(position_scale),
             "pixel_mean": list(spec.mean),
             "pixel_std": list(spec.std),
+            "memory_size": int(memory_size),
+            "memory_k": int(memory_k),
         }
         self.register_buffer("pixel_mean", torch.tensor(spec.mean, dtype=torch.float32) * 255.0)
         self.register_buffer("pixel_std", torch.tensor(spec.std, dtype=torch.float32) * 255.0)
@@ -85,6 +89,8 @@ class PoseNet(nn.Module):
         self.fc_position = nn.Linear(hidden, 3)
         self.fc_rotation = nn.Linear(hidden, 4)
         self.fc_log_sigma = nn.Linear(hidden, 2)
+        # views of the training frames, filled after training (edgepose.train.memory_fit); empty until then
+        self.memory = PoseMemory(memory_size, hidden, memory_k)
         with torch.no_grad():
             for head in (self.fc_position, self.fc_rotation, self.fc_log_sigma):
                 head.weight.mul_(0.1)
@@ -95,6 +101,9 @@ class PoseNet(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints written before sigma calibration existed: an uncalibrated scale of 1
         state_dict.setdefault(prefix + "sigma_scale", torch.ones(2, dtype=torch.float32))
+        # checkpoints written before the pose memory existed: an empty memory
+        for name, buf in self.memory.named_buffers(recurse=False):
+            state_dict.setdefault(f"{prefix}memory.{name}", buf.detach().clone())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ----------------------------------------------------------------- input
@@ -119,7 +128,8 @@ class PoseNet(nn.Module):
         }
 
     def forward(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
-        return self.heads(self.forward_features(self.normalize_input(image)))
+        h = self.forward_features(self.normalize_input(image))
+        return self.memory(h, self.heads(h))  # the memory acts in eval mode only (pose_memory)
 
     # ----------------------------------------------------------------- world units
     def to_world(self, out: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -165,6 +175,9 @@ def _config_problems(config: dict) -> List[str]:
         problems.append(f"position_mean {mean!r} (expected 3 finite numbers)")
     if not (finite(config["position_scale"]) and config["position_scale"] > 0):
         problems.append(f"position_scale {config['position_scale']!r} (expected a finite number > 0)")
+    for key, low in (("memory_size", 0), ("memory_k", 1)):
+        if not (whole(config.get(key, low)) and config.get(key, low) >= low):
+            problems.append(f"{key} {config[key]!r} (expected a whole number >= {low})")
     return problems
 
 
@@ -182,7 +195,8 @@ def model_from_config(config: dict, pretrained: str = "none", where: str = "chec
     if problems:
         raise EdgePoseError(f"{where}: model config has impossible values: " + "; ".join(problems),
                             hint="the file was edited or damaged; use a checkpoint written by edgepose-train")
-    return PoseNet(pretrained=pretrained, **{k: config[k] for k in keys})
+    optional = {k: config[k] for k in ("memory_size", "memory_k") if k in config}  # absent before the memory
+    return PoseNet(pretrained=pretrained, **{k: config[k] for k in keys}, **optional)
 
 
 def read_checkpoint(path: Union[str, Path]) -> dict:

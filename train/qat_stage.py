@@ -40,6 +40,7 @@ from .augment import photometric_jitter
 from .checkpoint import checkpoint_path, load_state_or_none, save_checkpoint
 from .evaluate import pose_summary, predict, selection_score
 from .losses import build_objective
+from .memory_fit import extend_memory
 from .metrics_log import flatten, read_metrics_json, write_metrics_json
 from .model import model_from_config, read_checkpoint
 from .recipe import TrainConfig, make_scheduler
@@ -185,7 +186,7 @@ def run_qat(cfg: TrainConfig, epochs: int, lr: float = DEFAULT_LR, data=None, st
             from .signals import Interrupted
 
             raise Interrupted(stop.signum, str(checkpoint_path(run, "qat", "last")))
-    return _finish(run, cfg, base, model, best, test_c, device, spent, time.perf_counter() - t0)
+    return _finish(run, cfg, base, model, best, (fit_c, val_c, test_c), device, spent, time.perf_counter() - t0)
 
 
 def _save_last(run, base, model, optimizer, epoch, best, seconds) -> None:
@@ -194,10 +195,15 @@ def _save_last(run, base, model, optimizer, epoch, best, seconds) -> None:
                      "epoch": epoch, "stage": "qat", "best": best, "seconds": seconds})
 
 
-def _finish(run: Path, cfg, base, model, best, test_c, device, train_seconds, wall) -> Dict[str, object]:
+def _finish(run: Path, cfg, base, model, best, caches, device, train_seconds, wall) -> Dict[str, object]:
     """Best epoch -> ``final.pt`` (float weights + ``qat`` ranges) and ``qat.*`` test metrics."""
+    fit_c, val_c, test_c = caches
     saved = read_checkpoint(checkpoint_path(run, "qat", "best"))
     model.load_state_dict(saved["model"])
+    # the pose memory holds the views' features of the weights as they are now (float, as stored)
+    fq.set_fake_quant(model, False)
+    extend_memory(model, [fit_c, val_c], device, size=max(1, model.memory.size))
+    fq.set_fake_quant(model, True)
     r = _drift(model, test_c.images, device)
     q = pose_summary(*r["q"], test_c.position_m, test_c.rotation_q)
     f = pose_summary(*r["f"], test_c.position_m, test_c.rotation_q)

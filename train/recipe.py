@@ -75,6 +75,7 @@ class TrainConfig:
     progress: bool = True
     resume: bool = False
     checkpoint_minutes: float = 10.0  # wall time between resume checkpoints (0: every epoch)
+    memory_size: int = 4096  # training views kept in the model's pose memory (0: regressor only)
 
     def to_dict(self) -> Dict:
         d = asdict(self)

@@ -57,8 +57,12 @@ def print_summary(run, metrics: Dict) -> None:
         _row("mean pose (baseline)", metrics, "baseline.mean_pose"),
         _row("retrieval (baseline)", metrics, "baseline.retrieval"),
         _row("stage 1", metrics, "stage1"),
-        _row(f"final ({metrics['run.final_stage']})", metrics, "test"),
     ]
+    if metrics.get("memory.size"):
+        lines += [_row(f"{metrics['run.final_stage']} regressor", metrics, "regressor"),
+                  _row(f"final (+ memory of {metrics['memory.size']})", metrics, "test")]
+    else:
+        lines.append(_row(f"final ({metrics['run.final_stage']})", metrics, "test"))
     if "baseline.retrieval.median_position_m" in metrics:
         ratio = metrics["test.median_position_m"] / max(metrics["baseline.retrieval.median_position_m"], 1e-12)
         lines.append(f"  final / retrieval median position: {ratio:.2f}"
@@ -70,6 +74,10 @@ def print_summary(run, metrics: Dict) -> None:
                      f"within 1/2/3 sigma position {_pct(metrics, 'position')}, rotation {_pct(metrics, 'rotation')} "
                      f"(nominal 53/98/100 %), Spearman {_num(metrics.get('test.sigma_spearman_position'))} / "
                      f"{_num(metrics.get('test.sigma_spearman_rotation'))}")
+    if metrics.get("memory.size"):
+        blend = metrics["memory.blend"]
+        lines.append(f"  memory: the {metrics['memory.k']} nearest training views' pose weighs {blend[0]:.2f} in position, "
+                     f"{blend[1]:.2f} in rotation (chosen on validation; 0 = regressor only, --memory-size 0 to turn off)")
     if metrics.get("run.stage2_best_epoch") == 0 and metrics.get("run.final_stage") == "stage2":
         lines.append("  (stage 2 never beat stage 1 on validation: final.pt holds the stage 1 weights)")
     lines += [

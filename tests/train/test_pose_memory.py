@@ -1,0 +1,220 @@
+"""The pose memory (retrieval of training views inside the model) against a numpy oracle,
+hand-worked cases, checkpoints, the fit on validation frames, and the exported ONNX graph
+(real ONNX Runtime sessions, FP32 and FP16)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgepose.geometry import quat_canonical, rotation_error_deg  # noqa: E402
+from edgepose.train.checkpoint import save_checkpoint  # noqa: E402
+from edgepose.train.data import FrameCache  # noqa: E402
+from edgepose.train.memory_fit import extend_memory, fc_features, fit_memory  # noqa: E402
+from edgepose.train.model import PoseNet, load_model  # noqa: E402
+from edgepose.train.pose_memory import PoseMemory  # noqa: E402
+
+SIZE = (32, 32)
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def oracle_lookup(feats, pos, rot, query, k, t):
+    """Brute force, one query at a time, in float64."""
+    f, qf = _unit(feats.astype(np.float64)), _unit(query.astype(np.float64))
+    out_p, out_q = [], []
+    for v in qf:
+        sim = f @ v
+        order = np.argsort(-sim, kind="stable")[:k]
+        w = np.exp((sim[order] - sim[order[0]]) / t)
+        w /= w.sum()
+        qs = rot[order].astype(np.float64)
+        qs = qs * np.where(qs @ qs[0] < 0, -1.0, 1.0)[:, None]
+        out_p.append(w @ pos[order])
+        out_q.append(_unit(w @ qs))
+    return np.array(out_p), np.array(out_q)
+
+
+def _memory(n=12, dim=6, k=3, t=0.05, seed=0):
+    r = _rng(seed)
+    feats = r.normal(size=(n, dim)).astype(np.float32)
+    pos = r.normal(size=(n, 3)).astype(np.float32)
+    rot = _unit(r.normal(size=(n, 4))).astype(np.float32)
+    m = PoseMemory(0, dim)
+    m.store(torch.from_numpy(feats), torch.from_numpy(pos), torch.from_numpy(rot), k)
+    m.temperature.fill_(t)
+    return m.eval(), feats, pos, rot
+
+
+@pytest.mark.parametrize("k,t", [(1, 0.01), (3, 0.05), (5, 1e3)])
+def test_lookup_matches_a_brute_force_oracle(k, t):
+    m, feats, pos, rot = _memory(k=k, t=t)
+    query = _rng(1).normal(size=(7, feats.shape[1])).astype(np.float32)
+    p, q, _ = m.lookup(torch.from_numpy(query))
+    op, oq = oracle_lookup(feats, pos, rot, query, k, t)
+    np.testing.assert_allclose(p.numpy(), op, atol=1e-5)
+    np.testing.assert_allclose(np.abs((q.numpy() * oq).sum(1)), 1.0, atol=1e-6)  # same rotation (q ~ -q)
+
+
+def test_hand_worked_two_views_average_on_one_hemisphere():
+    # two views at x = 0 and x = 2 whose stored quaternions are the same rotation with opposite signs
+    m = PoseMemory(0, 2)
+    q = np.array([0.9, 0.1, 0.3, 0.3]) / np.linalg.norm([0.9, 0.1, 0.3, 0.3])
+    m.store(torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.tensor([[0.0, 0, 0], [2.0, 0, 0]]),
+            torch.tensor(np.stack([q, -q]), dtype=torch.float32), k=2)
+    p, rot, best = m.eval().lookup(torch.tensor([[3.0, 0.0]]))
+    np.testing.assert_allclose(p.numpy(), [[1.0, 0.0, 0.0]], atol=1e-6)  # equal similarity: the midpoint
+    assert abs(abs(float(rot[0] @ torch.tensor(q, dtype=torch.float32))) - 1.0) < 1e-6  # not a cancelled zero
+    assert abs(float(best[0]) - 1.0) < 1e-6
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    model = PoseNet("mobilenet_v3_small", pretrained="none", input_size=SIZE, hidden=16, position_scale=2.0, **kw)
+    with torch.no_grad():  # an untrained FC maps every image to ~ReLU(bias): spread the features out
+        model.fc[0].bias.zero_()
+        model.fc[0].weight.mul_(50.0)
+    return model.eval()
+
+
+def _images(n, seed=0):
+    return torch.from_numpy(_rng(seed).integers(0, 256, (n, SIZE[1], SIZE[0], 3), dtype=np.uint8))
+
+
+def _filled(model, n=10, blend=(1.0, 1.0), disagreement=(0.0, 0.0)):
+    x = _images(n, seed=5)
+    r = _rng(2)
+    model.memory.store(fc_features(model, x, torch.device("cpu")), torch.from_numpy(r.normal(size=(n, 3))).float(),
+                       torch.from_numpy(_unit(r.normal(size=(n, 4)))).float(), k=1)
+    model.memory.blend.copy_(torch.tensor(blend))
+    model.memory.disagreement.copy_(torch.tensor(disagreement))
+    model.config.update(memory_size=model.memory.size, memory_k=model.memory.k)
+    return x
+
+
+def test_blend_one_answers_the_stored_pose_of_the_same_image_and_training_mode_ignores_the_memory():
+    model = _model()
+    x = _filled(model)
+    p, q, _ = model.predict_world(x)
+    want_p = model.memory.position.double() * 2.0  # normalised -> metres (scale 2, mean 0)
+    np.testing.assert_allclose(p.double().numpy(), want_p.numpy(), atol=1e-5)
+    err = rotation_error_deg(q.double().numpy(), model.memory.rotation.double().numpy())
+    assert err.max() < 1e-3
+    model.train()
+    torch.manual_seed(1)
+    out = model(x[:4])
+    torch.manual_seed(1)
+    bare = model.heads(model.forward_features(model.normalize_input(x[:4])))  # the regressor alone
+    model.eval()
+    np.testing.assert_allclose(out["position"].detach().numpy(), bare["position"].detach().numpy(), atol=1e-6)
+
+
+def test_blend_zero_is_the_regressor_and_sigma_grows_with_disagreement():
+    model = _model()
+    x = _images(4, seed=9)
+    p0, q0, s0 = model.predict_world(x)
+    _filled(model, blend=(0.0, 0.0))
+    p1, q1, s1 = model.predict_world(x)
+    np.testing.assert_allclose(p1.numpy(), p0.numpy(), atol=1e-6)
+    np.testing.assert_allclose(np.abs((q1.numpy() * q0.numpy()).sum(1)), 1.0, atol=1e-6)
+    np.testing.assert_allclose(s1.numpy(), s0.numpy(), rtol=1e-5)
+    model.memory.disagreement.fill_(1.0)
+    with torch.no_grad():
+        p_mem, _, _ = model.memory.lookup(model.forward_features(model.normalize_input(x)))
+    d = np.linalg.norm(p_mem.numpy() * 2.0 - p0.numpy(), axis=1)  # metres
+    _, _, s2 = model.predict_world(x)
+    np.testing.assert_allclose(s2[:, 0].numpy(), np.hypot(s0[:, 0].numpy(), d), rtol=1e-4)
+
+
+def test_a_model_with_a_memory_loads_back_and_old_checkpoints_load_without_one(tmp_path):
+    model = _model()
+    x = _filled(model, blend=(0.5, 0.25), disagreement=(1.0, 2.0))
+    save_checkpoint(tmp_path / "m.pt", {"config": model.config, "model": model.state_dict()})
+    back = load_model(tmp_path / "m.pt")
+    for a, b in zip(model.predict_world(x), back.predict_world(x)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    old = _model()
+    state = {k: v for k, v in old.state_dict().items() if not k.startswith("memory.")}
+    config = {k: v for k, v in old.config.items() if not k.startswith("memory_")}
+    save_checkpoint(tmp_path / "old.pt", {"config": config, "model": state})
+    assert load_model(tmp_path / "old.pt").memory.size == 0
+
+
+def _cache(images, position, rotation):
+    n = len(images)
+    return FrameCache(images=images, position=torch.from_numpy(position / 2.0).float(),
+                      rotation=torch.from_numpy(rotation).float(), K=torch.eye(3).repeat(n, 1, 1),
+                      points=torch.zeros(n, 1, 3), points_mask=torch.zeros(n, 1, dtype=torch.bool),
+                      position_m=position, rotation_q=rotation)
+
+
+def test_fit_chooses_the_memory_when_validation_views_are_training_views_and_keeps_val_out_until_extended(monkeypatch):
+    # validation frames are exact copies of training frames: a one-neighbour memory answers them
+    # exactly, the untrained regressor does not, so the fit must choose blend 1 for both outputs
+    from edgepose.train import memory_fit
+
+    monkeypatch.setattr(memory_fit, "K_GRID", (1,))
+    model = _model()
+    r = _rng(3)
+    imgs = _images(16, seed=11)
+    pos = r.normal(scale=2.0, size=(16, 3))
+    rot = quat_canonical(_unit(r.normal(size=(16, 4))))
+    fit = _cache(imgs[:12], pos[:12], rot[:12])
+    val = _cache(imgs[[1, 4, 7, 9, 10, 2, 3, 5]], pos[[1, 4, 7, 9, 10, 2, 3, 5]], rot[[1, 4, 7, 9, 10, 2, 3, 5]])
+    info = fit_memory(model, fit, val, torch.device("cpu"), size=4096)
+    assert info["blend"] == [1.0, 1.0] and info["k"] >= 1
+    assert info["val"]["memory_median_position_m"] < 1e-4 < info["val"]["regressor_median_position_m"]
+    assert model.memory.size == 12
+    assert extend_memory(model, [fit, val], torch.device("cpu")) == 20
+    assert model.config["memory_size"] == 20
+    model.memory.blend.zero_()
+    assert fit_memory(model, fit, None, torch.device("cpu"))["size"] == 0 and model.memory.size == 0
+    assert fit_memory(model, fit, val, torch.device("cpu"), size=0)["size"] == 0
+
+
+def test_fit_caps_the_memory_by_evenly_spread_views():
+    model = _model()
+    r = _rng(4)
+    imgs = _images(20, seed=12)
+    pos, rot = r.normal(size=(20, 3)), quat_canonical(_unit(r.normal(size=(20, 4))))
+    fit, val = _cache(imgs[:16], pos[:16], rot[:16]), _cache(imgs[16:], pos[16:], rot[16:])
+    fit_memory(model, fit, val, torch.device("cpu"), size=5)
+    assert model.memory.size == 5
+    np.testing.assert_allclose(model.memory.position.numpy(), pos[[0, 4, 8, 11, 15]] / 2.0, atol=1e-6)
+
+
+def test_exported_graph_with_a_memory_matches_pytorch_in_fp32_and_fp16(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from export.fp16 import to_fp16
+    from export.graph_lint import lint_model
+    from export.onnx_export import export_onnx
+
+    model = _model()
+    _filled(model, n=10, blend=(0.5, 0.75), disagreement=(1.0, 1.0))
+    model.memory.k = 3
+    model.memory.temperature.fill_(0.05)
+    x = _images(5, seed=5)  # stored views: exact matches, so the top-k order has margins
+    path = tmp_path / "m.onnx"
+    export_onnx(model, path, dynamic=(1, 4, 8), parity_images=x.numpy())
+    want = [t.numpy() for t in model.predict_world(x)]
+    to_fp16(path, tmp_path / "m16.onnx")
+    for graph in (path, tmp_path / "m16.onnx"):
+        sess = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+        p, q, s = sess.run(None, {"image": x.numpy()})
+        tol = 1e-4 if graph == path else 2e-2
+        np.testing.assert_allclose(p, want[0], atol=tol)
+        assert rotation_error_deg(q.astype(np.float64), want[1].astype(np.float64)).max() < (1e-3 if graph == path else 1.0)
+        np.testing.assert_allclose(s, want[2], rtol=10 * tol)
+    import onnx
+
+    m16 = onnx.load(str(tmp_path / "m16.onnx"))
+    assert any(n.name.startswith("/post_memory/") for n in m16.graph.node)
+    assert not lint_model(m16)
