@@ -163,6 +163,31 @@ def node_groups(model_or_path) -> Dict[str, list]:
     return out
 
 
+def adopt_orphan_nodes(proto) -> int:
+    """Give every node outside :data:`NODE_GROUPS` (onnxsim names what it makes ``Squeeze_0``)
+    the scope of the node that makes its first input, so that the passes choosing nodes by
+    group (FP16's float32 block list, INT8's exclusions, the lint) treat it like its neighbours:
+    a float16 ``Squeeze`` inside the FP32 post-processing would otherwise round the pose.
+    Returns how many nodes were renamed. Graph nodes are in topological order (ONNX requires it)."""
+    scope: Dict[str, str] = {}
+    names = {n.name for n in proto.graph.node}
+    renamed = 0
+    for n in proto.graph.node:
+        first = n.name.lstrip("/").split("/", 1)[0] if node_group(n.name) else None
+        if first is None:
+            first = next((scope[i] for i in n.input if i in scope), None)
+            if first is not None:
+                new, k = f"/{first}/{n.name or n.op_type}", 0
+                while new in names:
+                    k += 1
+                    new = f"/{first}/{n.name or n.op_type}_{k}"
+                names.add(new)
+                n.name, renamed = new, renamed + 1
+        if first is not None:
+            scope.update({o: first for o in n.output})
+    return renamed
+
+
 def example_images(size: Sequence[int], n: int = 2, seed: int = 0) -> np.ndarray:
     """Deterministic smooth random images ``uint8 (n, H, W, 3)`` for ``size = (W, H)``."""
     W, H = int(size[0]), int(size[1])
@@ -261,6 +286,7 @@ def export_onnx(model, path: Union[str, Path], input: str = "uint8", batch: int 
             f"{parity['max_rotation_deg']:.3g} deg (bound {PARITY_ROTATION_DEG}); unsimplified graph: "
             f"{parity_raw['max_position_m']:.3g} m, {parity_raw['max_rotation_deg']:.3g} deg",
             hint="export with simplify=False / --no-simplify, or report the model and versions")
+    adopt_orphan_nodes(proto)
     _set_metadata(proto, model, input)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
