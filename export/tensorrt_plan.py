@@ -217,6 +217,10 @@ def plan_build(caps: TrtCaps, precision: str, int8_mode: str = "qdq", dla_core: 
                     hint="use the Q/DQ model: --int8-engine qdq")
             flags += ["INT8", "FP16"]
             calibrator = True
+            notes.append("the implicit calibrator is TensorRT's EntropyCalibration2, which clipped our pose models' "
+                         "activation tails: in float Q/DQ it moved the pose 17x (dino) to 36x (demo scene) more "
+                         "than MinMax ranges (benchmarks/results/int8_qat.md); the default --int8-engine qdq "
+                         "builds the Q/DQ model with MinMax or QAT ranges")
             if caps.major >= 10:
                 notes.append(f"implicit INT8 calibration is deprecated in TensorRT {caps.major}; "
                              "prefer --int8-engine qdq")

@@ -42,6 +42,8 @@ def test_int8_qdq_sets_int8_and_fp16_on_trt8_and_is_strongly_typed_from_10():
 
 def test_implicit_calibration_exists_on_trt8_only_and_needs_a_calibration_profile_when_dynamic():
     p = plan_build(TRT8, "int8", int8_mode="calibrator", dynamic=True)
+    assert any("EntropyCalibration2" in n and "qdq" in n for n in p.notes)  # the user learns what it costs
+    assert not any("EntropyCalibration2" in n for n in plan_build(TRT8, "int8", int8_mode="qdq").notes)
     assert p.calibrator and p.onnx_precision == "fp32" and set(p.flags) == {"INT8", "FP16", "OBEY_PRECISION_CONSTRAINTS"}
     assert p.calibration_profile
     assert not plan_build(TRT8, "int8", int8_mode="calibrator", dynamic=False).calibration_profile
