@@ -19,6 +19,9 @@
     calibration       {frames, method, frames_sha256, source, cache} or null  (INT8)
     sigma_calibration {method, scale [pos, rot], frames, nominal_coverage} or null: the scale
                       fitted after training and already applied to sigma inside the graph
+    memory            {size, k, temperature, blend [pos, rot], disagreement [pos, rot], method, val}
+                      or null: the pose memory inside the graph (training views whose pose is
+                      blended with the regressor's; edgepose.train.pose_memory)
     validation        {<precision or row>: {median_position_m, ..., drift_p50_m, ...}}
     files             {<relative path>: {role, precision, sha256, size, ...}}
 

@@ -194,6 +194,8 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
             "calibration": frames.calib_info,
             # sigma's calibration scale, already applied inside the graph (/post_sigma, FP32)
             "sigma_calibration": ckpt.get("calibration"),
+            # the pose memory (retrieval of training views, blended inside the graph: /post_memory, FP32)
+            "memory": ckpt.get("memory"),
             "validation": result.validation,
             "validation_frames": {"n": 0 if frames.val is None else int(len(frames.val)), "split": "test",
                                   "source": frames.source, "passed": result.ok,

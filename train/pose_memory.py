@@ -49,7 +49,12 @@ def neighbour_pose(sim: torch.Tensor, position: torch.Tensor, rotation: torch.Te
     """The pose of the ``k`` most similar views of each row of ``sim (N, M)``, weighted by a
     softmax of their similarities over ``temperature``: ``(position, rotation, best similarity)``.
     Rotations are averaged on the hemisphere of the nearest view's (a chordal mean)."""
-    top, idx = torch.topk(sim, k, dim=1)
+    if torch.onnx.is_in_onnx_export():
+        top, idx = torch.topk(sim, k, dim=1)  # ONNX TopK: equal values in index order (the spec)
+    else:  # the same order here (torch.topk leaves ties unordered): a degenerate model whose
+        # features all point one way must answer the same in PyTorch and ONNX Runtime
+        top, idx = torch.sort(sim, dim=1, descending=True, stable=True)
+        top, idx = top[:, :k], idx[:, :k]
     w = torch.softmax((top - top[:, :1]) / temperature, dim=1).unsqueeze(-1)
     q = rotation[idx]
     return (w * position[idx]).sum(1), _unit((w * _hemisphere(q, q[:, :1])).sum(1)), top[:, 0]

@@ -28,8 +28,11 @@ def chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     scene, run, bundle = root / "scene", root / "run", root / "bundle"
     cli("synth", scene, "--frames", 48, "--size", "64x48", "--seed", 3)
+    # --memory-size 0: the guided-INT8 assertions below need the regressor's continuous output (a
+    # memory answering with one stored view has zero drift until the nearest view flips);
+    # test_the_default_pose_memory_travels_to_the_bundle_and_the_runtime covers the memory
     cli("train", scene, "--out", run, "--input-size", "32x24", "--stage1-epochs", 1, "--stage2-epochs", 1,
-        "--batch-size", 8, "--no-progress", "--seed", 0)
+        "--batch-size", 8, "--no-progress", "--seed", 0, "--memory-size", 0)
     exp = cli("export", run, "--out", bundle, "--precision", "fp32,fp16,int8", "--calib-frames", 16,
               "--val-frames", 8, "--int8-max-drift-m", 1e-6)
     return {"root": root, "scene": scene, "run": run, "bundle": bundle, "export_out": exp.stdout}
@@ -83,6 +86,39 @@ def test_export_writes_a_verified_bundle_with_drift_and_guided_int8(chain):
     # the next command names the dataset the model was trained on
     assert f"edgepose-bench {chain['bundle']} --data {chain['scene'].resolve()}" in chain["export_out"]
     cli("export", "--verify", chain["bundle"])
+
+
+def test_the_default_pose_memory_travels_to_the_bundle_and_the_runtime(chain, tmp_path):
+    """Default training keeps a pose memory; export puts it in the graph, the manifest says so,
+    and edgepose-run's ONNX Runtime poses equal the PyTorch model's on the same frames."""
+    import numpy as np
+
+    from edgepose.bundle import load_manifest
+    from edgepose.preprocess import load_and_preprocess
+
+    torch = pytest.importorskip("torch")
+    from edgepose.train.model import load_model
+
+    run, bundle = tmp_path / "run", tmp_path / "bundle"
+    cli("train", chain["scene"], "--out", run, "--input-size", "32x24", "--stage1-epochs", 1, "--stage2-epochs", 0,
+        "--batch-size", 8, "--no-progress", "--seed", 0)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["memory.size"] == metrics["run.frames.train"] + metrics["run.frames.val"]
+    assert "regressor.median_position_m" in metrics
+    cli("export", run, "--out", bundle, "--precision", "fp32,fp16", "--val-frames", 8)
+    m = load_manifest(bundle)
+    assert m["memory"]["size"] == metrics["memory.size"] and m["memory"]["blend"] == metrics["memory.blend"]
+    pngs = sorted((chain["scene"] / "seq-05").glob("*.color.png"))[:5]
+    out = tmp_path / "poses.jsonl"
+    cli("run", bundle, "--source", pngs[0].parent, "--backend", "onnxruntime", "--precision", "fp32",
+        "--policy", "every", "--out", out, "--quiet", "--max-frames", 5)
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    model = load_model(run / "final.pt")
+    x = torch.from_numpy(np.stack([load_and_preprocess(p, (32, 24)) for p in pngs]))
+    want_p, _, want_s = model.predict_world(x)
+    assert [Path(r["source"]).name for r in got] == [p.name for p in pngs]
+    np.testing.assert_allclose([r["position_m"] for r in got], want_p.numpy(), atol=1e-4)
+    np.testing.assert_allclose([r["sigma_position_m"] for r in got], want_s[:, 0].numpy(), rtol=1e-3)
 
 
 def test_verify_fails_on_a_changed_byte(chain, tmp_path):

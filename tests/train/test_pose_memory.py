@@ -223,3 +223,13 @@ def test_exported_graph_with_a_memory_matches_pytorch_in_fp32_and_fp16(tmp_path,
     assert any(n.name.startswith("/post_memory/") for n in m16.graph.node)
     assert not lint_model(m16)
     assert not [n.name for n in m16.graph.node if not n.name.startswith("/")]  # every node in a scope
+
+
+def test_tied_views_are_taken_in_index_order_as_onnx_topk_does():
+    # a degenerate model whose features all point one way: every view ties; ONNX's TopK takes
+    # equal values in index order (the spec), so PyTorch must too or the export's parity fails
+    m = PoseMemory(0, 3)
+    pos = torch.arange(18, dtype=torch.float32).view(6, 3)
+    m.store(torch.ones(6, 3), pos, torch.tensor([[1.0, 0, 0, 0]]).repeat(6, 1), k=2)
+    p, _, _ = m.eval().lookup(torch.ones(4, 3))
+    np.testing.assert_allclose(p.numpy(), np.repeat(((pos[0] + pos[1]) / 2).numpy()[None], 4, 0), atol=1e-6)
