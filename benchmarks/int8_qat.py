@@ -55,7 +55,9 @@ def main(argv=None) -> int:
     p.add_argument("--calib-frames", type=int, default=300)
     p.add_argument("--qat-epochs", type=int, default=1)
     p.add_argument("--qat-lr", type=float, default=1e-5)
-    p.add_argument("--skip", default="", help="comma list of rows to skip: ort,entropy,percentile,modelopt,qat")
+    p.add_argument("--skip", default="", help="comma list of rows to skip: ort,entropy,percentile,modelopt,guided,qat")
+    p.add_argument("--guided-share", type=float, default=0.05,
+                   help="guided PTQ's drift bound as a share of the FP32 median error (default 0.05: the target)")
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
 
@@ -113,6 +115,19 @@ def main(argv=None) -> int:
             if method not in skip:
                 quantize_int8(f32, tmp / f"{method}.onnx", calib, method=method)
                 add(f"PTQ {method}, TensorRT placement", tmp / f"{method}.onnx")
+        if "guided" not in skip:
+            from edgepose.export.sensitivity import guided_int8
+
+            # guide frames: every 10th training frame (as the trainer's validation), calibration: the rest
+            guide_idx = np.arange(0, len(train), 10)
+            rest = [r for i, r in enumerate(train) if i % 10]
+            g_calib = load_calibration_images(select_calibration_frames(rest, args.calib_frames), (W, H))
+            g_val = load_calibration_images([train[i] for i in guide_idx], (W, H))
+            bound = args.guided_share * err
+            g = guided_int8(f32, tmp / "guided.onnx", g_calib, g_val, max_drift_m=bound)
+            add(f"guided PTQ minmax (bound {100 * args.guided_share:.0f} % of FP32 error = {bound:.4f} m on "
+                f"{len(g_val)} training frames; {len(g['float_units'])} units left in float: "
+                f"{', '.join(g['float_units']) or 'none'})", tmp / "guided.onnx")
         if "modelopt" not in skip:
             for method in ("max", "entropy"):
                 try:
