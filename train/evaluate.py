@@ -7,7 +7,7 @@ summarised by :func:`edgepose.metrics.summarize_errors`.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -19,25 +19,27 @@ from .data import FrameCache
 
 
 @torch.no_grad()
+def eval_batches(model, images: torch.Tensor, device: torch.device, fn: Callable, batch_size: int = 64) -> List:
+    """``[fn(batch) for each batch of images]`` (batches moved to ``device``) with the model in
+    eval mode for the call; its mode is restored afterwards."""
+    was = model.training
+    model.eval()
+    try:
+        return [fn(images[i : i + batch_size].to(device, non_blocking=True))
+                for i in range(0, images.shape[0], batch_size)]
+    finally:
+        model.train(was)
+
+
 def predict(model, images: torch.Tensor, device: torch.device, batch_size: int = 64) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """World-unit predictions for ``images (N, H, W, 3)`` uint8.
 
     Returns ``(position (N, 3) m, rotation (N, 4) wxyz, sigma (N, 2) [m, rad])`` as float64.
     The model is put in eval mode for the call and restored afterwards.
     """
-    was = model.training
-    model.eval()
-    pos, rot, sig = [], [], []
-    try:
-        for i in range(0, images.shape[0], batch_size):
-            x = images[i : i + batch_size].to(device, non_blocking=True)
-            p, q, s = model.to_world(model(x))
-            pos.append(p.double().cpu())
-            rot.append(q.double().cpu())
-            sig.append(s.double().cpu())
-    finally:
-        model.train(was)
-    return torch.cat(pos).numpy(), torch.cat(rot).numpy(), torch.cat(sig).numpy()
+    outs = eval_batches(model, images, device, lambda x: [t.double().cpu() for t in model.to_world(model(x))],
+                        batch_size)
+    return tuple(torch.cat([o[j] for o in outs]).numpy() for j in range(3))
 
 
 def pose_summary(pred_position: np.ndarray, pred_rotation: np.ndarray, true_position: np.ndarray,

@@ -28,7 +28,7 @@ import torch
 from edgepose.geometry import quat_canonical
 
 from .data import FrameCache
-from .evaluate import predict
+from .evaluate import eval_batches, predict
 from .pose_memory import UNIFORM_TEMPERATURE, neighbour_pose
 
 #: candidates, chosen by leave-one-out over the fit frames
@@ -44,19 +44,10 @@ MIN_RANK_FRAMES = 8
 DEFAULT_SIZE = 4096
 
 
-@torch.no_grad()
 def fc_features(model, images: torch.Tensor, device: torch.device, batch_size: int = 64) -> torch.Tensor:
     """The FC features ``(N, hidden)`` of ``images (N, H, W, 3)`` uint8, in eval mode."""
-    was = model.training
-    model.eval()
-    out = []
-    try:
-        for i in range(0, images.shape[0], batch_size):
-            x = images[i : i + batch_size].to(device)
-            out.append(model.forward_features(model.normalize_input(x)).float().cpu())
-    finally:
-        model.train(was)
-    return torch.cat(out)
+    return torch.cat(eval_batches(model, images, device,
+                                  lambda x: model.forward_features(model.normalize_input(x)).float().cpu(), batch_size))
 
 
 def _rows(n: int, cap: int) -> np.ndarray:

@@ -17,24 +17,16 @@ import torch
 from edgepose.errors import EdgePoseError
 
 from .data import FrameCache
-from .evaluate import pose_summary
+from .evaluate import eval_batches, pose_summary
 from .model import PoseNet
 
 
-@torch.no_grad()
 def pooled_features(model: PoseNet, images: torch.Tensor, device: torch.device, batch_size: int = 64) -> np.ndarray:
     """Unit-length pooled backbone features ``(N, D)`` of ``images (N, H, W, 3)`` uint8."""
-    was = model.training
-    model.eval()
-    out = []
-    try:
-        for i in range(0, images.shape[0], batch_size):
-            x = images[i : i + batch_size].to(device)
-            f = model.backbone(model.normalize_input(x)).float()
-            out.append(torch.nn.functional.normalize(f, dim=1).cpu())
-    finally:
-        model.train(was)
-    return torch.cat(out).double().numpy()
+    def pooled(x):
+        return torch.nn.functional.normalize(model.backbone(model.normalize_input(x)).float(), dim=1).cpu()
+
+    return torch.cat(eval_batches(model, images, device, pooled, batch_size)).double().numpy()
 
 
 def nearest_training_pose(train_feat: np.ndarray, query_feat: np.ndarray, train_position: np.ndarray,
