@@ -86,6 +86,7 @@ class FrameCache:
     position_m: np.ndarray  # (N, 3) float64, metres (for metrics)
     rotation_q: np.ndarray  # (N, 4) float64
     n_synthetic_points: int = 0  # frames whose points were drawn in the frustum
+    sequence: Optional[np.ndarray] = None  # (N,) str: each frame's sequence name ("" unknown)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -168,6 +169,7 @@ def build_cache(frames: Sequence[FrameRecord], input_size: Tuple[int, int], norm
         position_m=pos_m,
         rotation_q=rot,
         n_synthetic_points=n_synth,
+        sequence=np.array([str(getattr(f, "sequence", "") or "") for f in frames], dtype=object),
     )
 
 

@@ -27,7 +27,7 @@ from edgepose.uncertainty import NOMINAL_COVERAGE, calibration, fit_sigma_scale
 from .checkpoint import save_checkpoint
 from .data import FrameCache
 from .evaluate import evaluate, mean_pose_baseline, predict
-from .memory_fit import extend_memory, fit_memory
+from .memory_fit import extend_memory, fit_memory, sequence_disjoint
 from .metrics_log import flatten, write_metrics_json
 from .model import PoseNet
 from .retrieval import retrieval_baseline
@@ -43,17 +43,21 @@ def frame_errors(model: PoseNet, cache: FrameCache, device: torch.device):
     return translation_error(p, cache.position_m), rotation_error_rad(q, cache.rotation_q), s
 
 
-def calibrate_sigma(model: PoseNet, val: Optional[FrameCache], device: torch.device) -> Dict[str, object]:
+def calibrate_sigma(model: PoseNet, val: Optional[FrameCache], device: torch.device,
+                    answers=None) -> Dict[str, object]:
     """Fit ``model.sigma_scale`` on the validation frames (in place); returns what was done.
 
-    Without validation frames the scale stays 1 (``method`` says so).
+    ``answers``: the model's ``(position error, rotation error, sigma)`` on them when the caller
+    has them (the pose memory's fit, which keeps each frame away from its own sequence when the
+    test split is other sequences); else they are predicted here. Without validation frames the
+    scale stays 1 (``method`` says so).
     """
     with torch.no_grad():
         model.sigma_scale.fill_(1.0)
     if val is None or len(val) < 2:
         return {"method": "none (no validation frames: pass --val-every K)", "scale": [1.0, 1.0], "frames": 0,
                 "nominal_coverage": {f"{k}sigma": v for k, v in NOMINAL_COVERAGE.items()}}
-    e_p, e_q, s = frame_errors(model, val, device)
+    e_p, e_q, s = answers if answers is not None else frame_errors(model, val, device)
     scale = [fit_sigma_scale(e_p, s[:, 0]), fit_sigma_scale(e_q, s[:, 1])]
     with torch.no_grad():
         model.sigma_scale.copy_(torch.tensor(scale, dtype=torch.float32))
@@ -84,8 +88,9 @@ def finish(run: Run, outcomes: List[StageOutcome], train_seconds: float) -> Dict
         raise EdgePoseError("no stage produced a model", hint="pass --stage1-epochs N or --steps N")
     model = build_model_for_eval(cfg, run.norm, final_state, device)
     metrics.update(flatten("regressor", evaluate(model, run.test, device)))  # before the memory
-    memory = fit_memory(model, run.fit, run.val, device, size=cfg.memory_size)
-    calib = calibrate_sigma(model, run.val, device)  # the memory holds the fit frames only here
+    memory, answers = fit_memory(model, run.fit, run.val, device, size=cfg.memory_size,
+                                 same_sequence_out=sequence_disjoint(run.fit, run.test))
+    calib = calibrate_sigma(model, run.val, device, answers)  # the memory holds the fit frames only here
     memory["size"] = extend_memory(model, [run.fit, run.val], device, size=cfg.memory_size)
     final_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     metrics.update(flatten("test", evaluate(model, run.test, device)))

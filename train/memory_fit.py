@@ -6,12 +6,15 @@
 1. stores the fit frames' FC features and poses;
 2. chooses ``k`` and the softmax temperature by leave-one-out over those frames (each frame
    answered by the others: honest for retrieval, and many more frames than validation has);
+   when the test split is other sequences (:func:`sequence_disjoint`, 7-Scenes), no frame is
+   answered from its own sequence, in 2-4: its sequence neighbours are near-copies that test
+   frames never have, and they made validation choose the memory where it hurt on test;
 3. chooses the blend weights (position and rotation separately) on the validation frames, from
    the regressor's and the memory's answers there (median error, :data:`BLEND_GRID`);
 4. chooses the disagreement weight of sigma on the validation frames (Spearman rank
    correlation of sigma with the error, :data:`DISAGREEMENT_GRID`).
 
-Sigma is then calibrated on the same validation frames (:func:`edgepose.train.finish.calibrate_sigma`,
+Sigma is then calibrated on the same validation answers (:func:`edgepose.train.finish.calibrate_sigma`,
 with the memory of the fit frames only, so no validation frame finds itself), and
 :func:`extend_memory` adds the validation frames to the memory: at test time the database is
 every training frame, as for the retrieval baseline.
@@ -29,7 +32,7 @@ from edgepose.geometry import quat_canonical
 
 from .data import FrameCache
 from .evaluate import eval_batches, predict
-from .pose_memory import UNIFORM_TEMPERATURE, neighbour_pose
+from .pose_memory import UNIFORM_TEMPERATURE, blend_with_memory, neighbour_pose
 
 #: candidates, chosen by leave-one-out over the fit frames
 K_GRID = (1, 2, 3, 5, 8)
@@ -62,7 +65,7 @@ def _database(model, caches: Sequence[Optional[FrameCache]], device, cap: int):
                                            for c in caches])).float()
     rot = torch.from_numpy(quat_canonical(np.concatenate([c.rotation_q for c in caches]))).float()
     rows = torch.from_numpy(_rows(len(feats), cap))
-    return feats[rows], pos[rows], rot[rows]
+    return feats[rows], pos[rows], rot[rows], rows.numpy()
 
 
 def _angle(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
@@ -73,14 +76,37 @@ def _unit_rows(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-def _choose_neighbours(feats, pos, rot):
+def sequence_disjoint(fit: FrameCache, test: Optional[FrameCache]) -> bool:
+    """Whether the test frames come from sequences no fit frame belongs to (7-Scenes' split by
+    sequence): then a validation frame, a neighbour of fit frames in its own sequence, must not
+    be answered from that sequence, or validation flatters the memory and sigma."""
+    if test is None or fit.sequence is None or test.sequence is None:
+        return False
+    test_seqs = {s for s in test.sequence if s}
+    return bool(test_seqs) and not test_seqs & {s for s in fit.sequence}
+
+
+def _excluded(query_seq, db_seq, same_sequence: bool, diagonal: bool = False) -> torch.Tensor:
+    """``(Nq, M)`` bool: the views each query may not use."""
+    nq, m = len(query_seq), len(db_seq)
+    mask = torch.zeros(nq, m, dtype=torch.bool)
+    if same_sequence:
+        q = np.asarray(query_seq, dtype=object)[:, None]
+        d = np.asarray(db_seq, dtype=object)[None, :]
+        mask |= torch.from_numpy((q == d) & (q != ""))
+    if diagonal:
+        mask |= torch.eye(nq, m, dtype=torch.bool)
+    return mask
+
+
+def _choose_neighbours(feats, pos, rot, exclude):
     """``(k, temperature, score)`` of the best leave-one-out answers over the stored views."""
     f = _unit_rows(feats)
-    sim = f @ f.t()
-    sim.fill_diagonal_(-3.0)  # a view never answers itself (cosine >= -1)
+    sim = (f @ f.t()).masked_fill(exclude, -3.0)  # a view never answers itself (cosine >= -1)
+    usable = int((~exclude).sum(1).min()) if len(f) else 0
     best = None
     for k in K_GRID:
-        if k >= len(f):
+        if k > usable:
             break
         for t in TEMPERATURE_GRID:
             if k == 1 and t != TEMPERATURE_GRID[0]:
@@ -101,69 +127,78 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(r) if np.isfinite(r) else -1.0
 
 
+def _empty(model) -> None:
+    model.memory.store(torch.zeros(0, model.memory.features.shape[1]), torch.zeros(0, 3), torch.zeros(0, 4), 1)
+
+
 @torch.no_grad()
 def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.device,
-               size: int = DEFAULT_SIZE) -> Dict[str, object]:
+               size: int = DEFAULT_SIZE, same_sequence_out: bool = False):
     """Store the fit frames in ``model.memory`` and choose its settings (see the module doc).
 
-    Returns what was chosen and the validation scores behind it (errors in metres/degrees).
-    ``size`` 0, or no validation frames, leaves the memory empty.
+    ``same_sequence_out``: a validation (and leave-one-out) frame may not use views of its own
+    sequence (:func:`sequence_disjoint`: when the test split is other sequences).
+    Returns ``(info, val_answers)``: what was chosen with the validation scores behind it
+    (metres/degrees), and ``(position error m, rotation error rad, sigma (N, 2))`` of the
+    blended model on the validation frames with ``sigma_scale`` 1, for the sigma calibration
+    (``None`` when the memory stays empty: ``size`` 0 or no validation frames).
     """
     memory = model.memory
-    memory.store(torch.zeros(0, memory.features.shape[1]), torch.zeros(0, 3), torch.zeros(0, 4), 1)
+    _empty(model)
+    model.sigma_scale.fill_(1.0)
     if size <= 0:
-        return {"size": 0, "method": "off (--memory-size 0)"}
+        return {"size": 0, "method": "off (--memory-size 0)"}, None
     if val is None or len(val) < 2:
-        return {"size": 0, "method": "off: no validation frames to choose the blend on (pass --val-every K)"}
-    feats, pos, rot = _database(model, [fit], device, size)
-    k, t, loo = _choose_neighbours(feats, pos, rot)
+        return {"size": 0, "method": "off: no validation frames to choose the blend on (pass --val-every K)"}, None
+    feats, pos, rot, rows = _database(model, [fit], device, size)
+    fit_seq = np.asarray(fit.sequence if fit.sequence is not None else [""] * len(fit), dtype=object)[rows]
+    val_seq = val.sequence if val.sequence is not None else [""] * len(val)
+    k, t, loo = _choose_neighbours(feats, pos, rot, _excluded(fit_seq, fit_seq, same_sequence_out, diagonal=True))
     memory.store(feats, pos, rot, k)
     memory.temperature.fill_(t)
-    memory.disagreement.zero_()
-    scale = float(model.position_scale)
-    # the regressor's and the memory's answers on the validation frames (blend 0 and 1)
-    answers = {}
-    for name, b in (("regressor", 0.0), ("memory", 1.0)):
-        memory.blend.fill_(b)
-        answers[name] = predict(model, val.images, device)
-    p0, q0, s0 = answers["regressor"]
-    p1, q1, _ = answers["memory"]
-    p0t, p1t = torch.from_numpy(p0), torch.from_numpy(p1)
-    q0t = torch.from_numpy(q0)
-    q1t = torch.from_numpy(q1)
-    q0t = q0t * torch.where((q0t * q1t).sum(-1, keepdim=True) < 0, -1.0, 1.0)
-    true_p = torch.from_numpy(val.position_m)
-    true_q = torch.from_numpy(val.rotation_q)
+    was = model.training
+    model.eval()
+    h = fc_features(model, val.images, device).to(memory.features.device)
+    out = model.heads(h)
+    model.train(was)
+    exclude = _excluded(val_seq, fit_seq, same_sequence_out).to(h.device)
 
-    def pos_err(a):
-        return (p0t + a * (p1t - p0t) - true_p).norm(dim=-1)
+    def answer(a, b, w=(0.0, 0.0)):
+        memory.blend.copy_(torch.tensor([a, b], dtype=torch.float32))
+        memory.disagreement.copy_(torch.tensor(w, dtype=torch.float32))
+        p, q, sig = model.to_world(blend_with_memory(memory, h, out, exclude))
+        e_p = (p.double().cpu() - torch.from_numpy(val.position_m)).norm(dim=-1).numpy()
+        e_q = _angle(q.double().cpu(), torch.from_numpy(val.rotation_q)).numpy()
+        return e_p, e_q, sig.double().cpu().numpy()
 
-    def rot_err(b):
-        return _angle(_unit_rows(q0t + b * (q1t - q0t)), true_q)
-
-    a = min(BLEND_GRID, key=lambda v: float(pos_err(v).median()))
-    b = min(BLEND_GRID, key=lambda v: float(rot_err(v).median()))
-    memory.blend.copy_(torch.tensor([a, b], dtype=torch.float32))
+    a = min(BLEND_GRID, key=lambda v: float(np.median(answer(v, 0.0)[0])))
+    b = min(BLEND_GRID, key=lambda v: float(np.median(answer(0.0, v)[1])))
     # disagreement weight of sigma: the ranking of the errors on validation
-    e_p, e_q = pos_err(a).numpy(), rot_err(b).numpy()
-    d = np.stack([np.linalg.norm(p0 - p1, axis=1) / scale, 2.0 * (q0t - q1t).norm(dim=-1).numpy()], axis=1)
-    head = s0 / np.array([scale, 1.0])  # the heads' sigma, normalised units / radians (scale still 1)
     weights = [1.0, 1.0]
     if len(val) >= MIN_RANK_FRAMES:
-        for j, e in enumerate((e_p, e_q)):
-            weights[j] = max(DISAGREEMENT_GRID,
-                             key=lambda w: (_spearman(np.hypot(head[:, j], w * d[:, j]), e), -w))
-    memory.disagreement.copy_(torch.tensor(weights, dtype=torch.float32))
+        for j in (0, 1):
+            def rank(w, j=j):
+                ww = [1.0, 1.0]
+                ww[j] = w
+                e_p, e_q, sig = answer(a, b, ww)
+                return _spearman(sig[:, j], (e_p, e_q)[j]), -w
+            weights[j] = max(DISAGREEMENT_GRID, key=rank)
+    e_p, e_q, sig = answer(a, b, weights)
+    reg, mem = answer(0.0, 0.0), answer(1.0, 1.0)
     model.config.update(memory_size=memory.size, memory_k=memory.k)
-    return {"size": memory.size, "k": int(k), "temperature": float(t), "blend": [float(a), float(b)],
+    info = {"size": memory.size, "k": int(k), "temperature": float(t), "blend": [float(a), float(b)],
             "disagreement": [float(w) for w in weights], "leave_one_out_score": loo,
-            "method": "k, temperature: leave-one-out over the fit frames; blend, disagreement: validation frames",
-            "val": {"regressor_median_position_m": float(pos_err(0.0).median()),
-                    "regressor_median_rotation_deg": float(np.degrees(float(rot_err(0.0).median()))),
-                    "memory_median_position_m": float(pos_err(1.0).median()),
-                    "memory_median_rotation_deg": float(np.degrees(float(rot_err(1.0).median()))),
+            "validation_excludes_own_sequence": bool(same_sequence_out),
+            "method": "k, temperature: leave-one-out over the fit frames; blend, disagreement: validation frames"
+                      + ("; no frame is answered from its own sequence (the test split is other sequences)"
+                         if same_sequence_out else ""),
+            "val": {"regressor_median_position_m": float(np.median(reg[0])),
+                    "regressor_median_rotation_deg": float(np.degrees(np.median(reg[1]))),
+                    "memory_median_position_m": float(np.median(mem[0])),
+                    "memory_median_rotation_deg": float(np.degrees(np.median(mem[1]))),
                     "blend_median_position_m": float(np.median(e_p)),
                     "blend_median_rotation_deg": float(np.degrees(np.median(e_q)))}}
+    return info, (e_p, e_q, sig)
 
 
 @torch.no_grad()
@@ -173,7 +208,7 @@ def extend_memory(model, caches: List[Optional[FrameCache]], device: torch.devic
     memory = model.memory
     if memory.size == 0:
         return 0
-    feats, pos, rot = _database(model, caches, device, size)
+    feats, pos, rot, _ = _database(model, caches, device, size)
     k = memory.k
     memory.store(feats, pos, rot, k)
     model.config.update(memory_size=memory.size, memory_k=memory.k)

@@ -25,7 +25,7 @@ contract (position, unit quaternion ``w >= 0``, sigma) does not change.
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -96,9 +96,14 @@ class PoseMemory(nn.Module):
         self.rotation = _unit(rotation.detach().float()).to(dev)
         self.k = max(1, min(int(k), self.size)) if self.size else 1
 
-    def lookup(self, h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(position (N, 3), rotation (N, 4), best similarity (N,))`` from the ``k`` nearest views."""
+    def lookup(self, h: torch.Tensor, exclude: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(position (N, 3), rotation (N, 4), best similarity (N,))`` from the ``k`` nearest views.
+
+        ``exclude (N, M)`` bool: views a query may not use (fitting only: a validation frame must
+        not answer itself from its own sequence when the test frames come from other sequences)."""
         sim = _unit(h.float()) @ self.features.t()
+        if exclude is not None:
+            sim = sim.masked_fill(exclude, -3.0)  # below any cosine
         return neighbour_pose(sim, self.position, self.rotation, self.k, self.temperature)
 
     def forward(self, h: torch.Tensor, out: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -108,11 +113,12 @@ class PoseMemory(nn.Module):
         return blend_with_memory(self, h, out)
 
 
-def blend_with_memory(memory: PoseMemory, h: torch.Tensor, out: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def blend_with_memory(memory: PoseMemory, h: torch.Tensor, out: Dict[str, torch.Tensor],
+                      exclude: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
     """The blended ``position``, ``rotation`` and ``log_sigma`` (see the module doc) from the FC
     features ``h`` and the heads' ``out``. A plain function of the memory's buffers, so that the
     export's own module (``/post_memory``) owns the ONNX nodes it makes."""
-    p_mem, q_mem, _ = memory.lookup(h)
+    p_mem, q_mem, _ = memory.lookup(h, exclude)
     p_reg = out["position"].float()
     q_reg = _hemisphere(_unit(out["rotation"].float()), q_mem)
     position = p_reg + memory.blend[0] * (p_mem - p_reg)

@@ -147,12 +147,13 @@ def test_a_model_with_a_memory_loads_back_and_old_checkpoints_load_without_one(t
     assert load_model(tmp_path / "old.pt").memory.size == 0
 
 
-def _cache(images, position, rotation):
+def _cache(images, position, rotation, sequence=None):
     n = len(images)
     return FrameCache(images=images, position=torch.from_numpy(position / 2.0).float(),
                       rotation=torch.from_numpy(rotation).float(), K=torch.eye(3).repeat(n, 1, 1),
                       points=torch.zeros(n, 1, 3), points_mask=torch.zeros(n, 1, dtype=torch.bool),
-                      position_m=position, rotation_q=rotation)
+                      position_m=position, rotation_q=rotation,
+                      sequence=None if sequence is None else np.array(sequence, dtype=object))
 
 
 def test_fit_chooses_the_memory_when_validation_views_are_training_views_and_keeps_val_out_until_extended(monkeypatch):
@@ -168,15 +169,40 @@ def test_fit_chooses_the_memory_when_validation_views_are_training_views_and_kee
     rot = quat_canonical(_unit(r.normal(size=(16, 4))))
     fit = _cache(imgs[:12], pos[:12], rot[:12])
     val = _cache(imgs[[1, 4, 7, 9, 10, 2, 3, 5]], pos[[1, 4, 7, 9, 10, 2, 3, 5]], rot[[1, 4, 7, 9, 10, 2, 3, 5]])
-    info = fit_memory(model, fit, val, torch.device("cpu"), size=4096)
+    info, answers = fit_memory(model, fit, val, torch.device("cpu"), size=4096)
     assert info["blend"] == [1.0, 1.0] and info["k"] >= 1
     assert info["val"]["memory_median_position_m"] < 1e-4 < info["val"]["regressor_median_position_m"]
     assert model.memory.size == 12
     assert extend_memory(model, [fit, val], torch.device("cpu")) == 20
     assert model.config["memory_size"] == 20
     model.memory.blend.zero_()
-    assert fit_memory(model, fit, None, torch.device("cpu"))["size"] == 0 and model.memory.size == 0
-    assert fit_memory(model, fit, val, torch.device("cpu"), size=0)["size"] == 0
+    assert np.median(answers[0]) < 1e-4 and answers[2].shape == (8, 2)  # the calibration's frames
+    assert fit_memory(model, fit, None, torch.device("cpu"))[0]["size"] == 0 and model.memory.size == 0
+    assert fit_memory(model, fit, val, torch.device("cpu"), size=0) == ({"size": 0, "method": "off (--memory-size 0)"}, None)
+
+
+def test_validation_frames_are_not_answered_from_their_own_sequence_when_test_is_other_sequences(monkeypatch):
+    # validation frames copy fit frames of sequence "a": answered from "a" they are exact, which
+    # test frames of another sequence never are; with own-sequence exclusion only "b" may answer
+    from edgepose.train import memory_fit
+
+    monkeypatch.setattr(memory_fit, "K_GRID", (1,))
+    model = _model()
+    r = _rng(6)
+    imgs = _images(12, seed=13)
+    pos, rot = r.normal(scale=2.0, size=(12, 3)), quat_canonical(_unit(r.normal(size=(12, 4))))
+    seq = ["a"] * 6 + ["b"] * 6
+    fit = _cache(imgs, pos, rot, seq)
+    idx = [0, 1, 2, 3]
+    val = _cache(imgs[idx], pos[idx], rot[idx], ["a"] * 4)
+    test = _cache(imgs[:2], pos[:2], rot[:2], ["c", "c"])
+    assert memory_fit.sequence_disjoint(fit, test)
+    assert not memory_fit.sequence_disjoint(fit, _cache(imgs[:2], pos[:2], rot[:2], ["a", "c"]))
+    assert not memory_fit.sequence_disjoint(_cache(imgs, pos, rot, [""] * 12), _cache(imgs[:2], pos[:2], rot[:2], ["", ""]))
+    info, _ = fit_memory(model, fit, val, torch.device("cpu"))
+    assert info["val"]["memory_median_position_m"] < 1e-4 and not info["validation_excludes_own_sequence"]
+    info, _ = fit_memory(model, fit, val, torch.device("cpu"), same_sequence_out=True)
+    assert info["val"]["memory_median_position_m"] > 0.1 and info["validation_excludes_own_sequence"]
 
 
 def test_fit_caps_the_memory_by_evenly_spread_views():
