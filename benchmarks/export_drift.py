@@ -21,6 +21,9 @@ import time
 import warnings
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_file import append_section  # noqa: E402
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -94,17 +97,12 @@ def main(argv=None) -> int:
               f"left in float: {', '.join(g['float_units']) or 'none'}.  ",
               "Most sensitive units (alone quantized, guide drift p50 m): "
               + ", ".join(f"{k} {v['drift_p50_m']:.4f}" for k, v in list(g["sensitivity"].items())[:6]) + "\n"]
-    text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if not args.out.exists():
-        args.out.write_text("# Export drift: accuracy and drift vs FP32 of each precision\n\n"
+    append_section(args.out, "# Export drift: accuracy and drift vs FP32 of each precision\n\n"
                             "Drift = per-frame distance between a precision's outputs and the FP32 graph's on the same "
                             "frame. 'Q/DQ in float' = ONNX Runtime with graph optimisations disabled (quantize -> "
                             "dequantize -> float arithmetic: what TensorRT INT8 approximates); 'ORT int8 kernels' = the "
-                            "same file with ORT's fused int8 CPU kernels (only what an ORT CPU user gets).\n")
-    with args.out.open("a") as fh:
-        fh.write(text + "\n")
+                            "same file with ORT's fused int8 CPU kernels (only what an ORT CPU user gets).\n",
+                   "\n".join(lines))
     return 0
 
 

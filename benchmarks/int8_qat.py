@@ -26,6 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_file import append_section  # noqa: E402
+
+
 
 def _ort_placement(f32, dst, calib):
     """edgepose's earlier INT8 pass: ORT quantize_static, symmetric QDQ (Q/DQ on Conv outputs too)."""
@@ -182,17 +186,13 @@ def main(argv=None) -> int:
                      f"{100 * r.get('drift_p50_rel', 0.0):.1f} % | {100 * (r['median_position_m'] / err - 1):+.1f} % | "
                      f"{r.get('placement_problems', '-')} |")
     lines += [""] + [f"- {n}" for n in notes]
-    text = "\n".join(lines)
-    print(text)
-    if not args.out.exists():
-        args.out.write_text("# INT8: PTQ placements and calibrators, ModelOpt ONNX PTQ and QAT, side by side\n\n"
+    append_section(args.out, "# INT8: PTQ placements and calibrators, ModelOpt ONNX PTQ and QAT, side by side\n\n"
                             "Written by `benchmarks/int8_qat.py` (see its docstring for the frames and what each "
                             "row is). Drift p50 / FP32 err: median per-frame position drift against the FP32 graph "
                             "of the same weights, as a share of that FP32 graph's median error (target <= 5 %); "
                             "median err vs FP32: the row's median position error against the original FP32 "
-                            "model's (target within 5 %).\n")
-    with args.out.open("a") as fh:
-        fh.write(text + "\n")
+                            "model's (target within 5 %).\n",
+                   "\n".join(lines))
     return 0
 
 
