@@ -183,8 +183,8 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
                 e_p, e_q, sig = answer(a, b, ww)
                 return _spearman(sig[:, j], (e_p, e_q)[j]), -w
             weights[j] = max(DISAGREEMENT_GRID, key=rank)
-    e_p, e_q, sig = answer(a, b, weights)
     reg, mem = answer(0.0, 0.0), answer(1.0, 1.0)
+    e_p, e_q, sig = answer(a, b, weights)  # last: it leaves the chosen blend and weights in the memory
     model.config.update(memory_size=memory.size, memory_k=memory.k)
     info = {"size": memory.size, "k": int(k), "temperature": float(t), "blend": [float(a), float(b)],
             "disagreement": [float(w) for w in weights], "leave_one_out_score": loo,

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import List, Optional
 
 
+#: QAT epochs of the demo (benchmarks/results/int8_qat.md: what they cost and buy on this scene)
+QAT_EPOCHS = 0
+
+
 def _step(title: str, argv: List[str], done: Path, fresh: bool) -> float:
     print(f"\n=== {title}\n$ {' '.join(argv)}", flush=True)
     if done.exists() and not fresh:
@@ -43,8 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="of those, random training views between the loops (default 200)")
     p.add_argument("--size", default="160x120", help="rendered image size WxH (default 160x120)")
     p.add_argument("--input-size", default="128x96", help="network input WxH (default 128x96)")
-    p.add_argument("--stage1-epochs", type=int, default=28, help="stage 1 epochs (default 28)")
-    p.add_argument("--stage2-epochs", type=int, default=4, help="stage 2 epochs (default 4)")
+    p.add_argument("--stage1-epochs", type=int, default=None,
+                   help="stage 1 epochs (default: edgepose-train's step budget, as a user gets it)")
+    p.add_argument("--stage2-epochs", type=int, default=None, help="stage 2 epochs (default: the step budget)")
+    p.add_argument("--qat-epochs", type=int, default=QAT_EPOCHS,
+                   help=f"stage 3: quantization-aware fine-tuning epochs for INT8, 0 skips it (default {QAT_EPOCHS})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="redo every step even if its output exists")
     return p
@@ -63,8 +70,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                              str(args.random_views), "--size", args.size, "--seed", str(args.seed)], scene / "scene.json", args.fresh)
     times["train"] = _step("2/4 train: stage 1 (learned weighting) + stage 2 (reprojection)",
                            ["edgepose-train", str(scene), "--out", str(run), "--backbone", "efficientnet_lite0",
-                            "--input-size", args.input_size, "--stage1-epochs", str(args.stage1_epochs),
-                            "--stage2-epochs", str(args.stage2_epochs), "--seed", str(args.seed)],
+                            "--input-size", args.input_size, "--seed", str(args.seed)]
+                           + [flag for name in ("stage1_epochs", "stage2_epochs", "qat_epochs")
+                              if getattr(args, name) is not None and (getattr(args, name) or name != "qat_epochs")
+                              for flag in (f"--{name.replace('_', '-')}", str(getattr(args, name)))],
                            run / "final.pt", args.fresh)
     times["export"] = _step("3/4 export FP32 / FP16 / INT8 (ONNX; TensorRT engines are built on the Jetson)",
                             ["edgepose-export", str(run), "--out", str(bundle), "--precision", "fp32,fp16,int8",

@@ -171,6 +171,7 @@ def test_fit_chooses_the_memory_when_validation_views_are_training_views_and_kee
     val = _cache(imgs[[1, 4, 7, 9, 10, 2, 3, 5]], pos[[1, 4, 7, 9, 10, 2, 3, 5]], rot[[1, 4, 7, 9, 10, 2, 3, 5]])
     info, answers = fit_memory(model, fit, val, torch.device("cpu"), size=4096)
     assert info["blend"] == [1.0, 1.0] and info["k"] >= 1
+    assert model.memory.blend.tolist() == info["blend"] and model.memory.disagreement.tolist() == info["disagreement"]
     assert info["val"]["memory_median_position_m"] < 1e-4 < info["val"]["regressor_median_position_m"]
     assert model.memory.size == 12
     assert extend_memory(model, [fit, val], torch.device("cpu")) == 20
@@ -259,3 +260,19 @@ def test_tied_views_are_taken_in_index_order_as_onnx_topk_does():
     m.store(torch.ones(6, 3), pos, torch.tensor([[1.0, 0, 0, 0]]).repeat(6, 1), k=2)
     p, _, _ = m.eval().lookup(torch.ones(4, 3))
     np.testing.assert_allclose(p.numpy(), np.repeat(((pos[0] + pos[1]) / 2).numpy()[None], 4, 0), atol=1e-6)
+
+
+def test_the_memory_keeps_the_blend_the_fit_chose(monkeypatch):
+    # the fit scores the regressor alone and the memory alone too; what it leaves in the model
+    # must be its choice (a regression: it once left blend 1 after choosing 0)
+    from edgepose.train import memory_fit
+
+    monkeypatch.setattr(memory_fit, "BLEND_GRID", (0.0,))
+    model = _model()
+    r = _rng(7)
+    imgs = _images(14, seed=14)
+    pos, rot = r.normal(size=(14, 3)), quat_canonical(_unit(r.normal(size=(14, 4))))
+    info, _ = fit_memory(model, _cache(imgs[:10], pos[:10], rot[:10]), _cache(imgs[10:], pos[10:], rot[10:]),
+                         torch.device("cpu"))
+    assert info["blend"] == [0.0, 0.0] and model.memory.blend.tolist() == [0.0, 0.0]
+    assert model.memory.disagreement.tolist() == info["disagreement"]

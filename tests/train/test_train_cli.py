@@ -167,7 +167,7 @@ def test_stage2_epochs_zero_stops_after_stage1_with_the_beta_loss(scene, tmp_pat
     assert not (out / "checkpoints" / "stage2_last.pt").exists()
     m = json.loads((out / "metrics.json").read_text())
     assert m["run.final_stage"] == "stage1"
-    assert m["test.median_position_m"] == m["stage1.median_position_m"]
+    assert m["regressor.median_position_m"] == m["stage1.median_position_m"]  # test.* adds the pose memory
     rows = csv_rows(out)
     assert [r["stage"] for r in rows] == ["stage1"] and "sp" not in rows[0]  # beta loss: no learned weights
     assert torch.load(out / "final.pt", weights_only=True)["recipe"]["beta"] == 250
