@@ -75,6 +75,10 @@ def int8_pass(ctx: PassContext) -> dict:
         from .qat_int8 import quantize_from_qat
 
         ctx.log("int8: Q/DQ from the QAT stage's ranges (no re-calibration)")
+        if cfg.guided:
+            ctx.log("  note: --int8-max-drift-m/-deg steer post-training INT8 (which blocks stay in float); "
+                    "this run was fine-tuned with QAT, so every backbone Conv stays INT8 and the drift is "
+                    "reported below, not bounded")
         info = quantize_from_qat(ctx.fp32, ctx.out, ctx.checkpoint)
         frames.calib_info = {"method": "qat", "frames": 0, "batch": None,
                              "source": "the QAT stage's activation ranges (checkpoint 'qat'), no calibration"}
