@@ -26,6 +26,13 @@ from bench_support import write_sevenscenes
 PY = sys.executable
 
 
+def _ctrl_c_reaches():
+    """SIGINT as a terminal delivers it: a suite started in the background (``nohup make test &``)
+    starts with SIGINT ignored, every child inherits that, and Python then never raises
+    KeyboardInterrupt, so the Ctrl-C tests would test the shell instead of the CLI."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(name: str):
     exe = Path(PY).with_name(name)
     return [str(exe)] if exe.exists() else [PY, "-m", "edgepose", name.split("-")[1]]
@@ -224,7 +231,7 @@ def test_ctrl_c_during_bench_is_a_message_and_no_report(bundle, tmp_path):
     data = write_sevenscenes(tmp_path / "data", n_train=2, n_test=3)
     proc = subprocess.Popen(cli("edgepose-bench") + [str(bundle[0]), "--data", str(data), "--out", str(tmp_path / "r"),
                                                      "--warmup-s", "30", "--no-plots", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_reaches)
     seen = ""
     while " rows (" not in seen:  # "edgepose-bench: N rows (...)" is printed before the rows run
         line = proc.stderr.readline()
@@ -241,7 +248,7 @@ def test_ctrl_c_during_bench_is_a_message_and_no_report(bundle, tmp_path):
 def test_ctrl_c_during_synth_is_a_message_and_leaves_no_folder(tmp_path):
     out = tmp_path / "synth"
     proc = subprocess.Popen(cli("edgepose-synth") + [str(out), "--frames", "4000", "--size", "320x240", "--workers", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_reaches)
     time.sleep(4)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
