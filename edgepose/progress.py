@@ -1,12 +1,22 @@
-"""Progress bars: tqdm when it is installed, a silent stand-in otherwise.
+"""Progress bars: tqdm on a terminal, a silent stand-in otherwise.
 
-One helper for every long loop (rendering, calibration, validation, benchmark rows), so a
-missing tqdm never breaks a command and bars look the same everywhere. Bars go to stderr.
+One helper for every long loop (rendering, calibration, validation, training epochs,
+benchmark rows), so a missing tqdm never breaks a command and bars look the same everywhere.
+Bars go to stderr, and only when it is a terminal: in a log file or a pipe a bar is a stream of
+carriage returns, and the commands print plain lines of their own (per epoch, per row).
 """
 from __future__ import annotations
 
 import sys
 from typing import Iterable, Optional
+
+
+def is_terminal(stream) -> bool:
+    """Whether ``stream`` is an interactive terminal (False for files, pipes and closed streams)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 class _Silent:
@@ -30,8 +40,9 @@ class _Silent:
 
 def progress(iterable: Optional[Iterable] = None, total: Optional[int] = None, desc: str = "",
              unit: str = "it", enabled: bool = True, **kwargs):
-    """A tqdm bar over ``iterable`` (or a manual one with ``total`` and ``update``)."""
-    if enabled:
+    """A tqdm bar over ``iterable`` (or a manual one with ``total`` and ``update``) when
+    ``enabled`` and the bar's file (stderr) is a terminal; else the silent stand-in."""
+    if enabled and is_terminal(kwargs.get("file", sys.stderr)):
         try:
             from tqdm import tqdm
         except ImportError:

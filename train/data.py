@@ -25,6 +25,7 @@ import torch
 
 from edgepose.errors import EdgePoseError
 from edgepose.geometry import quat_canonical
+from edgepose.progress import progress as show_progress
 from edgepose.preprocess import adjust_intrinsics, load_and_preprocess
 from edgepose.records import FrameRecord
 
@@ -138,9 +139,7 @@ def build_cache(frames: Sequence[FrameRecord], input_size: Tuple[int, int], norm
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         results = pool.map(load, it)
         if progress:
-            from tqdm import tqdm
-
-            results = tqdm(results, total=n, desc=f"loading {desc}", unit="img", leave=False)
+            results = show_progress(results, total=n, desc=f"loading {desc}", unit="img", leave=False)
         for _ in results:
             pass
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from edgepose.errors import EdgePoseError
+from edgepose.progress import progress
 
 from . import distributed
 from .augment import photometric_jitter
@@ -58,10 +59,8 @@ def train_one_epoch(run, step_module: nn.Module, optimizer, scheduler, loader, a
     n_batches, n_images, t0 = 0, 0, time.perf_counter()
     bar = None
     if cfg.progress and run.dist.is_main:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(loader) + first_step, initial=first_step, desc=desc, unit="batch",
-                   leave=False, dynamic_ncols=True)
+        bar = progress(total=len(loader) + first_step, initial=first_step, desc=desc, unit="batch",
+                       leave=False, dynamic_ncols=True)
     step = first_step
     try:
         for batch in loader:
@@ -83,7 +82,8 @@ def train_one_epoch(run, step_module: nn.Module, optimizer, scheduler, loader, a
                 sums[k] = sums.get(k, 0.0) + float(v)
             if bar is not None:
                 rate = n_images * run.dist.world_size / max(1e-9, time.perf_counter() - t0)
-                post = {"loss": f"{logs.get('total', float(loss)):.3f}", "img/s": f"{rate:.0f}"}
+                post = {"loss": f"{float(logs['total']) if 'total' in logs else float(loss.detach()):.3f}",
+                        "img/s": f"{rate:.0f}"}
                 if "sp" in logs:
                     post.update(sp=f"{logs['sp']:.2f}", sq=f"{logs['sq']:.2f}")
                 bar.set_postfix(post, refresh=False)
