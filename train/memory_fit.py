@@ -28,10 +28,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from edgepose.geometry import quat_canonical
-
 from .data import FrameCache
-from .evaluate import eval_batches, predict
+from .evaluate import eval_batches
+from .geometry_torch import rotation_angle
 from .pose_memory import UNIFORM_TEMPERATURE, blend_with_memory, neighbour_pose
 
 #: candidates, chosen by leave-one-out over the fit frames
@@ -59,21 +58,14 @@ def _rows(n: int, cap: int) -> np.ndarray:
 
 
 def _database(model, caches: Sequence[Optional[FrameCache]], device, cap: int):
+    """Features, poses (the caches' own normalised positions and canonical rotations) and the
+    kept rows of ``caches``, at most ``cap`` rows spread evenly."""
     caches = [c for c in caches if c is not None and len(c)]
     feats = torch.cat([fc_features(model, c.images, device) for c in caches])
-    pos = torch.from_numpy(np.concatenate([model.normalize_position(torch.from_numpy(c.position_m).float()).numpy()
-                                           for c in caches])).float()
-    rot = torch.from_numpy(quat_canonical(np.concatenate([c.rotation_q for c in caches]))).float()
+    pos = torch.cat([c.position for c in caches])
+    rot = torch.cat([c.rotation for c in caches])
     rows = torch.from_numpy(_rows(len(feats), cap))
     return feats[rows], pos[rows], rot[rows], rows.numpy()
-
-
-def _angle(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
-    return 2.0 * torch.acos((q1 * q2).sum(-1).abs().clamp(max=1.0))
-
-
-def _unit_rows(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 def sequence_disjoint(fit: FrameCache, test: Optional[FrameCache]) -> bool:
@@ -101,7 +93,7 @@ def _excluded(query_seq, db_seq, same_sequence: bool, diagonal: bool = False) ->
 
 def _choose_neighbours(feats, pos, rot, exclude):
     """``(k, temperature, score)`` of the best leave-one-out answers over the stored views."""
-    f = _unit_rows(feats)
+    f = torch.nn.functional.normalize(feats, dim=-1)
     sim = (f @ f.t()).masked_fill(exclude, -3.0)  # a view never answers itself (cosine >= -1)
     usable = int((~exclude).sum(1).min()) if len(f) else 0
     best = None
@@ -112,7 +104,7 @@ def _choose_neighbours(feats, pos, rot, exclude):
             if k == 1 and t != TEMPERATURE_GRID[0]:
                 continue  # one neighbour: the temperature does not matter
             p, q, _ = neighbour_pose(sim, pos, rot, k, torch.tensor([t]))
-            score = float((p - pos).norm(dim=-1).median() + _angle(q, rot).median())
+            score = float((p - pos).norm(dim=-1).median() + rotation_angle(q, rot).median())
             if best is None or score < best[2]:
                 best = (k, t, score)
     return best if best is not None else (1, TEMPERATURE_GRID[0], float("nan"))
@@ -156,11 +148,8 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
     k, t, loo = _choose_neighbours(feats, pos, rot, _excluded(fit_seq, fit_seq, same_sequence_out, diagonal=True))
     memory.store(feats, pos, rot, k)
     memory.temperature.fill_(t)
-    was = model.training
-    model.eval()
     h = fc_features(model, val.images, device).to(memory.features.device)
-    out = model.heads(h)
-    model.train(was)
+    out = model.heads(h)  # linear heads: the same in train and eval mode
     exclude = _excluded(val_seq, fit_seq, same_sequence_out).to(h.device)
 
     def answer(a, b, w=(0.0, 0.0)):
@@ -168,7 +157,7 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
         memory.disagreement.copy_(torch.tensor(w, dtype=torch.float32))
         p, q, sig = model.to_world(blend_with_memory(memory, h, out, exclude))
         e_p = (p.double().cpu() - torch.from_numpy(val.position_m)).norm(dim=-1).numpy()
-        e_q = _angle(q.double().cpu(), torch.from_numpy(val.rotation_q)).numpy()
+        e_q = rotation_angle(q.double().cpu(), torch.from_numpy(val.rotation_q)).numpy()
         return e_p, e_q, sig.double().cpu().numpy()
 
     a = min(BLEND_GRID, key=lambda v: float(np.median(answer(v, 0.0)[0])))

@@ -29,6 +29,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 #: temperature that makes the softmax over k neighbours a plain average (similarities are <= 2 apart)
 UNIFORM_TEMPERATURE = 1e3
@@ -38,10 +39,6 @@ def _hemisphere(q: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """``q`` flipped onto the hemisphere of ``ref`` (last dimension 4; ``<q, ref> = 0`` kept)."""
     dot = (q * ref).sum(-1, keepdim=True)
     return q * torch.where(dot < 0, -torch.ones_like(dot), torch.ones_like(dot))
-
-
-def _unit(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(eps)
 
 
 def neighbour_pose(sim: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor, k: int,
@@ -57,7 +54,7 @@ def neighbour_pose(sim: torch.Tensor, position: torch.Tensor, rotation: torch.Te
         top, idx = top[:, :k], idx[:, :k]
     w = torch.softmax((top - top[:, :1]) / temperature, dim=1).unsqueeze(-1)
     q = rotation[idx]
-    return (w * position[idx]).sum(1), _unit((w * _hemisphere(q, q[:, :1])).sum(1)), top[:, 0]
+    return (w * position[idx]).sum(1), F.normalize((w * _hemisphere(q, q[:, :1])).sum(1), dim=-1), top[:, 0]
 
 
 class PoseMemory(nn.Module):
@@ -83,17 +80,14 @@ class PoseMemory(nn.Module):
     def size(self) -> int:
         return int(self.features.shape[0])
 
-    def buffer_shapes(self) -> Dict[str, Tuple[int, ...]]:
-        return {name: tuple(b.shape) for name, b in self.named_buffers(recurse=False)}
-
     def store(self, features: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor, k: int) -> None:
         """Replace the views (``features`` are made unit length here); ``k`` is clipped to the size."""
         if not (features.shape[0] == position.shape[0] == rotation.shape[0]):
             raise ValueError("features, position and rotation need one row per view")
         dev = self.features.device
-        self.features = _unit(features.detach().float()).to(dev)
+        self.features = F.normalize(features.detach().float(), dim=-1).to(dev)
         self.position = position.detach().float().to(dev)
-        self.rotation = _unit(rotation.detach().float()).to(dev)
+        self.rotation = F.normalize(rotation.detach().float(), dim=-1).to(dev)
         self.k = max(1, min(int(k), self.size)) if self.size else 1
 
     def lookup(self, h: torch.Tensor, exclude: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -101,7 +95,7 @@ class PoseMemory(nn.Module):
 
         ``exclude (N, M)`` bool: views a query may not use (fitting only: a validation frame must
         not answer itself from its own sequence when the test frames come from other sequences)."""
-        sim = _unit(h.float()) @ self.features.t()
+        sim = F.normalize(h.float(), dim=-1) @ self.features.t()
         if exclude is not None:
             sim = sim.masked_fill(exclude, -3.0)  # below any cosine
         return neighbour_pose(sim, self.position, self.rotation, self.k, self.temperature)
@@ -120,9 +114,9 @@ def blend_with_memory(memory: PoseMemory, h: torch.Tensor, out: Dict[str, torch.
     export's own module (``/post_memory``) owns the ONNX nodes it makes."""
     p_mem, q_mem, _ = memory.lookup(h, exclude)
     p_reg = out["position"].float()
-    q_reg = _hemisphere(_unit(out["rotation"].float()), q_mem)
+    q_reg = _hemisphere(F.normalize(out["rotation"].float(), dim=-1), q_mem)
     position = p_reg + memory.blend[0] * (p_mem - p_reg)
-    rotation = _unit(q_reg + memory.blend[1] * (q_mem - q_reg))
+    rotation = F.normalize(q_reg + memory.blend[1] * (q_mem - q_reg), dim=-1)
     d = torch.stack([(p_reg - p_mem).norm(dim=-1), 2.0 * (q_reg - q_mem).norm(dim=-1)], dim=-1)
     var = torch.exp(2.0 * out["log_sigma"].float()) + (memory.disagreement * d) ** 2
     return {"position": position, "rotation": rotation, "log_sigma": 0.5 * torch.log(var)}
