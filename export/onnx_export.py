@@ -12,8 +12,10 @@ The exported graph (see DESIGN.md, "The model contract"):
 Nodes carry the names of the modules that made them, so later passes can find them by
 prefix (:data:`NODE_GROUPS`, :func:`node_groups`): ``/preprocess/...``, ``/backbone/...``,
 ``/fc/...``, the heads ``/fc_position|fc_rotation|fc_log_sigma/...`` and the post-processing
-``/post_memory|post_position|post_rotation|post_sigma/...`` that FP16 and INT8 keep in float32
-(``/post_memory``: the pose memory's retrieval and blend, only in models that have one).
+``/post_decode|post_memory|post_position|post_rotation|post_sigma/...`` that FP16 and INT8 keep
+in float32 (``/post_decode``: a 6-D or log-quaternion rotation head's conversion to a
+quaternion; ``/post_memory``: the pose memory's retrieval and blend; each only in models that
+have one).
 
 After ``onnx.checker`` the graph goes through onnxsim; the simplified graph is kept only if
 it passes the checker and gives the same outputs as the unsimplified one on the parity
@@ -45,7 +47,7 @@ NODE_GROUPS: Dict[str, Tuple[str, ...]] = {
     "backbone": ("backbone",),
     "fc": ("fc",),
     "heads": ("fc_position", "fc_rotation", "fc_log_sigma"),
-    "post": ("post_memory", "post_position", "post_rotation", "post_sigma"),
+    "post": ("post_decode", "post_memory", "post_position", "post_rotation", "post_sigma"),
 }
 
 #: parity bounds with the PyTorch model (the issue's acceptance figures)
@@ -70,6 +72,7 @@ def build_export_module(model, input: str = "uint8"):
 
     from edgepose.train.model import canonical_quaternion
     from edgepose.train.pose_memory import blend_with_memory
+    from edgepose.train.rotation_head import decode_rotation
 
     if input not in INPUT_KINDS:
         raise ConfigError(f"--input must be one of {INPUT_KINDS}, not {input!r}")
@@ -109,6 +112,14 @@ def build_export_module(model, input: str = "uint8"):
             # one constant factor, so that one Mul (named /post_sigma/...) applies both
             return torch.exp(log_sigma) * (torch.cat([scale, torch.ones_like(scale)]) * self.net.sigma_scale)
 
+    class RotationDecode(nn.Module):
+        def __init__(self, kind):
+            super().__init__()
+            self.kind = kind
+
+        def forward(self, raw):
+            return decode_rotation(raw, self.kind)
+
     class MemoryBlend(nn.Module):
         def __init__(self, net):
             super().__init__()
@@ -126,6 +137,8 @@ def build_export_module(model, input: str = "uint8"):
             self.fc_position = net.fc_position
             self.fc_rotation = net.fc_rotation
             self.fc_log_sigma = net.fc_log_sigma
+            # a 6-D or log-quaternion head becomes a quaternion before anything reads it
+            self.post_decode = RotationDecode(net.rotation_head) if net.rotation_head != "quaternion" else None
             self.post_memory = MemoryBlend(net)  # the pose memory (empty: not in the graph)
             self.post_position = Denormalize(net)
             self.post_rotation = QuaternionNormalize()
@@ -133,7 +146,10 @@ def build_export_module(model, input: str = "uint8"):
 
         def forward(self, image):
             h = self.fc(self.backbone(self.preprocess(image)))
-            out = {"position": self.fc_position(h), "rotation": self.fc_rotation(h), "log_sigma": self.fc_log_sigma(h)}
+            rotation = self.fc_rotation(h)
+            if self.post_decode is not None:
+                rotation = self.post_decode(rotation)
+            out = {"position": self.fc_position(h), "rotation": rotation, "log_sigma": self.fc_log_sigma(h)}
             if self.post_memory.net.memory.size:
                 out = self.post_memory(h, out)
             return (self.post_position(out["position"]),

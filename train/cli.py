@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrained", choices=("imagenet", "none"), help=f"backbone weights (default {d.pretrained})")
     g.add_argument("--hidden", type=positive_int, help=f"width of the shared FC layer (default {d.hidden})")
     g.add_argument("--dropout", type=number(0, 1, high_open=True), help=f"dropout after the FC layer (default {d.dropout})")
+    g.add_argument("--rotation-head", choices=("quaternion", "6d", "log"),
+                   help="what the rotation head outputs; each becomes a unit quaternion (w >= 0) inside the model "
+                        "and its ONNX graph: quaternion (4 numbers, normalised), 6d (two matrix columns, "
+                        "Gram-Schmidt: no seam anywhere), log (log quaternion, 3 numbers) "
+                        f"(default {d.rotation_head})")
     g.add_argument("--memory-size", type=nonnegative_int, metavar="N",
                    help="training views the final model keeps for retrieval: its answer is blended with the "
                         "regressor's, with weights chosen on the validation frames; more views are subsampled "
@@ -136,7 +141,7 @@ def make_config(ns: argparse.Namespace):
         else:
             known = {f.name for f in fields(TrainConfig)}
             base = {k: v for k, v in (ckpt.get("recipe") or {}).items() if k in known}
-            for key in ("backbone", "input_size", "hidden", "pretrained"):
+            for key in ("backbone", "input_size", "hidden", "pretrained", "rotation_head"):
                 if key in given and key in base and _norm(given[key]) != _norm(base[key]):
                     raise ConfigError(f"--resume: {key} was {base[key]!r} in {ckpt['path']}, now {given[key]!r}",
                                       hint="resume with the run's own model options, or train into another --out")

@@ -31,13 +31,9 @@ from edgepose.errors import EdgePoseError
 
 from .backbones import BACKBONES, create_backbone
 from .pose_memory import PoseMemory
+from .rotation_head import DEFAULT_ROTATION_HEAD, ROTATION_HEADS, decode_rotation, head_size, identity_bias
 
 CHECKPOINT_FORMAT = "edgepose.checkpoint/1"
-
-
-def normalize_quaternion(q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Normalise ``q (N, 4)`` to unit length (no hemisphere flip: what training sees)."""
-    return q / q.norm(dim=-1, keepdim=True).clamp_min(eps)
 
 
 def canonical_quaternion(q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -58,12 +54,14 @@ class PoseNet(nn.Module):
         dropout: dropout after the shared FC layer (training only).
         position_mean: ``(3,)`` metres, mean camera centre of the training split.
         position_scale: metres, RMS distance of training camera centres to their mean.
+        rotation_head: what the rotation head outputs (:mod:`edgepose.train.rotation_head`:
+            ``quaternion``, ``6d`` or ``log``); every kind becomes a unit quaternion in :meth:`heads`.
     """
 
     def __init__(self, backbone: str = "efficientnet_lite0", pretrained: str = "imagenet",
                  input_size: Sequence[int] = (128, 96), hidden: int = 1024, dropout: float = 0.2,
                  position_mean: Sequence[float] = (0.0, 0.0, 0.0), position_scale: float = 1.0,
-                 memory_size: int = 0, memory_k: int = 1):
+                 memory_size: int = 0, memory_k: int = 1, rotation_head: str = DEFAULT_ROTATION_HEAD):
         super().__init__()
         self.backbone, spec = create_backbone(backbone, pretrained)
         self.config = {
@@ -77,6 +75,7 @@ class PoseNet(nn.Module):
             "pixel_std": list(spec.std),
             "memory_size": int(memory_size),
             "memory_k": int(memory_k),
+            "rotation_head": str(rotation_head),
         }
         self.register_buffer("pixel_mean", torch.tensor(spec.mean, dtype=torch.float32) * 255.0)
         self.register_buffer("pixel_std", torch.tensor(spec.std, dtype=torch.float32) * 255.0)
@@ -87,7 +86,8 @@ class PoseNet(nn.Module):
         self.register_buffer("sigma_scale", torch.ones(2, dtype=torch.float32))
         self.fc = nn.Sequential(nn.Linear(spec.feature_dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.fc_position = nn.Linear(hidden, 3)
-        self.fc_rotation = nn.Linear(hidden, 4)
+        self.rotation_head = str(rotation_head)
+        self.fc_rotation = nn.Linear(hidden, head_size(self.rotation_head))
         self.fc_log_sigma = nn.Linear(hidden, 2)
         # views of the training frames, filled after training (edgepose.train.memory_fit); empty until then
         self.memory = PoseMemory(memory_size, hidden, memory_k)
@@ -95,7 +95,7 @@ class PoseNet(nn.Module):
             for head in (self.fc_position, self.fc_rotation, self.fc_log_sigma):
                 head.weight.mul_(0.1)
                 head.bias.zero_()
-            self.fc_rotation.bias[0] = 1.0  # start near the identity rotation
+            self.fc_rotation.bias.copy_(identity_bias(self.rotation_head))  # start near the identity rotation
             self.fc_log_sigma.bias.fill_(-1.0)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -123,7 +123,7 @@ class PoseNet(nn.Module):
     def heads(self, h: torch.Tensor) -> Dict[str, torch.Tensor]:
         return {
             "position": self.fc_position(h),
-            "rotation": normalize_quaternion(self.fc_rotation(h)),
+            "rotation": decode_rotation(self.fc_rotation(h), self.rotation_head),
             "log_sigma": self.fc_log_sigma(h),
         }
 
@@ -178,6 +178,9 @@ def _config_problems(config: dict) -> List[str]:
     for key, low in (("memory_size", 0), ("memory_k", 1)):
         if not (whole(config.get(key, low)) and config.get(key, low) >= low):
             problems.append(f"{key} {config[key]!r} (expected a whole number >= {low})")
+    kind = config.get("rotation_head", DEFAULT_ROTATION_HEAD)
+    if kind not in ROTATION_HEADS:
+        problems.append(f"rotation_head {kind!r} (expected one of {', '.join(sorted(ROTATION_HEADS))})")
     return problems
 
 
@@ -195,7 +198,8 @@ def model_from_config(config: dict, pretrained: str = "none", where: str = "chec
     if problems:
         raise EdgePoseError(f"{where}: model config has impossible values: " + "; ".join(problems),
                             hint="the file was edited or damaged; use a checkpoint written by edgepose-train")
-    optional = {k: config[k] for k in ("memory_size", "memory_k") if k in config}  # absent before the memory
+    # absent in checkpoints made before the memory / the choice of rotation head
+    optional = {k: config[k] for k in ("memory_size", "memory_k", "rotation_head") if k in config}
     return PoseNet(pretrained=pretrained, **{k: config[k] for k in keys}, **optional)
 
 

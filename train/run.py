@@ -47,13 +47,14 @@ class Run:
 
 def build_model(cfg: TrainConfig, norm: Normalisation) -> PoseNet:
     return PoseNet(backbone=cfg.backbone, pretrained=cfg.pretrained, input_size=tuple(cfg.input_size),
-                   hidden=cfg.hidden, dropout=cfg.dropout, position_mean=norm.mean, position_scale=norm.scale)
+                   hidden=cfg.hidden, dropout=cfg.dropout, position_mean=norm.mean, position_scale=norm.scale,
+                   rotation_head=cfg.rotation_head)
 
 
 def build_model_for_eval(cfg: TrainConfig, norm: Normalisation, state: Dict, device: torch.device) -> PoseNet:
     """A PoseNet holding ``state`` (no pretrained weights are loaded: ``state`` has them all)."""
     model = model_from_config({"backbone": cfg.backbone, "input_size": list(cfg.input_size), "hidden": cfg.hidden,
                                "dropout": cfg.dropout, "position_mean": list(norm.mean),
-                               "position_scale": norm.scale})
+                               "position_scale": norm.scale, "rotation_head": cfg.rotation_head})
     model.load_state_dict(state)
     return model.to(device).eval()
