@@ -34,7 +34,7 @@ from .retrieval import retrieval_baseline
 from .run import Run, build_model_for_eval
 from .stage import StageOutcome
 
-CALIBRATION_METHOD = "one scale per output, least-squares match to the chi-3 error model's coverage at 1 and 2 sigma"
+CALIBRATION_METHOD = "one scale per output, the chi-3 error model's maximum-likelihood scale on the validation frames"
 
 
 def frame_errors(model: PoseNet, cache: FrameCache, device: torch.device):

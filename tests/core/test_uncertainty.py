@@ -38,6 +38,21 @@ def test_scale_fit_on_held_out_frames_brings_coverage_to_nominal():
     assert cal["sigma_spearman_position"] == pytest.approx(raw_half["sigma_spearman_position"])  # a scale keeps the order
 
 
+def test_scale_is_the_maxwell_maximum_likelihood_fit_of_scipy():
+    """The scale is the mean of scipy's maximum-likelihood Maxwell (chi-3) fit to err / sigma,
+    and on the frames it was fit on it errs on the wide side when the tail is heavier
+    than the model's (a tenth of the frames 4x worse)."""
+    rng = np.random.default_rng(1)
+    sigma = rng.uniform(0.1, 2.0, 300)
+    err = chi3_errors(0.4 * sigma, rng) * np.where(rng.random(300) < 0.1, 4.0, 1.0)
+    loc, a = stats.maxwell.fit(err / sigma, floc=0)
+    assert fit_sigma_scale(err, sigma) == pytest.approx(stats.maxwell(scale=a).mean(), rel=1e-4)  # scipy fits numerically
+    c = fit_sigma_scale(err, sigma)
+    at_1sigma = np.quantile(err / sigma, NOMINAL_COVERAGE[1])   # the scale that matches 1 sigma alone
+    assert c > 1.2 * at_1sigma                                  # the tail widens it
+    assert np.mean(err <= 2 * c * sigma) > 0.9
+
+
 def test_scale_fit_without_frames_is_neutral():
     assert fit_sigma_scale([], []) == 1.0
     assert fit_sigma_scale([0.3], [0.1]) == 1.0
