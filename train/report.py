@@ -13,7 +13,8 @@ def print_plan(run, recipe: List[StageSpec], resume: Optional[Dict]) -> None:
         f"edgepose-train: {cfg.data} ({run.data_info['format']}) -> {run.out}",
         f"  frames      train {c['train']}  val {c['val']} (every {cfg.val_every}th training frame, picks the best "
         f"epoch)  test {c['test']}",
-        f"  model       {cfg.backbone} ({cfg.pretrained} weights)  input {W}x{H}  hidden {cfg.hidden}",
+        f"  model       {cfg.backbone} ({cfg.pretrained} weights)  input {W}x{H}  hidden {cfg.hidden}  "
+        f"rotation head {cfg.rotation_head}",
         f"  scene       mean {tuple(round(v, 3) for v in run.norm.mean)} m  scale {run.norm.scale:.3f} m",
     ]
     for spec in recipe:
