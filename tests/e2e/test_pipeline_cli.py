@@ -94,6 +94,7 @@ def test_the_default_pose_memory_travels_to_the_bundle_and_the_runtime(chain, tm
     import numpy as np
 
     from edgepose.bundle import load_manifest
+    from edgepose.geometry import rotation_error_deg
     from edgepose.preprocess import load_and_preprocess
 
     torch = pytest.importorskip("torch")
@@ -115,9 +116,11 @@ def test_the_default_pose_memory_travels_to_the_bundle_and_the_runtime(chain, tm
     got = [json.loads(line) for line in out.read_text().splitlines()]
     model = load_model(run / "final.pt")
     x = torch.from_numpy(np.stack([load_and_preprocess(p, (32, 24)) for p in pngs]))
-    want_p, _, want_s = model.predict_world(x)
+    want_p, want_q, want_s = model.predict_world(x)
     assert [Path(r["source"]).name for r in got] == [p.name for p in pngs]
     np.testing.assert_allclose([r["position_m"] for r in got], want_p.numpy(), atol=1e-4)
+    got_q = np.array([r["rotation_wxyz"] for r in got], np.float64)
+    assert rotation_error_deg(got_q, want_q.double().numpy()).max() < 1e-2 and (got_q[:, 0] >= 0).all()
     np.testing.assert_allclose([r["sigma_position_m"] for r in got], want_s[:, 0].numpy(), rtol=1e-3)
 
 
