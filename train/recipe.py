@@ -45,7 +45,7 @@ class TrainConfig:
     input_size: Tuple[int, int] = (128, 96)
     hidden: int = 1024
     dropout: float = 0.2
-    rotation_head: str = "quaternion"  # what the rotation head outputs (train/rotation_head.py)
+    rotation_head: str = "6d"  # what the rotation head outputs (train/rotation_head.py; measured: benchmarks/results/rotation_head.md)
     steps: int = 0  # total optimiser steps of both stages; 0: derived (see step_budget)
     min_steps: int = 600
     max_steps: int = 6000
