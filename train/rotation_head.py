@@ -19,7 +19,7 @@ do not depend on the choice:
 
 Matrix to quaternion: the four proportional candidates (each row of the outer product
 ``4 q q^T``) are computed and the one with the largest diagonal term is kept (Shepperd's
-method, every step differentiable and exportable as ArgMax + GatherElements; no square root
+method, every step differentiable and exportable as ArgMax + a one-hot sum; no square root
 of a possibly negative number).
 """
 from __future__ import annotations
@@ -72,9 +72,12 @@ def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
         torch.stack([m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21], -1),
         torch.stack([m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22], -1),
     ], dim=-2)                                                    # (N, 4 candidates, 4)
-    diag = torch.diagonal(cand, dim1=-2, dim2=-1)                 # (N, 4) = 4 q_i^2
-    best = diag.argmax(dim=-1, keepdim=True)                      # (N, 1)
-    q = torch.gather(cand, -2, best.unsqueeze(-1).expand(*best.shape[:-1], 1, 4)).squeeze(-2)
+    diag = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22,
+                        1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)   # (N, 4) = 4 q_i^2
+    # the best candidate by a one-hot mask: ArgMax, Equal and a sum in ONNX (torch.diagonal and
+    # gather export with CumSum/index arithmetic that onnxsim cannot fold)
+    pick = (diag.argmax(dim=-1, keepdim=True) == torch.arange(4, device=R.device)).to(R.dtype)  # (N, 4)
+    q = (cand * pick.unsqueeze(-1)).sum(dim=-2)
     return _unit(q)
 
 
