@@ -150,10 +150,7 @@ def main(argv=None) -> int:
             s1 = Path(args.run) / "checkpoints" / "stage1_best.pt"
             if s1.is_file():
                 shutil.copyfile(s1, run / "checkpoints" / "stage1_best.pt")
-            known = set(TrainConfig.__dataclass_fields__)
-            recipe = {k: v for k, v in (ckpt.get("recipe") or {}).items() if k in known}
-            recipe.update(data=str(data["root"]), out=str(run), progress=False)
-            cfg = TrainConfig(**recipe)
+            cfg = TrainConfig.from_recipe(ckpt.get("recipe"), data=str(data["root"]), out=str(run), progress=False)
             tq0, l0 = time.time(), os.getloadavg()
             qm = run_qat(cfg, args.qat_epochs, args.qat_lr)
             wall = time.time() - tq0

@@ -23,7 +23,6 @@ import argparse
 import datetime as _dt
 import math
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -65,11 +64,7 @@ def answers(run: Path):
     from edgepose.train.recipe import TrainConfig
     from edgepose.train.trainer import prepare_data
 
-    ckpt = read_checkpoint(run / "final.pt")
-    known = {f.name for f in fields(TrainConfig)}
-    recipe = {k: v for k, v in ckpt["recipe"].items() if k in known}
-    recipe["input_size"] = tuple(recipe["input_size"])
-    cfg = TrainConfig(**recipe)
+    cfg = TrainConfig.from_recipe(read_checkpoint(run / "final.pt").get("recipe"))
     fit, val, test, _norm, _info, _counts = prepare_data(cfg, distributed.env_info())
     model = load_model(run / "final.pt")
     device = torch.device("cpu")

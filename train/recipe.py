@@ -21,7 +21,7 @@ epochs: the steps are rounded up to them.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -82,6 +82,20 @@ class TrainConfig:
         d = asdict(self)
         d["input_size"] = [int(v) for v in self.input_size]
         return d
+
+    @classmethod
+    def known_fields(cls, recipe: Optional[Dict]) -> Dict:
+        """The entries of a stored recipe (a checkpoint's ``recipe``, :meth:`to_dict`) that are
+        settings of this edgepose; keys of other versions are dropped."""
+        names = {f.name for f in fields(cls)}
+        return {k: v for k, v in (recipe or {}).items() if k in names}
+
+    @classmethod
+    def from_recipe(cls, recipe: Optional[Dict], **overrides) -> "TrainConfig":
+        """The config of a stored recipe (:meth:`known_fields`), with ``overrides`` on top."""
+        merged = {**cls.known_fields(recipe), **overrides}
+        merged["input_size"] = tuple(merged.get("input_size", cls.input_size))
+        return cls(**merged)
 
 
 #: epochs' worth of steps a run takes by default (within ``min_steps`` .. ``max_steps``)

@@ -27,10 +27,17 @@ from __future__ import annotations
 from typing import Dict
 
 import torch
+from torch.nn.functional import normalize
 
 #: kind -> number of head outputs
 ROTATION_HEADS: Dict[str, int] = {"quaternion": 4, "6d": 6, "log": 3}
 DEFAULT_ROTATION_HEAD = "quaternion"
+
+
+def _unit_rows(v: torch.Tensor) -> torch.Tensor:
+    """Unit vectors along the last axis: ``v / max(|v|, 1e-8)``, the normalisation the
+    quaternion head always had."""
+    return normalize(v, dim=-1, eps=1e-8)
 
 
 def head_size(kind: str) -> int:
@@ -46,16 +53,12 @@ def identity_bias(kind: str) -> torch.Tensor:
             "log": torch.zeros(3)}[kind]
 
 
-def _unit(v: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    return v / v.norm(dim=-1, keepdim=True).clamp_min(eps)
-
-
 def sixd_to_matrix(x: torch.Tensor) -> torch.Tensor:
     """``(N, 6)`` = two 3-vectors ``a, b`` -> rotation matrices ``(N, 3, 3)`` with columns
     ``e1 = a/|a|``, ``e2 = unit(b - <e1, b> e1)``, ``e3 = e1 x e2``."""
     a, b = x[..., :3], x[..., 3:6]
-    e1 = _unit(a)
-    e2 = _unit(b - (e1 * b).sum(-1, keepdim=True) * e1)
+    e1 = _unit_rows(a)
+    e2 = _unit_rows(b - (e1 * b).sum(-1, keepdim=True) * e1)
     e3 = torch.cross(e1, e2, dim=-1)
     return torch.stack([e1, e2, e3], dim=-1)
 
@@ -78,7 +81,7 @@ def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
     # gather export with CumSum/index arithmetic that onnxsim cannot fold)
     pick = (diag.argmax(dim=-1, keepdim=True) == torch.arange(4, device=R.device)).to(R.dtype)  # (N, 4)
     q = (cand * pick.unsqueeze(-1)).sum(dim=-2)
-    return _unit(q)
+    return _unit_rows(q)
 
 
 def log_to_quaternion(u: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -91,13 +94,13 @@ def log_to_quaternion(u: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     n = torch.sqrt(torch.where(small, torch.ones_like(n2), n2))
     sinc = torch.where(small, 1.0 - n2 / 6.0, torch.sin(n) / n)
     w = torch.where(small, 1.0 - n2 / 2.0, torch.cos(n))
-    return _unit(torch.cat([w, u * sinc], dim=-1))
+    return _unit_rows(torch.cat([w, u * sinc], dim=-1))
 
 
 def decode_rotation(raw: torch.Tensor, kind: str) -> torch.Tensor:
     """The head's ``raw (N, head_size(kind))`` -> unit quaternion ``(N, 4)``, either sign."""
     if kind == "quaternion":
-        return _unit(raw)
+        return _unit_rows(raw)
     if kind == "6d":
         return matrix_to_quaternion(sixd_to_matrix(raw))
     if kind == "log":
