@@ -36,7 +36,7 @@ def _ort_placement(f32, dst, calib):
     import onnx
     from onnxruntime import quantization as q
 
-    from edgepose.export.int8_qdq import default_exclusions, make_reader
+    from edgepose.export.int8.qdq import default_exclusions, make_reader
 
     q.quantize_static(str(f32), str(dst), make_reader("image", "uint8", calib, 8), quant_format=q.QuantFormat.QDQ,
                       per_channel=True, activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
@@ -69,13 +69,13 @@ def main(argv=None) -> int:
     import torch
 
     from edgepose.datasets import load_dataset
-    from edgepose.export.calibration import load_calibration_images, select_calibration_frames
+    from edgepose.export.int8.calibration import load_calibration_images, select_calibration_frames
     from edgepose.export.drift import drift_row
-    from edgepose.export.int8_qdq import quantize_int8
+    from edgepose.export.int8.qdq import quantize_int8
     from edgepose.export.onnx_export import export_onnx
     from edgepose.export.parity import evaluate_onnx
-    from edgepose.export.qat_int8 import quantize_from_qat
-    from edgepose.export.qdq_placement import placement_problems
+    from edgepose.export.int8.qat import quantize_from_qat
+    from edgepose.export.int8.placement import placement_problems
     from edgepose.train.model import load_model, read_checkpoint, resolve_checkpoint
 
     warnings.simplefilter("ignore")
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
                 quantize_int8(f32, tmp / f"{method}.onnx", calib, method=method)
                 add(f"PTQ {method}, TensorRT placement", tmp / f"{method}.onnx")
         if "guided" not in skip:
-            from edgepose.export.sensitivity import guided_int8
+            from edgepose.export.int8.sensitivity import guided_int8
 
             # guide frames: every 10th training frame (as the trainer's validation), calibration: the rest
             guide_idx = np.arange(0, len(train), 10)

@@ -65,7 +65,7 @@ def make_data(root: Path, n: int, size):
 
 
 def source_fps(spec, **options) -> float:
-    from edgepose.runtime.sources import open_source
+    from edgepose.runtime.endpoints import open_source
 
     src = open_source(spec, **options)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -75,7 +75,7 @@ def source_fps(spec, **options) -> float:
 
 def pipeline_fps(runner, spec, **options) -> float:
     from edgepose.runtime import Pipeline
-    from edgepose.runtime.sources import open_source
+    from edgepose.runtime.endpoints import open_source
 
     src = open_source(spec, **options)
     t0, c0 = time.perf_counter(), time.process_time()

@@ -40,7 +40,6 @@ it, the runtime, the bench and the test bundles read with it.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -48,7 +47,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .atomic import atomic_write_json
-from .bundle_integrity import file_problem, manifest_problems, verified_file  # noqa: F401
+from .bundle_integrity import file_problem, manifest_problems, sha256_file, verified_file  # noqa: F401
 from .errors import BundleError, ConfigError, EngineMismatchError
 from .input_spec import InputMismatchError, InputSpec  # noqa: F401  (the manifest's input section)
 
@@ -172,17 +171,6 @@ def normalization_section(position_mean: Sequence[float], position_scale: float)
     return {"position_mean": [float(v) for v in position_mean], "position_scale": float(position_scale),
             "where": "graph-fp32",
             "note": "position = head * position_scale + position_mean, kept in float32 in every precision"}
-
-
-def sha256_file(path: Union[str, Path], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            b = fh.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def now_iso() -> str:

@@ -14,12 +14,26 @@ int8 file, or make the runtime load a file from anywhere on the device.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from pathlib import Path, PurePosixPath
 from typing import List, Mapping, Optional, Union
 
 from .errors import BundleError
+
+
+def sha256_file(path: Union[str, Path], chunk: int = 1 << 20) -> str:
+    """The file's SHA-256 as 64 lowercase hex digits, read in ``chunk``-byte pieces."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            b = fh.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -126,7 +140,6 @@ def file_problem(bundle_dir: Union[str, Path], rel: str, entry: Mapping, hash_fi
 def verified_file(bundle_dir: Union[str, Path], manifest: Mapping, rel: str) -> Path:
     """The path of listed file ``rel`` once it is inside the bundle and matches its size and
     sha256; raises :class:`BundleError` with the command that checks or repairs it."""
-    from .bundle import sha256_file
 
     entry = (manifest.get("files") or {}).get(rel)
     if entry is None:

@@ -2,7 +2,7 @@
 
 Rule: scale the image (keeping its aspect ratio, bilinear) so that it *covers* the network
 resolution ``(W, H)``, then crop the centre. The result is ``uint8 (H, W, 3)`` RGB; casting
-and mean/std normalisation happen inside the model graph (see DESIGN.md, model contract).
+and mean/std normalisation happen inside the model graph (see README, "Conventions").
 :func:`adjust_intrinsics` applies the same rule to a camera matrix.
 """
 from __future__ import annotations

@@ -25,11 +25,11 @@ from edgepose.bundle import (MANIFEST, PRECISIONS, BundleFiles, InputSpec, load_
 from edgepose.errors import ConfigError
 from edgepose.jsonsafe import json_safe
 
-from .bundle_writer import (CHECKPOINT_NAME, ONNX_NAMES, PARITY_NAME, assemble, check_out_dir, model_section,
-                            normalization)
+from .bundle_writer import CHECKPOINT_NAME, ONNX_NAMES, PARITY_NAME, assemble, model_section, normalization
 from .config import DEFAULT_RUN_PRECISIONS, PARITY_FRAMES, ExportConfig
-from .engines import build_engines, jetson_instructions, require_tensorrt
 from .frames import calibration_frames_only, load_frames
+from .out_folder import check_out_dir
+from .tensorrt.engines import build_engines, jetson_instructions, require_tensorrt
 from .passes import PassContext, run_pass
 
 Log = Callable[[str], None]

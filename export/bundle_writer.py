@@ -30,6 +30,8 @@ from edgepose.atomic import atomic_write_bytes
 from edgepose.bundle import MANIFEST, PRECISIONS, file_entry, normalization_section, onnx_filename, write_manifest
 from edgepose.errors import BundleError
 
+from .out_folder import check_out_dir, clean_stale_partials, install
+
 PathLike = Union[str, Path]
 
 #: file names inside a bundle (the rule is :func:`edgepose.bundle.onnx_filename`)
@@ -53,13 +55,6 @@ def model_section(config: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- assembly
-def check_out_dir(out: PathLike, overwrite: bool = False) -> None:
-    """Refuse an ``--out`` that is a file or holds files no export wrote (see :mod:`.out_folder`)."""
-    from .out_folder import check_out_dir as check
-
-    check(out, overwrite)
-
-
 class BundleAssembly:
     """A bundle being written in a temporary folder. Use :func:`assemble`."""
 
@@ -128,8 +123,6 @@ def assemble(out: PathLike, overwrite: bool = False) -> Iterator[BundleAssembly]
     is left as it was. A block that never calls ``finish`` is an error (no manifest, no
     bundle). ``.partial`` folders of killed exports to ``out`` are removed first.
     """
-    from .out_folder import clean_stale_partials, install
-
     out = Path(out)
     check_out_dir(out, overwrite)
     clean_stale_partials(out)

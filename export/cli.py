@@ -209,7 +209,7 @@ def print_qat_hint(result: ExportResult) -> None:
     v = result.validation
     if "int8" not in v or result.qat or not v.get("fp32", {}).get("median_position_m"):
         return
-    from .qat_int8 import expected_qat_gain
+    from .int8.qat import expected_qat_gain
 
     ckpt = result.checkpoint
     run = ckpt.parent if ckpt is not None and ckpt.name == "final.pt" else result.source

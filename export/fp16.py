@@ -5,7 +5,7 @@ with ``onnxconverter_common.float16`` (``keep_io_types=True``: Cast nodes keep t
 inputs and outputs as they were, float32 or uint8), and blocks the post-processing nodes
 (``/post_position``: position de-normalisation, ``/post_rotation``: quaternion normalisation,
 ``/post_sigma``) from the conversion: FP16 spacing is 0.06 m at 100 m, so applying the scene
-mean in FP16 would cost centimetres far from the origin (DESIGN.md, model contract).
+mean in FP16 would cost centimetres far from the origin (README, "Conventions").
 ``keep_heads_fp32=True`` also keeps the FC and head Gemms in float32.
 
 For TensorRT 8/10, the engine builder should take the FP32 ONNX with the FP16 builder flag

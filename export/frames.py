@@ -38,7 +38,6 @@ class ExportFrames:
 
 
 #: the name the exporter's tests and older callers know
-Frames = ExportFrames
 
 
 def load_frames(cfg: ExportConfig, data_info: dict, size: Tuple[int, int], need_calib: bool,
@@ -46,7 +45,7 @@ def load_frames(cfg: ExportConfig, data_info: dict, size: Tuple[int, int], need_
     """Frames for calibration and drift; a missing dataset is an error only when INT8 needs it."""
     from edgepose.datasets import load_dataset
 
-    from .calibration import calibration_info, frame_names, load_calibration_images, select_calibration_frames
+    from .int8.calibration import calibration_info, frame_names, load_calibration_images, select_calibration_frames
 
     frames = ExportFrames()
     root = cfg.calib or (Path(data_info["root"]) if data_info.get("root") else None)
@@ -86,7 +85,7 @@ def calibration_frames_only(cfg: ExportConfig, size: Tuple[int, int]) -> Optiona
         return None
     from edgepose.datasets import load_dataset
 
-    from .calibration import load_calibration_images, select_calibration_frames
+    from .int8.calibration import load_calibration_images, select_calibration_frames
 
     recs = select_calibration_frames(load_dataset(cfg.calib).split("train"), cfg.calib_frames)
     return load_calibration_images(recs, size, progress=True)

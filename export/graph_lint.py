@@ -21,7 +21,7 @@ Sources (read in NVIDIA's and ONNX's public repositories):
   opset 13.
 * TensorRT ``NvInferRuntimeBase.h`` ``DataType``: no INT64 before 10.0 (graph I/O in INT64
   cannot bind on 8.x).
-* This project's contract (DESIGN.md, ``export/onnx_export.py``): position de-normalisation,
+* This project's contract (README "Conventions", ``export/onnx_export.py``): position de-normalisation,
   quaternion normalisation and sigma run in float32 in every precision.
 """
 from __future__ import annotations
@@ -259,7 +259,7 @@ def _fp32_post_processing(f: GraphFacts) -> Iterator[Finding]:
 
 
 def _qdq_trt_placement(f: GraphFacts) -> Iterator[Finding]:
-    from .qdq_placement import placement_findings
+    from .int8.placement import placement_findings
 
     yield from placement_findings(f.model)
 
@@ -285,7 +285,7 @@ RULES: Tuple[Rule, ...] = (
          "and its activation", "TensorRT developer guide, Explicit Quantization: Q/DQ layer-placement "
          "recommendations", _qdq_trt_placement),
     Rule("fp32-post-processing", "every output has post-processing after its head, computed in float32",
-         "edgepose model contract (DESIGN.md; export/onnx_export.py post_* modules)", _fp32_post_processing),
+         "edgepose model contract (README, Conventions; export/onnx_export.py post_* modules)", _fp32_post_processing),
 )
 
 

@@ -1,6 +1,6 @@
 """PyTorch PoseNet -> ONNX per the model contract, checked, simplified only when it is safe.
 
-The exported graph (see DESIGN.md, "The model contract"):
+The exported graph (README, "Conventions"):
 
 * input ``image``: ``uint8 (N, H, W, 3)`` RGB NHWC (``input="uint8"``, the default: cast and
   mean/std normalisation run inside the graph), or ``float32 (N, 3, H, W)`` NCHW holding

@@ -72,7 +72,7 @@ def int8_pass(ctx: PassContext) -> dict:
     (guided mixed precision under a drift bound)."""
     cfg, frames = ctx.cfg, ctx.frames
     if ctx.checkpoint.get("qat"):  # quantization-aware fine-tuned: its own ranges, no calibration
-        from .qat_int8 import quantize_from_qat
+        from .int8.qat import quantize_from_qat
 
         ctx.log("int8: Q/DQ from the QAT stage's ranges (no re-calibration)")
         if cfg.guided:
@@ -90,7 +90,7 @@ def int8_pass(ctx: PassContext) -> dict:
         if frames.guide is None:
             raise EdgePoseError("guided INT8 (--int8-max-drift-*) needs training frames to rank layers on; "
                                 "the dataset was not found", hint="pass --calib DATA")
-        from .sensitivity import guided_int8
+        from .int8.sensitivity import guided_int8
 
         # layers are ranked on held-out training frames; the test split only reports the result
         info = guided_int8(ctx.fp32, ctx.out, frames.calib, frames.guide, max_drift_m=cfg.int8_max_drift_m,
@@ -101,7 +101,7 @@ def int8_pass(ctx: PassContext) -> dict:
             ctx.log(f"warning: guided INT8 did not reach the bound {info.get('bound')} within its steps; "
                     f"kept in float: {info.get('float_units')}")
     else:
-        from .int8_qdq import quantize_int8
+        from .int8.qdq import quantize_int8
 
         info = quantize_int8(ctx.fp32, ctx.out, frames.calib, method=cfg.calib_method)
     if frames.calib_info is not None and info.get("batch"):

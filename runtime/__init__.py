@@ -18,14 +18,15 @@ from .estimator import PoseEstimator
 from .filter import PoseFilter, make_filter
 from .pipeline import POLICIES, Pipeline, PipelineError, PipelineStats
 from .results import PoseBatch, PoseResult
-from .runners import BACKENDS, DESCRIPTIONS, Runner, auto_backend, create_runner, open_runner, register_backend
-from .sinks import CsvSink, JsonlSink, TrajectoryPlot, open_sinks
+from .runners import BACKENDS, DESCRIPTIONS, Runner, auto_backend, open_runner, register_backend
+from .endpoints import open_sinks, open_source
+from .sinks import CsvSink, JsonlSink, TrajectoryPlot
 from .sources import (ArraySource, CameraSource, DatasetSource, Frame, GStreamerSource, ImageFolderSource, Source,
-                      VideoFileSource, open_source)
+                      VideoFileSource)
 from .spec import InputMismatchError, InputSpec, allocate_batch, preprocess_batch
 
 __all__ = [
-    "open_runner", "create_runner", "BACKENDS", "DESCRIPTIONS", "register_backend", "auto_backend", "Runner",
+    "open_runner", "BACKENDS", "DESCRIPTIONS", "register_backend", "auto_backend", "Runner",
     "PoseBatch", "PoseResult", "InputSpec", "InputMismatchError", "preprocess_batch", "allocate_batch",
     "PoseEstimator", "Pipeline", "PipelineError", "PipelineStats", "POLICIES",
     "Source", "Frame", "ImageFolderSource", "VideoFileSource", "CameraSource", "GStreamerSource", "DatasetSource",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-from edgepose.bundle import NEAREST, BundleFiles, check_precision, load_manifest  # noqa: F401  (NEAREST: old name)
+from edgepose.bundle import BundleFiles, check_precision, load_manifest
 from edgepose.bundle_integrity import verified_file
 from edgepose.errors import BundleError, ConfigError
 

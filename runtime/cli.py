@@ -83,7 +83,7 @@ def make_runner(args):
     """The runner ``args`` ask for: ``--backend auto`` resolved FIRST, then ``--threads`` and
     ``--cuda-graph`` given to the backend that honours them (a warning names a flag it ignores)."""
     from .bundles import open_bundle
-    from .runners import BACKENDS, create_runner, resolve_backend, runner_class
+    from .runners import BACKENDS, open_runner, resolve_backend, runner_class
 
     view = open_bundle(args.bundle)
     backend, _ = resolve_backend(view, args.backend, args.precision)
@@ -92,7 +92,7 @@ def make_runner(args):
         users = [b for b, c in BACKENDS.items() if key in c.settings]
         warnings.warn(f"--{key.replace('_', '-')} has no effect on the {backend} backend (it applies to "
                       f"{', '.join(users)})", RuntimeWarning)
-    return create_runner(view, backend, args.precision, strict=args.strict, **options), options
+    return open_runner(view, backend, args.precision, strict=args.strict, **options), options
 
 
 class StatusLine:
@@ -168,8 +168,8 @@ def _run(args, signals) -> int:
     from .filter import make_filter
     from .pipeline import Pipeline, resolve_policy
     from .ros import options as ros_options
-    from .sinks import open_sinks
-    from .sources import open_source
+    from .endpoints import open_sinks
+    from .endpoints import open_source
 
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"edgepose-run: warning: {msg}\n"

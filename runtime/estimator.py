@@ -23,8 +23,9 @@ from edgepose.preprocess import load_image
 from .filter import make_filter
 from .pipeline import Pipeline, make_result
 from .results import PoseResult
-from .runners import create_runner
-from .sources import Frame, Source, open_source
+from .runners import open_runner
+from .endpoints import open_source
+from .sources import Frame, Source
 from .spec import write_frame
 
 
@@ -45,7 +46,7 @@ class PoseEstimator:
         TensorRT and ONNX Runtime, see ``open_runner``). Without a file for that precision the
         nearest one is used with a printed warning, or :class:`~edgepose.errors.BundleError`
         is raised when ``strict``. ``options`` go to the runner (see ``open_runner``)."""
-        return cls(create_runner(path, backend, precision, strict=strict, **options))
+        return cls(open_runner(path, backend, precision, strict=strict, **options))
 
     @property
     def name(self) -> str:

@@ -1,7 +1,7 @@
 """What the runtime hands back: :class:`PoseBatch` (a runner's raw output) and
 :class:`PoseResult` (one frame of a stream, with timings and status).
 
-Conventions (DESIGN.md): pose = ``T_world_from_camera``; ``position`` is the camera centre in
+Conventions (README, "Conventions"): pose = ``T_world_from_camera``; ``position`` is the camera centre in
 the world frame (metres); ``rotation`` is the camera-to-world unit quaternion ``(w, x, y, z)``
 with ``w >= 0``; ``sigma = [expected position error (m), expected rotation error (rad)]``.
 Reports (JSON lines, CSV, status) give rotation sigma in degrees.

@@ -181,21 +181,3 @@ class TrajectoryPlot(Sink):
         finally:
             plt.close(fig)
         self.pos = []
-
-
-def open_sinks(jsonl: Optional[str] = None, csv_path: Optional[str] = None, plot: Optional[str] = None,
-               bag: Optional[dict] = None, **plot_options) -> List[Sink]:
-    """The sinks of ``--out`` (JSON lines; a bag when ``bag`` holds the bag sink's options,
-    see ``edgepose.runtime.ros.bag_sink``), ``--csv`` and ``--plot``."""
-    out: List[Sink] = []
-    if jsonl and bag is not None:
-        from .ros.bag_sink import BagSink
-
-        out.append(BagSink(jsonl, **bag))
-    elif jsonl:
-        out.append(JsonlSink(jsonl))
-    if csv_path:
-        out.append(CsvSink(csv_path))
-    if plot:
-        out.append(TrajectoryPlot(plot, **plot_options))
-    return out

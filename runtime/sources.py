@@ -3,7 +3,7 @@ capture; a frame that cannot be read carries ``error`` instead of ``image`` and 
 goes on.
 
 =====================  ==========================================  ======
-spec (``open_source``)  source                                      live
+spec (``endpoints.open_source``)  source                                      live
 =====================  ==========================================  ======
 ``frames/``             :class:`ImageFolderSource` (sorted images)  no
 ``clip.mp4``            :class:`VideoFileSource` (OpenCV)           no
@@ -285,32 +285,3 @@ class DatasetSource(Source):
             ts = rec.timestamp if rec.timestamp is not None else i / self.fps
             yield Frame(i, wall, t0, float(ts), image, error, str(rec.image), (time.perf_counter() - t0) * 1e3,
                         np.asarray(rec.position, np.float64), np.asarray(rec.rotation, np.float64))
-
-
-def open_source(spec: Union[str, Path, Source], fps: float = 30.0, split: str = "test", **options) -> Source:
-    """A :class:`Source` from a ``--source`` string (see the module table)."""
-    if isinstance(spec, Source):
-        return spec
-    s = str(spec)
-    from .ros import is_bag_path
-
-    if is_bag_path(s):  # .mcap, .db3, .bag, rosbag2 folder: edgepose.runtime.ros.bag_source
-        from .ros.bag_source import BagSource
-
-        return BagSource(s, fps=fps, **options)
-    if s.startswith("dataset:"):
-        return DatasetSource(s[len("dataset:"):], split=split, fps=fps, **options)
-    if "!" in s or s.startswith("gst:"):
-        return GStreamerSource(s[4:] if s.startswith("gst:") else s)
-    if s.isdigit() or s.startswith("/dev/video"):
-        return CameraSource(s, **options)
-    p = Path(s)
-    if p.is_dir():
-        return ImageFolderSource(p, fps=fps, **options)
-    if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
-        return VideoFileSource(p)
-    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-        raise ConfigError(f"--source {s} is a single image", hint="put it in a folder, or use PoseEstimator.predict")
-    raise ConfigError(f"cannot tell what --source {s!r} is: not a folder, a video file ({', '.join(VIDEO_SUFFIXES)}), "
-                      "a camera index or /dev/videoN, a GStreamer pipeline (with '!'), or dataset:ROOT",
-                      hint="see edgepose-run --help, section SOURCES")

@@ -1,6 +1,6 @@
 """Batches for the model's input contract.
 
-``manifest["input"]`` says what the network takes (DESIGN.md, model contract); the core reads
+``manifest["input"]`` says what the network takes (README, "Conventions"); the core reads
 it into an :class:`~edgepose.input_spec.InputSpec` (re-exported here with
 :class:`~edgepose.input_spec.InputMismatchError`). :func:`preprocess_batch` turns images of any
 size into such a batch with THE preprocessing rule, :func:`edgepose.preprocess.resize_crop`.

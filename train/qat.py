@@ -2,7 +2,7 @@
 
 Built from ``torch.ao.quantization``'s maintained pieces (``FakeQuantize`` with min/max
 observers, straight-through gradients), placed by hand where the exporter writes Q/DQ
-(:mod:`edgepose.export.qdq_placement`, TensorRT's placement recommendations):
+(:mod:`edgepose.export.int8.placement`, TensorRT's placement recommendations):
 
 * every Conv of the backbone reads its input through an activation fake-quantizer: symmetric
   int8, per tensor, ``scale = amax / 127``, zero point 0, range ``[-127, 127]``. A tensor read

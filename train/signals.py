@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from edgepose.cli.guard import SignalHandlers
+from edgepose.interrupts import SignalHandlers
 
 
 class StopRequest(SignalHandlers):

@@ -1,100 +1,21 @@
 """What every CLI does at its top level with Ctrl-C, SIGTERM and a full disk.
 
-* :func:`guarded` runs a CLI body: :class:`~edgepose.errors.EdgePoseError` prints
-  ``PROG: error: ...`` (exit 2); Ctrl-C / SIGTERM print ``PROG: interrupted ...`` (exit
-  ``128 + signal``); a full disk (``ENOSPC``, ``EFBIG`` from ``ulimit -f``, ``EDQUOT``)
-  prints which file could not be written and what to do (exit 2). No traceback in any case.
-* :class:`Signals` turns SIGTERM into the same exception as Ctrl-C (:class:`Interrupt`) and
-  offers :meth:`Signals.protect`, a section a signal cannot cut in half: a signal arriving
-  inside it is raised when the section ends (so one result is written to every sink or to
-  none).
+:func:`guarded` runs a CLI body: :class:`~edgepose.errors.EdgePoseError` prints
+``PROG: error: ...`` (exit 2); Ctrl-C / SIGTERM print ``PROG: interrupted ...`` (exit
+``128 + signal``); a full disk prints which file could not be written and what to do (exit 2).
+No traceback in any case. The signal and disk-full pieces live in :mod:`edgepose.interrupts`
+(the library uses them too) and are re-exported here for the CLIs.
 """
 from __future__ import annotations
 
-import contextlib
-import errno
 import signal
 import sys
-import threading
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable
 
 from ..errors import EdgePoseError
+from ..interrupts import Interrupt, SignalHandlers, Signals, disk_full_message, is_disk_full  # noqa: F401
 
-#: errno values that mean "the disk (or the file size limit) is full"
-DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 EXIT_ERROR = 2
-
-
-class Interrupt(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM; ``signum`` says which."""
-
-    def __init__(self, signum: int = signal.SIGINT):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = int(signum)
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in DISK_FULL
-
-
-def disk_full_message(exc: OSError) -> str:
-    where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
-    reason = "file size limit reached (ulimit -f)" if exc.errno == errno.EFBIG else "no space left on the device"
-    return f"{reason}{where} ({errno.errorcode.get(exc.errno, exc.errno)})"
-
-
-class SignalHandlers:
-    """Context manager that routes SIGINT and SIGTERM to ``self._handle`` while it is open and
-    restores the previous handlers on exit. Handlers can only be installed from the main
-    thread; elsewhere the object is inert. Subclasses define ``_handle(signum, frame)``."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.signum: Optional[int] = None
-        self._previous: Dict[int, object] = {}
-
-    def _handle(self, signum, frame) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in self.SIGNALS:
-                self._previous[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, prev in self._previous.items():
-            signal.signal(s, prev)
-        self._previous.clear()
-
-
-class Signals(SignalHandlers):
-    """Context manager: SIGINT and SIGTERM raise :class:`Interrupt` in the main thread, except
-    inside :meth:`protect`, where they are held until the section ends."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._held = False
-        self._pending: Optional[int] = None
-
-    def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal API
-        self.signum = signum
-        if self._held:
-            self._pending = signum
-            return
-        raise Interrupt(signum)
-
-    @contextlib.contextmanager
-    def protect(self) -> Iterator[None]:
-        self._held = True
-        try:
-            yield
-        finally:
-            self._held = False
-            if self._pending is not None:
-                signum, self._pending = self._pending, None
-                raise Interrupt(signum)
 
 
 def guarded(prog: str, body: Callable[[], int], on_interrupt: str = "nothing was written") -> int:

@@ -29,6 +29,8 @@ from edgepose.metrics import DRIFT_KEYS
 from edgepose.progress import progress as progress_bar
 
 from . import metrics
+from ..runners import open_runner
+from ..spec import preprocess_batch
 from .rows import RowPlan, drift_reference
 from .tegrastats import energy_per_frame_mj, open_power_sampler
 from .timing import StageTimer, latency_stats, warm_up
@@ -80,16 +82,6 @@ def rss_mb() -> Optional[float]:
         return None
 
 
-def _runtime_api():
-    """``(open_runner, preprocess_batch)`` of the runtime, imported lazily (this module stays numpy-only)."""
-    try:
-        from .. import open_runner, preprocess_batch
-    except ImportError:  # the package root does not re-export them (yet): use their modules
-        from ..runners import open_runner
-        from ..spec import preprocess_batch
-    return open_runner, preprocess_batch
-
-
 def runner_options(plan: RowPlan, settings: BenchSettings) -> dict:
     """The options of ``plan``'s runner for the generic ``settings.runner_settings``."""
     cls = plan.runner_class
@@ -100,7 +92,6 @@ def runner_options(plan: RowPlan, settings: BenchSettings) -> dict:
 
 
 def _open_runner(plan: RowPlan, bundle, options: dict):
-    open_runner, _ = _runtime_api()
 
     return open_runner(bundle, backend=plan.backend, precision=plan.precision, strict=True, **options)
 
@@ -127,7 +118,6 @@ def batches_for(preprocessed: np.ndarray, batch: int):
 def run_row(plan: RowPlan, bundle, data: BenchData, settings: BenchSettings,
             preprocessed_cache: Dict[tuple, np.ndarray], progress: bool = True) -> dict:
     """Run one row; returns the row dict plus ``_pred`` (predictions) and ``_err`` (errors)."""
-    _, preprocess_batch = _runtime_api()
     row = {"label": plan.label, "backend": plan.backend, "precision": plan.precision, "family": plan.family,
            "note": plan.note, "status": "failed", "error": None}
     options = row["runner_options"] = runner_options(plan, settings)

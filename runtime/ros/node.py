@@ -77,7 +77,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     from ..filter import make_filter
     from ..pipeline import Pipeline
-    from ..runners import create_runner
+    from ..runners import open_runner
     from .frames import CameraToBase, chain
     from .live import MessageSource
 
@@ -85,7 +85,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     source = MessageSource(args.image_topic, msgtype)
     try:
         post = chain(make_filter(args.filter), CameraToBase.from_option(args.camera_to_base))
-        runner = create_runner(args.bundle, args.backend, args.precision)
+        runner = open_runner(args.bundle, args.backend, args.precision)
     except EdgePoseError as exc:
         print(f"edgepose-ros2: error: {exc}", file=sys.stderr)
         return 2

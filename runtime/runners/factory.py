@@ -92,14 +92,6 @@ def auto_backend(bundle: BundleView, precision: Optional[str] = None) -> Tuple[s
                         hint="pip install onnxruntime (the portable backend)")
 
 
-def create_runner(bundle: Union[str, BundleView], backend: str = "auto", precision: Optional[str] = None,
-                  **options) -> Runner:
-    """An INACTIVE runner (call ``activate()`` or use ``with``). See :func:`open_runner`."""
-    view = open_bundle(bundle)
-    backend, _ = resolve_backend(view, backend, precision)
-    return runner_class(backend)(view, precision=precision, **options)
-
-
 def open_runner(bundle: Union[str, BundleView], backend: str = "auto", precision: Optional[str] = None,
                 **options) -> Runner:
     """A runner for ``bundle`` on ``backend`` at ``precision``, used as a context manager::
@@ -112,5 +104,9 @@ def open_runner(bundle: Union[str, BundleView], backend: str = "auto", precision
     ``options`` (e.g. ``BACKENDS["onnxruntime"].options``); any other is a
     :class:`ConfigError`. When the asked precision has no file, the nearest one is used with
     a printed warning (``strict=True`` raises instead).
+
+    The runner is returned inactive: ``with`` (or ``activate()``) opens it.
     """
-    return create_runner(bundle, backend, precision, **options)
+    view = open_bundle(bundle)
+    backend, _ = resolve_backend(view, backend, precision)
+    return runner_class(backend)(view, precision=precision, **options)

@@ -125,3 +125,101 @@ def test_every_runtime_module_imports_with_torch_unimportable():
     """)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+# --------------------------------------------------------------------------- the own-module graph
+ROOTS = (("edgepose", "edgepose"), ("train", "edgepose.train"), ("export", "edgepose.export"),
+         ("runtime", "edgepose.runtime"))
+#: the CLI entry points: the only modules that may import the ``edgepose.cli`` package
+CLI_MODULES = {"edgepose.train.cli", "edgepose.export.cli", "edgepose.runtime.cli", "edgepose.runtime.bench.cli",
+               "edgepose.runtime.ros.node", "edgepose.__main__"}
+
+
+def _module_name(path: Path, root: str, dotted: str) -> str:
+    parts = path.relative_to(REPO / root).with_suffix("").parts
+    parts = parts[:-1] if parts[-1] == "__init__" else parts
+    return ".".join((dotted,) + parts)
+
+
+def own_import_graph():
+    """``{module: {(imported own module, file, line, at import time?)}}`` over the four packages,
+    lazy imports included; ``from pkg import name`` counts as importing ``pkg.name`` where that is
+    a module of ours."""
+    files = {}
+    for root, dotted in ROOTS:
+        for path in sorted((REPO / root).rglob("*.py")):
+            if root == "edgepose" and any(path.is_relative_to(REPO / r) for r, _ in ROOTS[1:]):
+                continue
+            files[_module_name(path, root, dotted)] = (path, root, dotted)
+    graph = {m: set() for m in files}
+    for mod, (path, root, dotted) in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _absolute(node.module or "", node.level, path, root, dotted)
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
+            for t in targets:
+                if t in files and t != mod:
+                    graph[mod].add((t, path, node.lineno))
+    return graph
+
+
+def _cycles(graph) -> list:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w, _, _ in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_graph_scanner_resolves_relative_and_submodule_imports():
+    g = {m: {t for t, _, _ in e} for m, e in own_import_graph().items()}
+    assert "edgepose.errors" in g["edgepose.bundle"]
+    assert "edgepose.runtime.ros.bag_sink" in g["edgepose.runtime.endpoints"]
+    assert "edgepose.export.tensorrt.plan" in g["edgepose.export.tensorrt.builder"]
+    assert _cycles({"a": {("b", None, 1)}, "b": {("a", None, 2)}, "c": set()}) == [["a", "b"]]
+
+
+def test_no_import_cycles_among_our_modules_lazy_imports_included():
+    # a cycle closed by an import inside a function still ties the two modules together: a
+    # reader cannot understand either alone, and moving the import up breaks the import
+    graph = own_import_graph()
+    # a package's __init__ re-exports its modules; a module importing its own package root is
+    # the only allowed way back, so edges into a package __init__ from inside it are left out
+    inside = {m: {(t, p, n) for t, p, n in e if not m.startswith(t + ".")} for m, e in graph.items()}
+    found = _cycles(inside)
+    assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_library_code_never_imports_the_cli_package():
+    bad = [f"{p.relative_to(REPO)}:{n} imports {t}" for m, edges in own_import_graph().items()
+           for t, p, n in edges if _under(t, "edgepose.cli") and not _under(m, "edgepose.cli") and m not in CLI_MODULES]
+    assert not bad, "only CLI entry points may import edgepose.cli:\n" + "\n".join(bad)

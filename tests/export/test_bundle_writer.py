@@ -7,7 +7,8 @@ import pytest
 
 from edgepose.bundle import MANIFEST, InputSpec, load_manifest, outputs_section, sha256_file, verify_files
 from edgepose.errors import BundleError
-from edgepose.export.bundle_writer import assemble, check_out_dir, model_section, normalization
+from edgepose.export.bundle_writer import assemble, model_section, normalization
+from edgepose.export.out_folder import check_out_dir
 
 CONFIG = {"backbone": "efficientnet_lite0", "input_size": [32, 24], "hidden": 32, "dropout": 0.2,
           "position_mean": [1.0, 2.0, 3.0], "position_scale": 4.0, "pixel_mean": [0.5] * 3, "pixel_std": [0.5] * 3}

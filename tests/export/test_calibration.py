@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from edgepose.errors import EdgePoseError
-from edgepose.export.calibration import (CalibrationWarning, calibration_info, check_calibration_count,
+from edgepose.export.int8.calibration import (CalibrationWarning, calibration_info, check_calibration_count,
                                          frame_list_sha256, frame_names, iter_batches,
                                          load_calibration_images, select_calibration_frames)
 from edgepose.records import FrameRecord

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgepose.export.drift import accuracy, drift, drift_row
 from edgepose.export.fp16 import to_fp16
-from edgepose.export.int8_qdq import quantize_int8
+from edgepose.export.int8.qdq import quantize_int8
 from edgepose.export.parity import evaluate_onnx
 
 

@@ -1,4 +1,4 @@
-"""``export/engines.py`` where TensorRT is absent: what ``--engine`` auto/yes/no do, and the
+"""``export/tensorrt/engines.py`` where TensorRT is absent: what ``--engine`` auto/yes/no do, and the
 commands printed for the Jetson (ours and trtexec's). Building engines needs TensorRT and a
 GPU (``tests/export/test_tensorrt_build.py``); nothing here pretends to have them."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import shlex
 import pytest
 
 from edgepose.bundle import InputSpec
-from edgepose.export.engines import TensorRTUnavailableError, jetson_instructions, require_tensorrt
+from edgepose.export.tensorrt.engines import TensorRTUnavailableError, jetson_instructions, require_tensorrt
 
 
 def no_tensorrt():

@@ -9,8 +9,8 @@ import pytest
 from onnx import numpy_helper
 
 from edgepose.errors import EdgePoseError
-from edgepose.export.calibration import CalibrationWarning
-from edgepose.export.int8_qdq import check_qdq_graph, default_exclusions, quantize_int8
+from edgepose.export.int8.calibration import CalibrationWarning
+from edgepose.export.int8.qdq import check_qdq_graph, default_exclusions, quantize_int8
 from edgepose.export.onnx_export import node_groups
 
 

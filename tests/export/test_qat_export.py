@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from edgepose.export.graph_lint import lint_model  # noqa: E402
 from edgepose.export.onnx_export import export_onnx  # noqa: E402
-from edgepose.export.qat_int8 import quantize_from_qat  # noqa: E402
+from edgepose.export.int8.qat import quantize_from_qat  # noqa: E402
 from edgepose.train import qat  # noqa: E402
 from edgepose.train.model import PoseNet  # noqa: E402
 

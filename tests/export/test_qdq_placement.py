@@ -14,11 +14,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgepose.export.calib_ranges import activation_amax
-from edgepose.export.calibration import CalibrationWarning
-from edgepose.export.int8_qdq import make_reader, quantize_int8
+from edgepose.export.int8.ranges import activation_amax
+from edgepose.export.int8.calibration import CalibrationWarning
+from edgepose.export.int8.qdq import make_reader, quantize_int8
 from edgepose.export.onnx_export import node_group
-from edgepose.export.qdq_placement import placement_problems, quantize_weight
+from edgepose.export.int8.placement import placement_problems, quantize_weight
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import warnings
 import pytest
 
 from edgepose.errors import ConfigError
-from edgepose.export.calibration import CalibrationWarning
-from edgepose.export.int8_qdq import check_qdq_graph
-from edgepose.export.sensitivity import guided_int8, quant_units, unit_label
+from edgepose.export.int8.calibration import CalibrationWarning
+from edgepose.export.int8.qdq import check_qdq_graph
+from edgepose.export.int8.sensitivity import guided_int8, quant_units, unit_label
 
 
 def test_units_of_efficientnet_lite0(tiny_onnx):

@@ -45,7 +45,7 @@ def test_engine_built_named_and_listed(contract_bundle, tmp_path, precision):
 
 
 def test_parser_errors_are_listed_in_full(tmp_path):
-    from edgepose.export.tensorrt_builder import TensorRTBuildError, TrtCaps, build_serialized_engine, plan_build
+    from edgepose.export.tensorrt.builder import TensorRTBuildError, TrtCaps, build_serialized_engine, plan_build
 
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not an onnx file")

@@ -2,7 +2,7 @@
 sources (issue 9): FP32 post-processing, TF32, strongly typed flag, fast precision, DLA,
 calibration batch at OPT, stale engines, Orin modules. Pure decisions: no GPU, no TensorRT.
 
-Oracles are NVIDIA's statements quoted in ``export/tensorrt_plan.py`` and deployment-facts.md
+Oracles are NVIDIA's statements quoted in ``export/tensorrt/plan.py`` and deployment-facts.md
 section 7, and hand-worked cases; each test says which defect it would have caught.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 
 from edgepose.bundle import EngineFingerprint, check_engine
 from edgepose.errors import ConfigError, EngineMismatchError
-from edgepose.export.device_fingerprint import DeviceInfo
-from edgepose.export.tensorrt_calibrator import CalibrationBatches, frames_for_calibration_batch
-from edgepose.export.tensorrt_plan import (FP32_LAYER_PREFIXES, TrtCaps, fast_precisions, layers_to_pin,
+from edgepose.export.tensorrt.device_fingerprint import DeviceInfo
+from edgepose.export.tensorrt.calibrator import CalibrationBatches, frames_for_calibration_batch
+from edgepose.export.tensorrt.plan import (FP32_LAYER_PREFIXES, TrtCaps, fast_precisions, layers_to_pin,
                                            plan_build)
 
 V = {v: TrtCaps.for_version(v) for v in ("8.5.2.2", "8.6.2", "10.3.0", "10.16.1", "11.0.0", "11.3.0", "11.4.0")}

@@ -11,12 +11,12 @@ import pytest
 
 from edgepose.bundle import EngineFingerprint, engine_filename
 from edgepose.errors import ConfigError, EdgePoseError
-from edgepose.export.device_fingerprint import DeviceInfo, parse_nvidia_smi, parse_tegra_release, trt_major
-from edgepose.export.tensorrt_builder import (SlowPrecisionError, TrtCaps, plan_build, profile_shapes,
-                                              trtexec_command)
-from edgepose.export.tensorrt_calibrator import (CalibrationBatches, cache_matches, parse_cache_header,
+from edgepose.export.tensorrt.device_fingerprint import DeviceInfo, parse_nvidia_smi, parse_tegra_release, trt_major
+from edgepose.bundle import profile_shapes
+from edgepose.export.tensorrt.builder import SlowPrecisionError, TrtCaps, plan_build, trtexec_command
+from edgepose.export.tensorrt.calibrator import (CalibrationBatches, cache_matches, parse_cache_header,
                                                  read_usable_cache, trt_version_code)
-from edgepose.export.timing_cache import locked, read_cache_bytes, timing_cache_path, write_cache_bytes
+from edgepose.export.tensorrt.timing_cache import locked, read_cache_bytes, timing_cache_path, write_cache_bytes
 
 TRT8, TRT10, TRT11 = TrtCaps.for_version("8.5.2.2"), TrtCaps.for_version("10.3.0"), TrtCaps.for_version("11.0.0")
 
@@ -256,7 +256,7 @@ class RecordingConfig:
 def test_timing_cache_is_set_without_ignoring_mismatches_and_merged_on_save(tmp_path):
     """Polygraphy's habit (backend/trt/config.py): ignore_mismatch=False; what another build saved
     meanwhile is combined, not overwritten (the samples pass ignore_mismatch=True)."""
-    from edgepose.export.timing_cache import attach_timing_cache, save_timing_cache
+    from edgepose.export.tensorrt.timing_cache import attach_timing_cache, save_timing_cache
 
     path = tmp_path / "c.timingcache"
     cfg = RecordingConfig()

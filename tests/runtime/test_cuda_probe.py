@@ -167,7 +167,7 @@ def test_a_re_exported_bundle_does_not_reuse_its_stale_engine(tmp_path, bundle):
 def test_the_runtime_names_this_jetson_as_the_exporter_did():
     """Export and runtime must agree on the GPU label, or every engine is refused on an Orin."""
     from edgepose.bundle import check_engine
-    from edgepose.export.device_fingerprint import DeviceInfo
+    from edgepose.export.tensorrt.device_fingerprint import DeviceInfo
     from edgepose.jetson import gpu_label, jetson_module
     from edgepose.runtime.runners.tensorrt_runner import local_fingerprint
 

@@ -21,7 +21,7 @@ from edgepose.errors import ConfigError, EdgePoseError  # noqa: E402
 from edgepose.runtime.ros.bag_sink import BagSink, summary_path  # noqa: E402
 from edgepose.runtime.ros.bag_source import BagSource  # noqa: E402
 from edgepose.runtime.ros.testing import frame_stamps, gradient_frames, write_image_bag  # noqa: E402
-from edgepose.runtime.sources import open_source  # noqa: E402
+from edgepose.runtime.endpoints import open_source  # noqa: E402
 
 TOPIC = "/camera/image_raw"
 

@@ -1,7 +1,7 @@
 """Build the TensorRT engines of a bundle being assembled, or say how to build them on a Jetson.
 
-:func:`build_engines` runs, for each precision, :func:`~.tensorrt_builder.plan_build` and
-:func:`~.tensorrt_builder.build_serialized_engine`, names the engine by its fingerprint
+:func:`build_engines` runs, for each precision, :func:`~.builder.plan_build` and
+:func:`~.builder.build_serialized_engine`, names the engine by its fingerprint
 (:func:`edgepose.bundle.engine_filename`) and lists it in the bundle with role ``engine``, the
 fingerprint, the build plan and the device (JetPack/L4T). The engine bytes are the plain
 TensorRT plan: nothing is glued to them. No torch is imported here.
@@ -15,12 +15,11 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from edgepose.bundle import BundleFiles, engine_filename
+from edgepose.bundle import BundleFiles, engine_filename, profile_shapes
 from edgepose.errors import EdgePoseError
 
-from .bundle_writer import CALIBRATION_CACHE_NAME, ONNX_NAMES, BundleAssembly
-from .tensorrt_builder import (TrtCaps, build_serialized_engine, check_onnx_files, import_tensorrt,
-                               plan_build, profile_shapes, trtexec_command)
+from ..bundle_writer import CALIBRATION_CACHE_NAME, ONNX_NAMES, BundleAssembly
+from .builder import TrtCaps, build_serialized_engine, check_onnx_files, import_tensorrt, plan_build, trtexec_command
 from .timing_cache import timing_cache_path
 
 
@@ -125,7 +124,7 @@ def build_engines(trt, asm: BundleAssembly, input_spec: dict, precisions: Sequen
 
 
 def _calibrator(trt, asm: BundleAssembly, input_spec: dict, calib_images, log):
-    from .tensorrt_calibrator import (CalibrationBatches, frames_for_calibration_batch, make_entropy_calibrator,
+    from .calibrator import (CalibrationBatches, frames_for_calibration_batch, make_entropy_calibrator,
                                       read_usable_cache)
 
     cache = asm.path(CALIBRATION_CACHE_NAME)

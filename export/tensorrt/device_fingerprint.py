@@ -9,7 +9,7 @@ never needs torch (a Jetson may have none):
   ``cuda.bindings.runtime`` layouts), else ``nvidia-smi``, else torch if it happens to be there.
 * Jetson module: ``/proc/device-tree/model`` (:mod:`edgepose.jetson`), added to the GPU name,
   since Orin Nano, NX and AGX all report "Orin" at sm 8.7.
-* Fast FP16/INT8: from the compute capability (:func:`~.tensorrt_plan.fast_precisions`), not
+* Fast FP16/INT8: from the compute capability (:func:`~.plan.fast_precisions`), not
   ``builder.platform_has_fast_*`` (deprecated from TensorRT 10.5, gone in 11).
 * JetPack: parsed from ``/etc/nv_tegra_release`` (the L4T release is exact; the JetPack name is
   looked up in :data:`L4T_TO_JETPACK`, a table of known releases, ``None`` when unknown).
@@ -192,7 +192,7 @@ def detect_device(trt, builder=None, device: int = 0) -> DeviceInfo:
 
     ``builder`` (a ``trt.Builder``) is used for the DLA count; one is created when omitted.
     """
-    from .tensorrt_plan import fast_precisions
+    from .plan import fast_precisions
 
     if builder is None:
         builder = trt.Builder(trt.Logger(trt.Logger.WARNING))

@@ -2,11 +2,11 @@
 
 :func:`quantize_int8` writes symmetric INT8 (zero points 0, per-channel weights on axis 0, int8
 weight initializers, biases left in float: TensorRT folds them itself), opset <= 20, with the
-Q/DQ placement TensorRT's developer guide recommends (:mod:`edgepose.export.qdq_placement`):
+Q/DQ placement TensorRT's developer guide recommends (:mod:`edgepose.export.int8.placement`):
 the inputs of every Conv are quantized, residual Add inputs share those pairs, and no Conv or
 activation output is. The preprocessing, the FC layer, the heads and the post-processing stay
 unquantized (:func:`default_exclusions`). Activation ranges come from calibration on training
-frames (:mod:`edgepose.export.calib_ranges`, ONNX Runtime's calibrators; see there why entropy
+frames (:mod:`edgepose.export.int8.ranges`, ONNX Runtime's calibrators; see there why entropy
 used to equal MinMax) or, for a quantization-aware fine-tuned model, from the model itself
 (``act_amax``): the same placement and the same writer either way.
 
@@ -14,7 +14,7 @@ Earlier versions called ``onnxruntime.quantization.quantize_static``. With symme
 activations it quantizes the output of every Conv before its Clip (ReLU6) as well as the next
 input: TensorRT then runs a requantize step per layer, and half of the int8 range covers
 negative values the Clip removes. The placement rule is checked by
-:func:`edgepose.export.qdq_placement.placement_problems`.
+:func:`edgepose.export.int8.placement.placement_problems`.
 
 :func:`check_qdq_graph` verifies a file node by node against TensorRT's Q/DQ rules. Evaluate
 the result with :func:`edgepose.export.parity.evaluate_onnx` and ``optimization="disable"``
@@ -31,8 +31,8 @@ from edgepose.errors import ConfigError, EdgePoseError, require
 from edgepose.input_spec import as_model_input
 
 from .calibration import check_calibration_count, iter_batches
-from .onnx_export import MAX_OPSET, node_groups
-from .qdq_placement import placement_problems, plan_placement, write_qdq
+from ..onnx_export import MAX_OPSET, node_groups
+from .placement import placement_problems, plan_placement, write_qdq
 
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_PERCENTILE = 99.99
@@ -99,13 +99,13 @@ def quantize_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_
                   percentile: float = DEFAULT_PERCENTILE, calibration_cache: Optional[Union[str, Path]] = None,
                   exclude_defaults: bool = True, pre_process: bool = True,
                   act_amax: Optional[Dict[str, float]] = None) -> dict:
-    """Write a symmetric INT8 Q/DQ copy of ``src_onnx`` at TensorRT's placement (:mod:`.qdq_placement`).
+    """Write a symmetric INT8 Q/DQ copy of ``src_onnx`` at TensorRT's placement (:mod:`.placement`).
 
     Args:
         calib_images: ``uint8 (N, H, W, 3)`` training-split frames at the network resolution
             (not needed when ``act_amax`` is given).
         method: ``"minmax"``, ``"entropy"`` or ``"percentile"`` (``percentile`` then applies);
-            ranges come from :func:`edgepose.export.calib_ranges.activation_amax`.
+            ranges come from :func:`edgepose.export.int8.ranges.activation_amax`.
         exclude_nodes: more node names to leave in float (on top of :func:`default_exclusions`).
         batch: calibration batch; a fixed-batch graph forces its own batch (default 8 otherwise).
         calibration_cache: a JSON file of ``{tensor: amax}``: written on the first call and reused
@@ -185,7 +185,7 @@ def _cached_ranges(src, plan, images, name, kind, batch, method, percentile, cac
     import contextlib
     import io
 
-    from .calib_ranges import activation_amax
+    from .ranges import activation_amax
 
     with contextlib.redirect_stdout(io.StringIO()):  # ORT's calibrators print progress lines
         amax = activation_amax(src, list(plan.tensors), make_reader(name, kind, images, batch), method, percentile)
@@ -265,6 +265,6 @@ def check_qdq_graph(model_or_path) -> dict:
                 problems.append(f"{n.name}: weight dtype {inits[n.input[0]].dtype}, expected int8")
     if problems:
         raise EdgePoseError(f"the Q/DQ graph breaks TensorRT's rules ({len(problems)} problems): "
-                            + "; ".join(problems[:8]), hint="quantize with edgepose.export.int8_qdq.quantize_int8")
+                            + "; ".join(problems[:8]), hint="quantize with edgepose.export.int8.qdq.quantize_int8")
     return {"opset": opset, "n_quantize": nq, "n_dequantize": ndq, "n_per_channel": nchan,
             "n_int8_weights": nw}

@@ -3,7 +3,7 @@
 :class:`TrtCaps` says what a TensorRT version offers (read with ``hasattr`` from the real
 module, or from the version table in :meth:`TrtCaps.for_version` for documentation and
 tests); :func:`plan_build` turns a precision request into a :class:`BuildPlan` and refuses what
-cannot work, with the reason. :mod:`.tensorrt_builder` applies a plan to the real builder.
+cannot work, with the reason. :mod:`.builder` applies a plan to the real builder.
 
 ============  ====================================  =====================================
 precision     TensorRT 8.x / 10.x                   TensorRT 11.x (flags removed)
@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
-from edgepose.bundle import PRECISIONS, profile_shapes  # noqa: F401  (profile_shapes: re-exported)
+from edgepose.bundle import PRECISIONS
 from edgepose.errors import ConfigError, EdgePoseError
 
 INT8_MODES = ("qdq", "calibrator")
@@ -299,7 +299,7 @@ def trtexec_command(onnx: str, plan: BuildPlan, input_name: str, shapes: Tuple[S
     """The equivalent ``trtexec`` line, for users who compare with NVIDIA's tool.
 
     trtexec's ``--layerPrecisions`` takes exact layer names, not the ``/post_*`` prefixes, so this
-    line does not pin the post-processing to FP32 as :mod:`.tensorrt_builder` does.
+    line does not pin the post-processing to FP32 as :mod:`.builder` does.
     """
     parts = ["trtexec", f"--onnx={onnx}", f"--saveEngine={engine}"]
     if "FP16" in plan.flags:

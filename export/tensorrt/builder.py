@@ -1,6 +1,6 @@
-"""The TensorRT build itself: parse the ONNX file, apply a :class:`~.tensorrt_plan.BuildPlan`,
+"""The TensorRT build itself: parse the ONNX file, apply a :class:`~.plan.BuildPlan`,
 ``build_serialized_network``. Only this module touches ``tensorrt``; every decision that does
-not need TensorRT is made in :mod:`.tensorrt_plan` and tested without a GPU. Exercised by the
+not need TensorRT is made in :mod:`.plan` and tested without a GPU. Exercised by the
 ``@pytest.mark.tensorrt`` tests where TensorRT is installed.
 
 What :func:`build_serialized_engine` does with a plan:
@@ -27,8 +27,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
-from .tensorrt_plan import (INT8_MODES, BuildPlan, Shape, SlowPrecisionError, TensorRTBuildError,  # noqa: F401
-                            TrtCaps, check_onnx_files, layers_to_pin, plan_build, profile_shapes, trtexec_command)
+from .plan import (INT8_MODES, BuildPlan, Shape, SlowPrecisionError, TensorRTBuildError,  # noqa: F401
+                            TrtCaps, check_onnx_files, layers_to_pin, plan_build, trtexec_command)
 from .timing_cache import attach_timing_cache, save_timing_cache
 
 

@@ -27,10 +27,10 @@ import numpy as np
 from edgepose.errors import ConfigError, require
 from edgepose.metrics import within_bounds
 
-from .drift import drift
-from .int8_qdq import pre_process_graph, quantize_int8
-from .onnx_export import node_group
-from .parity import evaluate_onnx
+from ..drift import drift
+from .qdq import pre_process_graph, quantize_int8
+from ..onnx_export import node_group
+from ..parity import evaluate_onnx
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 _INDEXED = re.compile(r".*\.\d+$")

@@ -5,7 +5,7 @@ A run with a QAT stage (``edgepose-train ... --qat-epochs N``) stores in its che
 weight shape and the amax of its input quantizer (:func:`edgepose.train.qat.qat_export_info`).
 :func:`qat_act_amax` maps those onto the exported FP32 graph's Conv nodes (the same forward
 order; the weight shapes must agree, BatchNorm folding keeps them) and returns the per-tensor
-ranges that :func:`edgepose.export.int8_qdq.quantize_int8` writes with ``act_amax``: no
+ranges that :func:`edgepose.export.int8.qdq.quantize_int8` writes with ``act_amax``: no
 calibration runs, and the weight scales are the per-channel ``max|W| / 127`` of the exported
 (folded) weights, which is what the QAT weight quantizers computed before folding.
 
@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List
 
 from edgepose.errors import EdgePoseError
 
-from .onnx_export import node_group
+from ..onnx_export import node_group
 
 
 def backbone_convs(model, exclude: Iterable[str] = ()) -> List:
@@ -75,7 +75,7 @@ def quantize_from_qat(src_onnx, dst_onnx, checkpoint: dict) -> dict:
     """The INT8 pass of a QAT run: Q/DQ from the checkpoint's ranges, no calibration."""
     import onnx
 
-    from .int8_qdq import quantize_int8
+    from .qdq import quantize_int8
 
     amax = qat_act_amax(onnx.load(str(src_onnx)), checkpoint["qat"])
     info = quantize_int8(src_onnx, dst_onnx, act_amax=amax)
