@@ -1,9 +1,11 @@
 """Frames from a bag: ``edgepose-run BUNDLE --source flight.mcap --topic /camera/image_raw``.
 
-Reads rosbag2 (folder with ``metadata.yaml``, sqlite3 or mcap storage), a single ``.mcap``
-file and ROS 1 ``.bag`` files through ``rosbags``' ``AnyReader``. Each frame is stamped with
-its message's ``header.stamp`` (``Frame.stamp_ns``; ``Frame.timestamp`` is the same in
-seconds, what the filter uses). A message that does not decode (unsupported encoding,
+Reads rosbag2 (folder with ``metadata.yaml``, sqlite3 or mcap storage; a folder without it),
+a single ``.mcap`` file and ROS 1 ``.bag`` files through :mod:`.bag_reader` (no schema of
+another topic can stop it). Each frame is stamped with its message's ``header.stamp``
+(``Frame.stamp_ns``; ``Frame.timestamp`` is the same in seconds, what the filter uses); the
+message's log time and ``header.frame_id`` are kept per frame (:meth:`BagSource.record`) for
+the bag sink, which logs each pose at its image's log time. A message that does not decode (unsupported encoding,
 truncated data) is one failed frame and the stream goes on. A bag that ends mid-message (a
 recording that was killed) is read up to the break: an ``.mcap`` without its footer is
 scanned record by record, the frames before the break are kept, and the break is reported
@@ -15,13 +17,14 @@ import struct
 import time
 import warnings
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from edgepose.errors import ConfigError, EdgePoseError
 
 from ..sources import Frame, Source
 from . import require_rosbags
-from .images import IMAGE_TYPES, ImageDecodeError, decode_image, stamp_ns
+from .bag_reader import BagOpenError, open_bag
+from .images import IMAGE_TYPES, ImageDecodeError, decode_image, is_depth_topic, stamp_ns
 
 _READ_ERRORS = (struct.error, TypeError, ValueError, EOFError, OSError)
 
@@ -66,6 +69,14 @@ def _cut_mcap(path: Path, exc: BaseException) -> Optional[Path]:
     return None
 
 
+class MessageRecord(NamedTuple):
+    """Where frame ``i`` came from: its message's log time (ns, the recording clock) and
+    ``header.frame_id`` (the camera frame)."""
+
+    log_ns: int
+    frame_id: str
+
+
 class BagSource(Source):
     """The image messages of one topic of a bag, in log-time order.
 
@@ -73,54 +84,73 @@ class BagSource(Source):
         path: ``.mcap`` / ``.db3`` / ``.bag`` file or rosbag2 folder.
         topic: the image topic; ``None`` raises :class:`ConfigError` listing the image topics.
         fps: unused for stamps (messages carry them); kept for ``open_source``'s signature.
+        allow_depth: read a depth topic (name with ``depth``; 16UC1/32FC1 encodings) as frames.
     """
 
-    def __init__(self, path: Union[str, Path], topic: Optional[str] = None, fps: float = 30.0):
+    def __init__(self, path: Union[str, Path], topic: Optional[str] = None, fps: float = 30.0,
+                 allow_depth: bool = False):
+        self._prepare(path, topic, allow_depth)
+        topics = self._topics()
+        if self.recovered and not topics:
+            raise EdgePoseError(f"{self.path} was cut (no MCAP footer or metadata.yaml) before any complete chunk "
+                                "before the break: nothing can be read from it",
+                                hint="record again; ros2 bag record finalises the file on Ctrl-C")
+        images, depth = split_image_topics(topics)
+        if topic is None:
+            raise ConfigError(f"{self.path}: name the image topic with --topic; {describe_image_topics(topics)}",
+                              hint=f"e.g. --topic {next(iter(images))}" if images else
+                              "this bag has no sensor_msgs/Image or CompressedImage messages")
+        if topic not in topics:
+            raise ConfigError(f"{self.path} has no topic {topic!r}; {_describe(topics, 'topics')}",
+                              hint=f"image topics: {', '.join(images) or 'none'}")
+        if topic in depth and not allow_depth:
+            raise ConfigError(f"topic {topic} of {self.path} is a depth image topic, not camera frames: a pose "
+                              "regressor trained on colour/intensity images gives confident nonsense on depth",
+                              hint=f"camera topics: {', '.join(images) or 'none'}; pass --allow-depth if {topic} "
+                                   "really carries intensity images")
+        if topic not in images and topic not in depth:
+            raise ConfigError(f"topic {topic} of {self.path} carries {', '.join(topics[topic][0])}, not images; "
+                              f"expected {' or '.join(IMAGE_TYPES)}", hint=f"image topics: {', '.join(images) or 'none'}")
+        self.count = topics[topic][1]
+
+    def _prepare(self, path: Union[str, Path], topic: Optional[str], allow_depth: bool) -> None:
         require_rosbags("reading bags")
         from .messages import get_typestore
 
         self.path = Path(path)
         if not self.path.exists():
             raise ConfigError(f"bag not found: {self.path}")
-        self.topic, self.typestore, self.recovered = topic, get_typestore(), False
+        self.topic, self.typestore, self.recovered, self.ros1 = topic, get_typestore(), False, False
+        self.allow_depth = allow_depth
         self.name = f"{self.path}:{topic}"
-        topics = self._topics()
-        if self.recovered and not topics:
-            raise EdgePoseError(f"{self.path} was cut (no MCAP footer or metadata.yaml) before any complete chunk "
-                                "before the break: nothing can be read from it",
-                                hint="record again; ros2 bag record finalises the file on Ctrl-C")
-        images = {t: v for t, v in topics.items() if any(ty in IMAGE_TYPES for ty in v[0])}
-        if topic is None:
-            raise ConfigError(f"{self.path}: name the image topic with --topic; {_describe(images, 'image topics')}",
-                              hint=f"e.g. --topic {next(iter(images))}" if images else
-                              "this bag has no sensor_msgs/Image or CompressedImage messages")
-        if topic not in topics:
-            raise ConfigError(f"{self.path} has no topic {topic!r}; {_describe(topics, 'topics')}",
-                              hint=f"image topics: {', '.join(images) or 'none'}")
-        if topic not in images:
-            raise ConfigError(f"topic {topic} of {self.path} carries {', '.join(topics[topic][0])}, not images; "
-                              f"expected {' or '.join(IMAGE_TYPES)}", hint=f"image topics: {', '.join(images) or 'none'}")
-        self.count = topics[topic][1]
+        self.records: Dict[int, MessageRecord] = {}
+        self.offered_qos: list = []
+
+    @classmethod
+    def listing(cls, path: Union[str, Path]) -> str:
+        """The image topics of the bag at ``path`` with their types and counts (depth apart)."""
+        src = cls.__new__(cls)
+        src._prepare(path, None, False)
+        return describe_image_topics(src._topics())
 
     # -- opening --------------------------------------------------------------------------
     def _open(self, every_topic: bool = False):
-        """``(reader, connections of the topic, deserialize)``; falls back to the tolerant MCAP scan."""
-        from rosbags.highlevel import AnyReader, AnyReaderError
-
+        """``(reader, connections of the topic, messages(conns))``; a cut MCAP is scanned instead."""
         try:
-            reader = AnyReader([self.path], default_typestore=self.typestore)
-            reader.open()
-        except (AnyReaderError, FileNotFoundError) as exc:
-            cut = _cut_mcap(self.path, exc)
+            reader = open_bag(self.path)
+        except BagOpenError as exc:
+            cut = _cut_mcap(self.path, exc.cause or exc)
             if cut is None:
-                raise EdgePoseError(f"cannot read bag {self.path}: {exc}",
-                                    hint="check the file; a ROS 1 bag that was not closed needs `rosbag reindex`") from None
+                raise
             reader = _tolerant_mcap_reader(cut)
             self.recovered = True
             conns = [c for c in reader.connections if every_topic or c.topic == self.topic]
-            return reader, conns, lambda raw, ty: self.typestore.deserialize_cdr(raw, ty)
+            return reader, conns, reader.messages_scan
+        if reader.warning and not every_topic:
+            warnings.warn(reader.warning)
+        self.ros1 = reader.is_ros1
         conns = [c for c in reader.connections if every_topic or c.topic == self.topic]
-        return reader, conns, reader.deserialize
+        return reader, conns, reader.messages
 
     def _topics(self) -> Dict[str, Tuple[List[str], int]]:
         reader, conns, _ = self._open(every_topic=True)
@@ -132,6 +162,8 @@ class BagSource(Source):
                 if c.msgtype not in types:
                     types.append(c.msgtype)
                 out[c.topic] = (types, n + (counts.get(c.id, 0) if counts is not None else c.msgcount))
+                if c.topic == self.topic:
+                    self.offered_qos.extend(getattr(c.ext, "offered_qos_profiles", None) or [])
             return out
         finally:
             reader.close()
@@ -149,13 +181,27 @@ class BagSource(Source):
     def __len__(self) -> int:
         return self.count
 
+    def record(self, index: int) -> Optional[MessageRecord]:
+        """Log time and ``header.frame_id`` of frame ``index`` (``None`` before it was read)."""
+        return self.records.get(index)
+
     # -- reading --------------------------------------------------------------------------
+    def raw_messages(self) -> Iterator[Tuple[object, int, bytes]]:
+        """``(connection, log ns, CDR bytes)`` of the topic, in the order frames are read
+        (ROS 1 messages converted to CDR): what ``--copy-images`` copies."""
+        reader, conns, messages = self._open()
+        try:
+            for c, log_ns, raw in messages(conns):
+                yield c, log_ns, (self.typestore.ros1_to_cdr(raw, c.msgtype) if self.ros1 else raw)
+        finally:
+            reader.close()
+
     def __iter__(self) -> Iterator[Frame]:
-        reader, conns, deserialize = self._open()
+        reader, conns, messages_of = self._open()
         if self.recovered:
             warnings.warn(f"{self.path} has no MCAP footer or no metadata.yaml (the recording was cut); "
                           "reading up to the break")
-        messages = reader.messages_scan(conns) if self.recovered else reader.messages(connections=conns)
+        messages = messages_of(conns)
         i = 0
         try:
             while True:
@@ -170,24 +216,47 @@ class BagSource(Source):
                     warnings.warn(msg + "; the results so far are kept")
                     yield Frame(i, wall, t0, 0.0, None, msg, f"{self.path}#end")
                     return
-                yield self._frame(i, item, deserialize, wall, t0)
+                yield self._frame(i, item, wall, t0)
                 i += 1
         finally:
             reader.close()
 
-    def _frame(self, i: int, item, deserialize, wall: float, t0: float) -> Frame:
+    def _deserialize(self, raw, msgtype: str):
+        if self.ros1:
+            return self.typestore.deserialize_ros1(raw, msgtype)
+        return self.typestore.deserialize_cdr(raw, msgtype)
+
+    def _frame(self, i: int, item, wall: float, t0: float) -> Frame:
         conn, log_ns, raw = item
-        image, error, stamp = None, None, int(log_ns)
+        image, error, stamp, frame_id = None, None, int(log_ns), ""
         try:
-            msg = deserialize(raw, conn.msgtype)
+            msg = self._deserialize(raw, conn.msgtype)
             stamp = stamp_ns(msg)
-            image = decode_image(msg, conn.msgtype)
+            frame_id = str(msg.header.frame_id)
+            image = decode_image(msg, conn.msgtype, allow_depth=self.allow_depth)
         except ImageDecodeError as exc:
             error = exc.message
         except Exception as exc:  # noqa: BLE001 - a message that does not deserialise is one bad frame
             error = f"{conn.msgtype} message at log time {log_ns} does not deserialise: {exc}"
+        self.records[i] = MessageRecord(int(log_ns), frame_id)
         return Frame(i, wall, t0, stamp / 1e9, image, error, f"{self.topic}@{stamp}",
                      (time.perf_counter() - t0) * 1e3, stamp_ns=stamp)
+
+
+def split_image_topics(topics: Dict[str, Tuple[List[str], int]]):
+    """``(camera topics, depth topics)`` among the image topics (depth: by name, REP 118 habits)."""
+    images = {t: v for t, v in topics.items() if any(ty in IMAGE_TYPES for ty in v[0])}
+    depth = {t: v for t, v in images.items() if is_depth_topic(t)}
+    return {t: v for t, v in images.items() if t not in depth}, depth
+
+
+def describe_image_topics(topics: Dict[str, Tuple[List[str], int]]) -> str:
+    """The image topics with types and counts; depth topics named apart."""
+    images, depth = split_image_topics(topics)
+    text = _describe(images, "image topics")
+    if depth:
+        text += "; " + _describe(depth, "depth topics (not camera frames; --allow-depth reads them)")[4:]
+    return text
 
 
 def _describe(topics: Dict[str, Tuple[List[str], int]], what: str) -> str:

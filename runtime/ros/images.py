@@ -12,8 +12,10 @@ import io
 import numpy as np
 
 from edgepose.errors import EdgePoseError
+from edgepose.image_decode import SIXTEEN_BIT_MODES
 
-#: ``Image.encoding`` -> (channels, dtype, channel order). 16-bit images keep their top 8 bits.
+#: ``Image.encoding`` -> (channels, dtype, channel order). 16-bit intensity is scaled by its
+#: range (:func:`scale16`); depth encodings (:data:`DEPTH_ENCODINGS`) are refused unless asked.
 ENCODINGS = {
     "rgb8": (3, np.uint8, "rgb"), "bgr8": (3, np.uint8, "bgr"),
     "rgba8": (4, np.uint8, "rgb"), "bgra8": (4, np.uint8, "bgr"),
@@ -26,15 +28,45 @@ ENCODINGS = {
 COMPRESSED = ("jpeg", "jpg", "png")
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+#: what depth cameras publish (REP 118: ``16UC1`` millimetres, ``32FC1`` metres); 16UC1 is
+#: decoded as intensity only with ``allow_depth`` (``--allow-depth``)
+DEPTH_ENCODINGS = ("16UC1", "32FC1")
+#: the significant-bit depths of 16-bit containers (mono16 cameras deliver 10, 12, 14 or 16 bits)
+BIT_DEPTHS = (8, 10, 12, 14, 16)
+
+
+def is_depth_topic(topic: str) -> bool:
+    """A topic named like a depth stream (``/camera/depth/image_rect_raw``, ``.../aligned_depth_to_color/...``)."""
+    return "depth" in topic.lower()
+
+
+def scale16(px: np.ndarray) -> np.ndarray:
+    """16-bit intensity -> ``uint8`` by its range: ``round(v * 255 / (2**bits - 1))``, where
+    ``bits`` is the smallest of 8, 10, 12, 14, 16 that holds the frame's largest value.
+
+    A 12-bit camera in a mono16 container (values 0..4095) keeps its contrast instead of
+    becoming near black (keeping the top 8 bits gives 0..15); a full-range 16-bit image gets
+    ``round(v * 255 / 65535)``, the folder reader's rule (:mod:`edgepose.image_decode`).
+    """
+    top = int(px.max()) if px.size else 0
+    bits = next(b for b in BIT_DEPTHS if top < (1 << b))
+    full = (1 << bits) - 1
+    return ((px.astype(np.uint32) * 255 + full // 2) // full).astype(np.uint8)
 
 
 class ImageDecodeError(EdgePoseError):
     """One image message could not be turned into pixels."""
 
 
-def decode_raw(msg) -> np.ndarray:
-    """``sensor_msgs/Image`` -> RGB ``uint8 (H, W, 3)``; honours ``step`` and ``is_bigendian``."""
+def decode_raw(msg, allow_depth: bool = False) -> np.ndarray:
+    """``sensor_msgs/Image`` -> RGB ``uint8 (H, W, 3)``; honours ``step`` and ``is_bigendian``.
+
+    A depth encoding raises :class:`ImageDecodeError` unless ``allow_depth`` (then 16UC1 is
+    read as 16-bit intensity)."""
     enc = str(msg.encoding)
+    if enc in DEPTH_ENCODINGS and not (allow_depth and enc in ENCODINGS):
+        raise ImageDecodeError(f"Image encoding {enc} is depth (REP 118), not a camera frame: refused",
+                               hint="choose the colour or infrared topic; --allow-depth reads 16UC1 as intensity")
     if enc not in ENCODINGS:
         raise ImageDecodeError(f"unsupported Image encoding {enc!r}; supported: {', '.join(ENCODINGS)}",
                                hint="republish as rgb8/bgr8/mono8 (e.g. image_proc) or as a jpeg/png CompressedImage")
@@ -51,7 +83,7 @@ def decode_raw(msg) -> np.ndarray:
     rows = data[: step * h].reshape(h, step)[:, : w * ch * item]
     if item == 2:
         px = rows.copy().view(">u2" if int(msg.is_bigendian) else "<u2").reshape(h, w, ch)
-        px = (px >> 8).astype(np.uint8)
+        px = scale16(px)
     else:
         px = rows.reshape(h, w, ch)
     if order == "mono":
@@ -61,7 +93,8 @@ def decode_raw(msg) -> np.ndarray:
 
 
 def decode_compressed(msg) -> np.ndarray:
-    """``sensor_msgs/CompressedImage`` (jpeg, png) -> RGB ``uint8 (H, W, 3)``, decoded by Pillow."""
+    """``sensor_msgs/CompressedImage`` (jpeg, png) -> RGB ``uint8 (H, W, 3)``, decoded by Pillow;
+    a 16-bit PNG (image_transport's ``mono16; png compressed mono16``) by :func:`scale16`."""
     from PIL import Image, UnidentifiedImageError
 
     fmt = str(msg.format).lower()
@@ -71,16 +104,19 @@ def decode_compressed(msg) -> np.ndarray:
     data = bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data.tobytes()
     try:
         with Image.open(io.BytesIO(data)) as im:
+            if im.mode in SIXTEEN_BIT_MODES or im.mode == "I":
+                g = scale16(np.clip(np.asarray(im), 0, 65535).astype(np.uint16))
+                return np.repeat(g[:, :, None], 3, axis=2)
             return np.asarray(im.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageDecodeError(f"CompressedImage ({msg.format}, {len(data)} bytes) does not decode: {exc}") from None
 
 
-def decode_image(msg, msgtype: str) -> np.ndarray:
+def decode_image(msg, msgtype: str, allow_depth: bool = False) -> np.ndarray:
     """Decode an image message of ROS 2 type name ``msgtype`` (``sensor_msgs/msg/Image`` ...)."""
     name = msgtype.replace("/msg/", "/")
     if name == "sensor_msgs/Image":
-        return decode_raw(msg)
+        return decode_raw(msg, allow_depth)
     if name == "sensor_msgs/CompressedImage":
         return decode_compressed(msg)
     raise ImageDecodeError(f"{msgtype} is not an image message; expected one of {', '.join(IMAGE_TYPES)}")

@@ -50,10 +50,42 @@ def test_mono8_and_row_padding():
     np.testing.assert_array_equal(out, np.repeat(g[:, :, None], 3, axis=2))
 
 
-def test_mono16_big_endian_keeps_top_byte():
-    v = (np.arange(20, dtype=np.uint16).reshape(5, 4) * 3000)
+def test_mono16_big_endian_full_range_matches_the_folder_reader(tmp_path):
+    from edgepose.image_decode import decode_rgb8
+
+    v = (np.arange(20, dtype=np.uint16).reshape(5, 4) * 3000)  # up to 57000: a full 16-bit range
     out = images.decode_raw(raw("mono16", np.frombuffer(v.astype(">u2").tobytes(), np.uint8), step=8, big=1))
-    np.testing.assert_array_equal(out[:, :, 1], (v >> 8).astype(np.uint8))
+    np.testing.assert_array_equal(out[:, :, 1], np.round(v.astype(float) * 255 / 65535).astype(np.uint8))  # by hand
+    Image.fromarray(v.astype(np.uint16)).save(tmp_path / "f.png")  # the same pixels as a folder frame
+    np.testing.assert_array_equal(out, decode_rgb8(tmp_path / "f.png"))
+
+
+def test_mono16_of_a_12_bit_camera_keeps_its_contrast():
+    v = (np.arange(20, dtype=np.uint16).reshape(5, 4) * 215)  # 0..4085: a 12-bit sensor in a 16-bit container
+    out = images.decode_raw(raw("mono16", np.frombuffer(v.astype("<u2").tobytes(), np.uint8)))
+    np.testing.assert_array_equal(out[:, :, 0], np.round(v.astype(float) * 255 / 4095).astype(np.uint8))
+    assert out.max() >= 250  # keeping the top 8 bits gave at most 15: near black
+
+
+def test_png_compressed_mono16_is_scaled_not_white():
+    v = (np.arange(20, dtype=np.uint16).reshape(5, 4) * 3000)
+    buf = io.BytesIO()
+    Image.fromarray(v.astype(np.uint16)).save(buf, format="PNG")  # what image_transport's png plugin holds
+    T = TS.types
+    hdr = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=1, nanosec=2), frame_id="c")
+    msg = T["sensor_msgs/msg/CompressedImage"](header=hdr, format="mono16; png compressed mono16",
+                                               data=np.frombuffer(buf.getvalue(), np.uint8))
+    out = images.decode_compressed(msg)
+    np.testing.assert_array_equal(out[:, :, 2], np.round(v.astype(float) * 255 / 65535).astype(np.uint8))
+
+
+def test_depth_encoding_is_refused_unless_allowed():
+    v = (np.arange(20, dtype=np.uint16).reshape(5, 4) * 100)  # millimetres
+    msg = raw("16UC1", np.frombuffer(v.astype("<u2").tobytes(), np.uint8))
+    with pytest.raises(images.ImageDecodeError, match="16UC1 is depth"):
+        images.decode_image(msg, "sensor_msgs/msg/Image")
+    out = images.decode_image(msg, "sensor_msgs/msg/Image", allow_depth=True)
+    np.testing.assert_array_equal(out[:, :, 0], np.round(v.astype(float) * 255 / 4095).astype(np.uint8))  # max 1900: 12 bits
 
 
 def test_unsupported_encoding_is_named():
