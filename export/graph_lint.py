@@ -22,7 +22,8 @@ Sources (read in NVIDIA's and ONNX's public repositories):
 * TensorRT ``NvInferRuntimeBase.h`` ``DataType``: no INT64 before 10.0 (graph I/O in INT64
   cannot bind on 8.x).
 * This project's contract (README "Conventions", ``export/onnx_export.py``): position de-normalisation,
-  quaternion normalisation and sigma run in float32 in every precision.
+  the rotation decode, the pose memory and sigma run in float32 in every precision, and none of
+  them is quantized (no Q/DQ inside the ``/post_*`` groups).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ TYPE_NAMES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "b
 HEAD_OPS = ("Gemm", "MatMul", "Conv", "ConvTranspose")
 #: ops that only move or relabel data: they do not make post-processing "present"
 DATA_MOVEMENT = ("Identity", "Cast", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose")
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
 class GraphLintError(EdgePoseError):
@@ -227,8 +229,22 @@ def _no_int32_bias_dq(f: GraphFacts) -> Iterator[Finding]:
                                "(ONNX Runtime: extra_options QuantizeBias=False)")
 
 
+def _post_prefixes() -> Tuple[str, ...]:
+    from .onnx_export import NODE_GROUPS
+
+    return tuple("/" + p + "/" for p in NODE_GROUPS["post"])
+
+
 def _post_nodes(f: GraphFacts, output: str) -> List[int]:
-    """Nodes between the last head op (Gemm/MatMul/Conv) and ``output``, output first."""
+    """The post-processing nodes of ``output``, output first.
+
+    In a graph with ``/post_*`` nodes (every exported graph): those nodes and the data movement,
+    casts and Q/DQ between them and the output; the walk stops at any other computation, so the
+    pose memory's similarity MatMul is post-processing while the heads are not. In a graph without
+    them: every node after the last head op (Gemm/MatMul/Conv).
+    """
+    prefixes = _post_prefixes()
+    named = any(n.name.startswith(prefixes) for n in f.nodes)
     seen, order, stack = set(), [], [output]
     while stack:
         t = stack.pop()
@@ -236,10 +252,14 @@ def _post_nodes(f: GraphFacts, output: str) -> List[int]:
         if i is None or i in seen:
             continue
         seen.add(i)
-        if f.nodes[i].op_type in HEAD_OPS:
+        n = f.nodes[i]
+        if named:
+            if not n.name.startswith(prefixes) and n.op_type not in DATA_MOVEMENT + QDQ_OPS + ("Constant",):
+                continue
+        elif n.op_type in HEAD_OPS:
             continue
         order.append(i)
-        stack.extend(x for x in f.nodes[i].input if x and x not in f.initializers)
+        stack.extend(x for x in n.input if x and x not in f.initializers)
     return order
 
 
@@ -256,6 +276,16 @@ def _fp32_post_processing(f: GraphFacts) -> Iterator[Finding]:
                 if f.types.get(o) in (FLOAT16, BFLOAT16, DOUBLE):
                     yield f.label(i), (f"post-processing of {out.name!r} computes {o!r} in {f.type_name(o)}; "
                                        "it must stay float32")
+
+
+def _no_qdq_in_post_processing(f: GraphFacts) -> Iterator[Finding]:
+    seen = set()
+    for out in f.graph.output:
+        for i in _post_nodes(f, out.name):
+            if f.nodes[i].op_type in QDQ_OPS and i not in seen:
+                seen.add(i)
+                yield f.label(i), (f"quantizes the post-processing of {out.name!r}; post-processing stays float32 "
+                                   "(exclude the /post_* nodes from quantization)")
 
 
 def _qdq_trt_placement(f: GraphFacts) -> Iterator[Finding]:
@@ -286,6 +316,9 @@ RULES: Tuple[Rule, ...] = (
          "recommendations", _qdq_trt_placement),
     Rule("fp32-post-processing", "every output has post-processing after its head, computed in float32",
          "edgepose model contract (README, Conventions; export/onnx_export.py post_* modules)", _fp32_post_processing),
+    Rule("no-qdq-in-post-processing", "no QuantizeLinear/DequantizeLinear inside the post-processing",
+         "edgepose model contract (README, Conventions; export/onnx_export.py post_* modules)",
+         _no_qdq_in_post_processing),
 )
 
 

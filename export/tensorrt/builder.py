@@ -10,11 +10,16 @@ What :func:`build_serialized_engine` does with a plan:
 * every ONNX parser error listed (not just the first);
 * builder flags set and cleared as planned (``TF32`` cleared for the FP32 reference engine:
   it is on by default, ``NvInfer.h``);
-* post-processing layers (``/post_*``) pinned to FP32 with ``layer.precision`` and
-  ``set_output_type`` when the plan says so, with OBEY_PRECISION_CONSTRAINTS in the flags
-  (``NvInfer.h`` ``setPrecision``: without it TensorRT may still choose a faster kernel);
-  the build fails when no such layer exists rather than claim an FP32 post-processing;
-* the optimization profile; for implicit INT8 the calibration profile (8.x);
+* post-processing layers pinned to FP32 with ``layer.precision`` and ``set_output_type`` when
+  the plan says so, chosen by reachability (:mod:`.reachability`: from the tensors entering the
+  ONNX graph's ``/post_*`` nodes to the network outputs, constants and reshapes included,
+  constant/shape/non-float layers skipped as Polygraphy does), with OBEY_PRECISION_CONSTRAINTS
+  in the flags (``NvInfer.h`` ``setPrecision``: without it TensorRT may still choose a faster
+  kernel); the build fails when no post-processing layer is found;
+* the optimization profile; for implicit INT8 the calibration profile (whenever the config
+  has ``set_calibration_profile``: ``NvInfer.h`` release/10.3 still requires it);
+* profiling verbosity DETAILED, so the engine's inspector report names each layer's precision
+  (:mod:`.inspector`);
 * DLA: default device DLA, the core, and how many layers ``config.can_run_on_DLA`` accepts
   (none: refused, the engine would run on the GPU under a DLA name);
 * the timing cache of :mod:`.timing_cache` (mismatch not ignored, locked, merged).
@@ -28,7 +33,8 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
 from .plan import (INT8_MODES, BuildPlan, Shape, SlowPrecisionError, TensorRTBuildError,  # noqa: F401
-                            TrtCaps, check_onnx_files, layers_to_pin, plan_build, trtexec_command)
+                   TrtCaps, check_onnx_files, plan_build, trtexec_command)
+from .reachability import choose_fp32_layers, network_layers, post_processing_inputs
 from .timing_cache import attach_timing_cache, save_timing_cache
 
 
@@ -67,8 +73,9 @@ def build_serialized_engine(trt, onnx_path: Union[str, Path], plan: BuildPlan, i
                             report: Optional[dict] = None) -> bytes:
     """Build a serialized engine (plan bytes) from ``onnx_path`` as ``plan`` says.
 
-    ``report`` (a dict) receives what was enforced: ``fp32_layers`` (how many layers were
-    pinned) and, for DLA, ``dla_layers`` ``{"on_dla", "total"}``.
+    ``report`` (a dict) receives what was enforced: ``fp32_layers`` (the reachability choice:
+    post-processing layers found, pinned, skipped by reason) and, for DLA, ``dla_layers``
+    ``{"on_dla", "total"}``.
 
     Raises :class:`TensorRTBuildError` listing every parser error, or the logged errors when
     ``build_serialized_network`` returns ``None``.
@@ -100,8 +107,10 @@ def build_serialized_engine(trt, onnx_path: Union[str, Path], plan: BuildPlan, i
     for name in plan.clear_flags:
         if hasattr(trt.BuilderFlag, name):
             config.clear_flag(getattr(trt.BuilderFlag, name))
-    if plan.fp32_layers:
-        report["fp32_layers"] = _pin_fp32(trt, network, plan)
+    if hasattr(config, "profiling_verbosity") and hasattr(trt, "ProfilingVerbosity"):
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # per-layer precision in the report
+    if plan.pin_fp32:
+        report["fp32_layers"] = _pin_fp32(trt, network, plan, onnx_path)
 
     profile = None
     inp = network.get_input(0)
@@ -114,7 +123,7 @@ def build_serialized_engine(trt, onnx_path: Union[str, Path], plan: BuildPlan, i
         if calibrator is None:
             raise TensorRTBuildError("the plan needs an INT8 calibrator and none was given")
         config.int8_calibrator = calibrator
-        if plan.calibration_profile and profile is not None:
+        if plan.calibration_profile and profile is not None and hasattr(config, "set_calibration_profile"):
             config.set_calibration_profile(profile)
 
     if plan.dla_core is not None:
@@ -123,7 +132,7 @@ def build_serialized_engine(trt, onnx_path: Union[str, Path], plan: BuildPlan, i
         report["dla_layers"] = _dla_layers(network, config, onnx_path)
 
     if timing_cache is not None:
-        attach_timing_cache(config, timing_cache)
+        attach_timing_cache(config, timing_cache, log=lambda m: logger.log(trt.ILogger.Severity.WARNING, m))
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         errors = [m for m in logger.messages if "ERROR" in m.upper()] or logger.messages[-5:]
@@ -135,23 +144,30 @@ def build_serialized_engine(trt, onnx_path: Union[str, Path], plan: BuildPlan, i
     return memoryview(serialized).tobytes()
 
 
-def _pin_fp32(trt, network, plan: BuildPlan) -> int:
-    """Pin the ``/post_*`` layers to FP32 (compute and float outputs); return how many."""
-    layers = [network.get_layer(i) for i in range(network.num_layers)]
-    pinned = layers_to_pin([layer.name for layer in layers], plan.fp32_layers)
-    if not pinned:
+def _pin_fp32(trt, network, plan: BuildPlan, onnx_path) -> dict:
+    """Pin every post-processing layer to FP32 (compute and float outputs); return the choice."""
+    from edgepose.errors import require
+
+    from ..onnx_export import NODE_GROUPS
+
+    onnx = require("onnx", "choosing the FP32 post-processing layers", "pip install onnx")
+    starts = post_processing_inputs(onnx.load(str(onnx_path), load_external_data=False), NODE_GROUPS["post"])
+    layers = network_layers(network)
+    outputs = [network.get_output(i).name for i in range(network.num_outputs)]
+    choice = choose_fp32_layers(layers, starts, outputs)
+    if not choice.post:
         raise TensorRTBuildError(
-            f"no layer named {', '.join(p + '/...' for p in plan.fp32_layers)} in the parsed network, so "
-            f"post-processing cannot be kept FP32 in the {plan.precision} engine",
-            hint="re-export the bundle with this edgepose (its ONNX nodes carry those names)")
+            f"no post-processing layer found between the tensors {starts} and the outputs {outputs} of the "
+            f"parsed network, so post-processing cannot be kept FP32 in the {plan.precision} engine",
+            hint="re-export the bundle with this edgepose (its ONNX post-processing nodes are named /post_*)")
     floats = (trt.float32, trt.float16)
-    for i in pinned:
-        layer = layers[i]
+    for i in choice.pin:
+        layer = network.get_layer(i)
         layer.precision = trt.float32
         for j in range(layer.num_outputs):
             if layer.get_output(j).dtype in floats:
                 layer.set_output_type(j, trt.float32)
-    return len(pinned)
+    return choice.to_json(layers)
 
 
 def _dla_layers(network, config, onnx_path) -> dict:

@@ -5,22 +5,28 @@ module, or from the version table in :meth:`TrtCaps.for_version` for documentati
 tests); :func:`plan_build` turns a precision request into a :class:`BuildPlan` and refuses what
 cannot work, with the reason. :mod:`.builder` applies a plan to the real builder.
 
-============  ====================================  =====================================
-precision     TensorRT 8.x / 10.x                   TensorRT 11.x (flags removed)
-============  ====================================  =====================================
-fp32          model.onnx, TF32 cleared              model.onnx (strongly typed)
-fp16          model.onnx + FP16 flag, post_*        model.fp16.onnx (strongly typed: the
-              layers pinned FP32 + OBEY_PRECISION   ONNX types keep post-processing FP32)
-int8 (qdq)    model.int8.onnx; 8.x: INT8+FP16 +     model.int8.onnx, strongly typed
-              pinned post_*; 10.x: strongly typed
-int8 (calib)  model.onnx + INT8+FP16 + calibrator   not available
-              + pinned post_* (8.x; deprecated 10)
-============  ====================================  =====================================
+============  ======================================  ====================================
+precision     TensorRT 8.x                            TensorRT 10.x / 11.x
+============  ======================================  ====================================
+fp32          model.onnx                              model.onnx (11.x: strongly typed)
+fp16          model.fp16.onnx + FP16 flag, post-      model.fp16.onnx, strongly typed (the
+              processing pinned FP32 by reachability  ONNX types keep post-processing FP32)
+              + OBEY_PRECISION_CONSTRAINTS
+int8 (qdq)    model.int8.onnx + INT8+FP16 + pinned    model.int8.onnx, strongly typed
+int8 (calib)  model.onnx + INT8+FP16 + calibrator +   10.x as 8.x (deprecated); not on 11
+              pinned (no drift figure describes it)
+============  ======================================  ====================================
+
+Every engine is built from the ONNX file whose drift the manifest records (``drift_graph``),
+so the figure describes the engine a user runs; only the implicit calibrator has none. TF32 is
+cleared for every precision: the FP32 post-processing must not run with 10-bit mantissas.
+On non-strongly-typed builds the FP32 layers are chosen by :mod:`.reachability`.
 
 Sources (NVIDIA/TensorRT release branches): ``include/NvInfer.h`` (``ILayer::setPrecision``:
 without OBEY/PREFER_PRECISION_CONSTRAINTS the builder may pick a non-conforming faster kernel;
 ``BuilderFlag::kTF32`` is on by default; ``setCalibrationProfile``: MIN and MAX are
-overwritten by OPT), ``python/docstrings/infer/pyCoreDoc.h`` (``platform_has_fast_fp16/int8``
+overwritten by OPT, and release/10.3 still says it must be set for dynamic shapes, as
+Polygraphy release/10.3 ``backend/trt/config.py`` always does), ``python/docstrings/infer/pyCoreDoc.h`` (``platform_has_fast_fp16/int8``
 deprecated from 10.5; ``STRONGLY_TYPED`` deprecated and ignored on 11.x, where every network
 is strongly typed), the DLA restrictions of the TensorRT developer guide (static shapes; no
 explicit quantization on 8.x DLA) and the 11.x migration guide (no DLA in 11.0-11.3).
@@ -36,8 +42,6 @@ from edgepose.errors import ConfigError, EdgePoseError
 
 INT8_MODES = ("qdq", "calibrator")
 Shape = Tuple[int, ...]
-#: node-name prefixes of the post-processing the contract keeps in float32 (export/onnx_export.py)
-FP32_LAYER_PREFIXES = ("/post_position", "/post_rotation", "/post_sigma")
 
 
 class TensorRTBuildError(EdgePoseError):
@@ -145,10 +149,14 @@ class BuildPlan:
         strongly_typed: the network is strongly typed (10.x flag; always on 11.x).
         strongly_typed_flag: pass the STRONGLY_TYPED creation flag (10.x only).
         explicit_batch: pass the EXPLICIT_BATCH creation flag (8.x).
-        fp32_layers: layer-name prefixes pinned to FP32 (``layer.precision`` and output types).
+        pin_fp32: pin the post-processing layers to FP32 (``layer.precision`` and float
+            outputs), chosen by :func:`.reachability.choose_fp32_layers` (non-strongly-typed builds).
         fp32_post_processing: how FP32 post-processing is enforced, for the manifest.
-        calibrator: attach the IInt8EntropyCalibrator2 (implicit INT8, 8.x).
-        calibration_profile: also ``config.set_calibration_profile`` (8.x, dynamic batch).
+        calibrator: attach the IInt8EntropyCalibrator2 (implicit INT8).
+        calibration_profile: also ``config.set_calibration_profile`` (implicit INT8 with a
+            dynamic batch, every version that has the method).
+        drift_graph: the ONNX precision whose recorded drift describes this engine (the graph it
+            is built from), ``None`` where no graph does (the implicit calibrator's choices).
         dla_core: DLA core to build for, ``None`` for the GPU.
         int8_mode: ``"qdq"`` or ``"calibrator"`` for INT8, else ``None``.
         notes: what the user should know (printed, and recorded in the manifest).
@@ -161,10 +169,11 @@ class BuildPlan:
     strongly_typed: bool = False
     strongly_typed_flag: bool = False
     explicit_batch: bool = False
-    fp32_layers: Tuple[str, ...] = ()
+    pin_fp32: bool = False
     fp32_post_processing: str = ""
     calibrator: bool = False
     calibration_profile: bool = False
+    drift_graph: Optional[str] = None
     dla_core: Optional[int] = None
     int8_mode: Optional[str] = None
     notes: Tuple[str, ...] = field(default_factory=tuple)
@@ -173,7 +182,8 @@ class BuildPlan:
         return {"onnx_precision": self.onnx_precision, "flags": list(self.flags),
                 "cleared_flags": list(self.clear_flags), "strongly_typed": self.strongly_typed,
                 "fp32_post_processing": self.fp32_post_processing, "calibrator": self.calibrator,
-                "dla_core": self.dla_core, "int8_mode": self.int8_mode, "notes": list(self.notes)}
+                "dla_core": self.dla_core, "int8_mode": self.int8_mode, "drift_graph": self.drift_graph,
+                "notes": list(self.notes)}
 
 
 def plan_build(caps: TrtCaps, precision: str, int8_mode: str = "qdq", dla_core: Optional[int] = None,
@@ -195,11 +205,13 @@ def plan_build(caps: TrtCaps, precision: str, int8_mode: str = "qdq", dla_core: 
     mode = None
 
     if precision == "fp16":
-        if caps.fp16_flag:
+        onnx_precision = "fp16"  # the graph whose drift the manifest records, on every route
+        if caps.strongly_typed:
+            strongly_typed = True
+        elif caps.fp16_flag:
             flags.append("FP16")
-        else:
-            onnx_precision, strongly_typed = "fp16", True
-            notes.append(f"TensorRT {caps.version} has no FP16 flag: building the FP16 ONNX strongly typed")
+        else:  # pragma: no cover - no known version lacks both
+            raise TensorRTBuildError(f"TensorRT {caps.version} offers neither strong typing nor the FP16 flag")
     elif precision == "int8":
         mode = int8_mode
         if int8_mode == "qdq":
@@ -225,8 +237,9 @@ def plan_build(caps: TrtCaps, precision: str, int8_mode: str = "qdq", dla_core: 
                 notes.append(f"implicit INT8 calibration is deprecated in TensorRT {caps.major}; "
                              "prefer --int8-engine qdq")
 
-    fp32_layers: Tuple[str, ...] = ()
-    clear: Tuple[str, ...] = ("TF32",) if precision == "fp32" else ()  # TF32 is on by default
+    pin = False
+    # TF32 is on by default (NvInfer.h): cleared in every precision, so the FP32 layers are FP32
+    clear: Tuple[str, ...] = ("TF32",)
     if precision == "fp32":
         enforced = "FP32 engine with TF32 cleared"
     elif strongly_typed:
@@ -234,9 +247,10 @@ def plan_build(caps: TrtCaps, precision: str, int8_mode: str = "qdq", dla_core: 
     elif flags:  # reduced precision by builder flags: pin post-processing, and make the pin binding
         if not caps.obey_precision:  # pragma: no cover - the flag exists from 8.2
             raise TensorRTBuildError(f"TensorRT {caps.version} lacks OBEY_PRECISION_CONSTRAINTS")
-        fp32_layers = FP32_LAYER_PREFIXES
+        pin = True
         flags.append("OBEY_PRECISION_CONSTRAINTS")
-        enforced = "layer precision FP32 on /post_* layers + OBEY_PRECISION_CONSTRAINTS"
+        enforced = ("layer precision FP32 on every post-processing layer, chosen by reachability from the "
+                    "post-processing inputs to the outputs, + OBEY_PRECISION_CONSTRAINTS, TF32 cleared")
     else:  # pragma: no cover - fp16/int8 always set a flag or are strongly typed
         enforced = "none"
 
@@ -260,8 +274,9 @@ def plan_build(caps: TrtCaps, precision: str, int8_mode: str = "qdq", dla_core: 
 
     return BuildPlan(precision=precision, onnx_precision=onnx_precision, flags=tuple(flags), clear_flags=clear,
                      strongly_typed=strongly_typed, strongly_typed_flag=strongly_typed and caps.strongly_typed_flag,
-                     explicit_batch=caps.explicit_batch_flag, fp32_layers=fp32_layers, fp32_post_processing=enforced,
-                     calibrator=calibrator, calibration_profile=calibrator and dynamic and caps.major < 10,
+                     explicit_batch=caps.explicit_batch_flag, pin_fp32=pin, fp32_post_processing=enforced,
+                     calibrator=calibrator, calibration_profile=calibrator and dynamic,
+                     drift_graph=None if calibrator else onnx_precision,
                      dla_core=dla_core, int8_mode=mode, notes=tuple(notes))
 
 
@@ -286,12 +301,6 @@ def _check_dla(caps: TrtCaps, precision: str, mode: Optional[str], dla_core: int
     if precision == "int8" and mode == "qdq" and caps.major < 10:
         raise ConfigError(f"TensorRT {caps.version} DLA does not take explicitly quantized (Q/DQ) networks",
                           hint="use --int8-engine calibrator for DLA INT8 on TensorRT 8.x, or --precision fp16")
-
-
-def layers_to_pin(names: Sequence[str], prefixes: Sequence[str]) -> List[int]:
-    """Indices of the layer ``names`` that start with one of ``prefixes`` (onnx-tensorrt names
-    layers after their ONNX nodes, so ``/post_position/Mul`` stays recognisable)."""
-    return [i for i, n in enumerate(names) if any(str(n).startswith(p) for p in prefixes)]
 
 
 def trtexec_command(onnx: str, plan: BuildPlan, input_name: str, shapes: Tuple[Shape, Shape, Shape],

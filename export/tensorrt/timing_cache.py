@@ -8,7 +8,9 @@ Polygraphy (NVIDIA/TensorRT ``tools/Polygraphy/polygraphy/backend/trt/config.py`
 * the file name carries the TensorRT version, the GPU name and the compute capability
   (:func:`timing_cache_path`): TensorRT ``NvInfer.h`` (10.3) warns that using a cache made on
   another device with ``ignoreMismatch`` "may lead to functional/performance bugs";
-* the cache is attached with ``ignore_mismatch=False`` (:func:`attach_timing_cache`);
+* the cache is attached with ``ignore_mismatch=False`` (:func:`attach_timing_cache`), and its
+  answer is read: ``IBuilderConfig::setTimingCache`` returns false when it rejects the cache
+  (``NvInfer.h`` 10.3), in which case the build says so and starts from an empty cache;
 * the file is read and written under an exclusive lock (:func:`locked`), and what another
   process saved meanwhile is merged (``ITimingCache.combine``) before the atomic write
   (:func:`save_timing_cache`).
@@ -82,15 +84,25 @@ def write_cache_bytes(path: PathLike, data: bytes) -> Optional[Path]:
     return atomic_write_bytes(path, bytes(data))
 
 
-def attach_timing_cache(config, path: PathLike):
+def attach_timing_cache(config, path: PathLike, log=print):
     """Create a timing cache from ``path`` (or empty) and set it on a ``trt.IBuilderConfig``
-    with ``ignore_mismatch=False``. Returns the cache, or ``None`` without a timing-cache API."""
+    with ``ignore_mismatch=False``. Returns the cache, or ``None`` without a timing-cache API.
+
+    A cache the config rejects (``set_timing_cache`` returns false: another device or TensorRT
+    wrote it) is reported and replaced by an empty one; the save after the build overwrites it.
+    """
     if not hasattr(config, "create_timing_cache"):
         return None
     with locked(path):
         data = read_cache_bytes(path)
     cache = config.create_timing_cache(data)
-    config.set_timing_cache(cache, False)  # a cache from another device is refused, not trusted
+    if config.set_timing_cache(cache, False) is False:  # a cache from another device is refused, not trusted
+        log(f"timing cache {path} was rejected by this TensorRT/device (set_timing_cache returned false); "
+            "building with an empty cache, which will replace it")
+        cache = config.create_timing_cache(b"")
+        if config.set_timing_cache(cache, False) is False:
+            log("the empty timing cache was rejected too; building without a timing cache")
+            return None
     return cache
 
 

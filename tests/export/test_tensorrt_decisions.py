@@ -14,39 +14,62 @@ from edgepose.bundle import EngineFingerprint, check_engine
 from edgepose.errors import ConfigError, EngineMismatchError
 from edgepose.export.tensorrt.device_fingerprint import DeviceInfo
 from edgepose.export.tensorrt.calibrator import CalibrationBatches, frames_for_calibration_batch
-from edgepose.export.tensorrt.plan import (FP32_LAYER_PREFIXES, TrtCaps, fast_precisions, layers_to_pin,
-                                           plan_build)
+from edgepose.export.tensorrt.plan import TrtCaps, fast_precisions, plan_build, trtexec_command
 
 V = {v: TrtCaps.for_version(v) for v in ("8.5.2.2", "8.6.2", "10.3.0", "10.16.1", "11.0.0", "11.3.0", "11.4.0")}
 
 
 # ------------------------------------------------------------------ defect 2: FP32 post-processing
-@pytest.mark.parametrize("version", ["8.5.2.2", "8.6.2", "10.3.0", "10.16.1"])
-def test_fp16_engines_pin_post_processing_to_fp32_with_obey_on_8_and_10(version):
+@pytest.mark.parametrize("version,pinned", [("8.5.2.2", True), ("8.6.2", True), ("10.3.0", False),
+                                            ("10.16.1", False), ("11.0.0", False)])
+def test_fp16_pins_by_reachability_on_8_and_is_strongly_typed_from_10(version, pinned):
+    """Issue 19: 10.x builds FP16 strongly typed from the FP16 graph, so the ONNX types decide."""
     p = plan_build(V[version], "fp16")
-    assert p.fp32_layers == FP32_LAYER_PREFIXES and "OBEY_PRECISION_CONSTRAINTS" in p.flags
-    assert "OBEY_PRECISION_CONSTRAINTS" in p.fp32_post_processing
+    assert p.pin_fp32 is pinned and ("OBEY_PRECISION_CONSTRAINTS" in p.flags) is pinned
+    assert p.strongly_typed is not pinned and p.onnx_precision == "fp16"
+    assert ("reachability" in p.fp32_post_processing) is pinned
 
 
 @pytest.mark.parametrize("version,pinned", [("8.6.2", True), ("10.3.0", False), ("11.0.0", False)])
-def test_int8_qdq_pins_by_flag_only_where_the_network_is_not_strongly_typed(version, pinned):
+def test_int8_qdq_pins_only_where_the_network_is_not_strongly_typed(version, pinned):
     p = plan_build(V[version], "int8")
-    assert bool(p.fp32_layers) is pinned and ("OBEY_PRECISION_CONSTRAINTS" in p.flags) is pinned
+    assert p.pin_fp32 is pinned and ("OBEY_PRECISION_CONSTRAINTS" in p.flags) is pinned
     if not pinned:  # strongly typed: the ONNX types carry it (and the graph lint checks them)
         assert p.strongly_typed and "ONNX types" in p.fp32_post_processing
 
 
-def test_layers_to_pin_match_the_exporters_post_processing_names():
-    names = ["/backbone/Conv", "/fc_position/Gemm", "/post_position/Mul", "/post_position/Add",
-             "/post_rotation/ReduceL2", "/post_sigma/Exp", "/post_positionless", "post_position/Mul"]
-    assert layers_to_pin(names, FP32_LAYER_PREFIXES) == [2, 3, 4, 5, 6]
+def test_the_implicit_calibrator_pins_by_reachability_on_10_too():
+    p = plan_build(V["10.3.0"], "int8", int8_mode="calibrator")
+    assert p.pin_fp32 and not p.strongly_typed and "OBEY_PRECISION_CONSTRAINTS" in p.flags
 
 
-# ------------------------------------------------------------------ defect 9: TF32 in the FP32 reference
+# ------------------------------------------------------------------ issue 19 defect 4: TF32 in every precision
 @pytest.mark.parametrize("version", sorted(V))
-def test_the_fp32_engine_clears_tf32_and_only_it(version):
-    assert plan_build(V[version], "fp32").clear_flags == ("TF32",)
-    assert "TF32" not in plan_build(V[version], "fp16").clear_flags
+def test_tf32_is_cleared_in_every_precision(version):
+    """NvInfer.h: kTF32 is enabled by default; the FP32 post-processing must not run in TF32."""
+    for precision in ("fp32", "fp16", "int8"):
+        assert plan_build(V[version], precision).clear_flags == ("TF32",)
+    assert "--noTF32" in trtexec_command("m", plan_build(V[version], "fp16"), "image", ((1, 2, 2, 3),) * 3)
+
+
+# ------------------------------------------------------------------ issue 19 defect 5: calibration profile on 10
+@pytest.mark.parametrize("version", ["8.6.2", "10.3.0"])
+def test_the_calibration_profile_is_set_for_a_dynamic_batch_on_8_and_10(version):
+    """NvInfer.h release/10.3 still says it must be set; Polygraphy release/10.3 always sets it."""
+    assert plan_build(V[version], "int8", int8_mode="calibrator", dynamic=True).calibration_profile
+    assert not plan_build(V[version], "int8", int8_mode="calibrator", dynamic=False).calibration_profile
+
+
+# ------------------------------------------------------------------ issue 19 defect 7: drift from the built graph
+@pytest.mark.parametrize("version", sorted(V))
+def test_each_engine_is_built_from_the_graph_whose_drift_is_recorded(version):
+    """The FP16 drift is measured on model.fp16.onnx, so every FP16 engine is built from it."""
+    for precision, graph in (("fp32", "fp32"), ("fp16", "fp16"), ("int8", "int8")):
+        p = plan_build(V[version], precision)
+        assert p.onnx_precision == graph and p.drift_graph == graph and p.to_json()["drift_graph"] == graph
+    if V[version].calibrator:  # no ONNX graph reproduces the implicit calibrator's INT8 choices
+        p = plan_build(V[version], "int8", int8_mode="calibrator")
+        assert p.onnx_precision == "fp32" and p.drift_graph is None
 
 
 # ------------------------------------------------------------------ defect 10: STRONGLY_TYPED on 11

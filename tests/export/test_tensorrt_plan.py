@@ -22,12 +22,12 @@ TRT8, TRT10, TRT11 = TrtCaps.for_version("8.5.2.2"), TrtCaps.for_version("10.3.0
 
 
 # --------------------------------------------------------------------------- plans
-def test_fp16_uses_the_fp32_onnx_and_the_flag_until_trt11_then_the_fp16_graph_strongly_typed():
-    for caps in (TRT8, TRT10):
+def test_fp16_uses_the_fp16_onnx_with_the_flag_on_8_then_strongly_typed():
+    p = plan_build(TRT8, "fp16")
+    assert (p.onnx_precision, p.flags, p.strongly_typed) == ("fp16", ("FP16", "OBEY_PRECISION_CONSTRAINTS"), False)
+    for caps in (TRT10, TRT11):
         p = plan_build(caps, "fp16")
-        assert (p.onnx_precision, p.flags, p.strongly_typed) == ("fp32", ("FP16", "OBEY_PRECISION_CONSTRAINTS"), False)
-    p = plan_build(TRT11, "fp16")
-    assert (p.onnx_precision, p.flags, p.strongly_typed) == ("fp16", (), True)
+        assert (p.onnx_precision, p.flags, p.strongly_typed) == ("fp16", (), True)
 
 
 def test_int8_qdq_sets_int8_and_fp16_on_trt8_and_is_strongly_typed_from_10():
@@ -48,7 +48,7 @@ def test_implicit_calibration_exists_on_trt8_only_and_needs_a_calibration_profil
     assert p.calibration_profile
     assert not plan_build(TRT8, "int8", int8_mode="calibrator", dynamic=False).calibration_profile
     p10 = plan_build(TRT10, "int8", int8_mode="calibrator", dynamic=True)
-    assert not p10.calibration_profile and any("deprecated" in n for n in p10.notes)
+    assert p10.calibration_profile and any("deprecated" in n for n in p10.notes)
     with pytest.raises(ConfigError, match="--int8-engine qdq"):
         plan_build(TRT11, "int8", int8_mode="calibrator")
 
@@ -266,3 +266,23 @@ def test_timing_cache_is_set_without_ignoring_mismatches_and_merged_on_save(tmp_
     save_timing_cache(cfg, path)
     assert ("combine", b"saved by another build", False) in cfg.calls
     assert path.read_bytes() == b"new tactics+saved by another build"
+
+
+def test_a_rejected_timing_cache_is_reported_and_replaced_by_an_empty_one(tmp_path):
+    """Issue 19 defect 6: NvInfer.h 10.3, setTimingCache returns false when it rejects the cache."""
+    from edgepose.export.tensorrt.timing_cache import attach_timing_cache, save_timing_cache
+
+    class Rejecting(RecordingConfig):
+        def set_timing_cache(self, cache, ignore_mismatch):
+            super().set_timing_cache(cache, ignore_mismatch)
+            return cache.data == b""  # what another device wrote is refused
+
+    path = tmp_path / "c.timingcache"
+    path.write_bytes(b"made on another device")
+    cfg, said = Rejecting(), []
+    cache = attach_timing_cache(cfg, path, log=said.append)
+    assert cfg.calls == [("create_timing_cache", b"made on another device"), ("set_timing_cache", False),
+                         ("create_timing_cache", b""), ("set_timing_cache", False)]
+    assert cache is not None and cache.data == b"" and "rejected" in said[0]
+    save_timing_cache(cfg, path, log=said.append)
+    assert path.read_bytes().startswith(b"new tactics")  # the build's own tactics are saved
