@@ -69,11 +69,12 @@ def main(argv=None) -> int:
         rows["int8 guided minmax (Q/DQ in float)"] = v["int8"]
         rows["int8 guided minmax (ORT int8 kernels)"] = v["int8-ort"]
 
-    m = results["minmax"].manifest
-    g = results["guided"].manifest["export"]["onnx"]["int8"]
+    typed = results["minmax"].manifest
+    m = typed.to_json()
+    g = results["guided"].manifest.extra["export"]["onnx"]["int8"]
     exp = m["export"]["onnx"]["fp32"]
     cal, val = m["calibration"], m["validation_frames"]
-    W, H = m["model"]["input_size"]
+    W, H = typed.input_size
     cmd = "python benchmarks/export_drift.py " + " ".join(sys.argv[1:] if argv is None else argv)
     lines = [f"\n## {args.label or args.run.name}\n",
              f"Command: `{cmd}`  ",

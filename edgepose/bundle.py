@@ -30,213 +30,77 @@ Roles (:data:`ROLES`): ``onnx`` (one per precision: fp32, fp16, int8), ``calibra
 :func:`engine_filename` and never carry extra bytes: a plain TensorRT runtime loads them as
 they are.
 
-This module is the manifest's one model: the precision names (:data:`PRECISIONS`) and their
-fallback order (:data:`NEAREST`, :func:`fallback_order`), file names (:func:`onnx_filename`),
-the ``files`` section queried by role and precision (:class:`BundleFiles`), the ``input``
-section (:class:`~edgepose.input_spec.InputSpec`), the ``outputs`` and ``normalization``
-sections (:func:`outputs_section`, :func:`normalization_section`). The exporter writes with
-it, the runtime, the bench and the test bundles read with it.
+The manifest's one model is :class:`edgepose.manifest.Manifest` (typed, validated once); its
+``files`` section is :mod:`edgepose.bundle_files` (precision names, roles, fallback order) and
+its ``input`` section :class:`~edgepose.input_spec.InputSpec`. This module gathers them for
+the exporter, the runtime, the bench and the test bundles, and adds the bundle-level helpers:
+:func:`file_entry`, :func:`write_manifest` / :func:`load_manifest` (the JSON document, through
+:class:`Manifest`, for tools and tests that edit it), :func:`verify_files`, and the engines'
+fingerprints and names.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
-from .atomic import atomic_write_json
-from .bundle_integrity import file_problem, manifest_problems, sha256_file, verified_file  # noqa: F401
-from .errors import BundleError, ConfigError, EngineMismatchError
+from .bundle_files import (PRECISIONS, ROLES, BundleFiles, FileEntry, check_precision,  # noqa: F401
+                           fallback_order, onnx_filename)
+from .bundle_integrity import file_problem, sha256_file, verified_file  # noqa: F401
+from .errors import BundleError, EngineMismatchError
 from .input_spec import InputMismatchError, InputSpec  # noqa: F401  (the manifest's input section)
-
-SCHEMA = "edgepose.bundle/1"
-MANIFEST = "edgepose.json"
-#: precision names, in canonical order (the order files, rows and tables use)
-PRECISIONS = ("fp32", "fp16", "int8")
-#: for each precision, the others from nearest to farthest: the never-silent fallback order
-NEAREST: Dict[str, Tuple[str, ...]] = {"fp32": ("fp16", "int8"), "fp16": ("fp32", "int8"), "int8": ("fp16", "fp32")}
-#: what a listed file is for
-ROLES = ("onnx", "engine", "checkpoint", "parity", "calibration-cache")
-CONVENTIONS = {
-    "pose": "T_world_from_camera: position = camera centre in world (m), rotation = camera-to-world",
-    "quaternion": "wxyz, Hamilton, unit, w >= 0",
-    "camera_axes": "OpenCV: x right, y down, z forward",
-    "sigma": "expected position error (m) and rotation error (rad) of this frame",
-}
+from .manifest import (CONVENTIONS, MANIFEST, SCHEMA, Manifest, ModelInfo, Normalization,  # noqa: F401
+                       now_iso, outputs_section)
 
 
-# --------------------------------------------------------------------------- precisions
-def check_precision(name: str, what: str = "precision") -> str:
-    """``name`` if it is one of :data:`PRECISIONS`, else :class:`ConfigError` listing them."""
-    if name not in PRECISIONS:
-        raise ConfigError(f"{what} {name!r}: unknown precision; expected one of {', '.join(PRECISIONS)}")
-    return name
-
-
-def fallback_order(precision: str, strict: bool = False) -> Tuple[str, ...]:
-    """``precision`` then, unless ``strict``, the others from nearest to farthest.
-
-    >>> fallback_order("int8")
-    ('int8', 'fp16', 'fp32')
-    """
-    check_precision(precision)
-    return (precision,) if strict else (precision,) + NEAREST[precision]
-
-
-def onnx_filename(precision: str) -> str:
-    """``model.onnx`` for fp32, ``model.<precision>.onnx`` for the others.
-
-    >>> [onnx_filename(p) for p in PRECISIONS]
-    ['model.onnx', 'model.fp16.onnx', 'model.int8.onnx']
-    """
-    return "model.onnx" if check_precision(precision) == "fp32" else f"model.{precision}.onnx"
-
-
-# --------------------------------------------------------------------------- files by role
-class BundleFiles(Mapping):
-    """The manifest's ``files`` section ``{relative path: entry}``, queried by role and precision.
-
-    >>> f = BundleFiles({"model.onnx": {"role": "onnx", "precision": "fp32"},
-    ...                  "model.int8.onnx": {"role": "onnx", "precision": "int8"}})
-    >>> f.precisions("onnx"), f.find("onnx", "int8"), f.nearest("onnx", "fp16")
-    (['fp32', 'int8'], 'model.int8.onnx', 'fp32')
-    """
-
-    def __init__(self, files: Mapping[str, dict]):
-        self._files = files
-
-    @classmethod
-    def of(cls, manifest: Mapping) -> "BundleFiles":
-        return cls(manifest.get("files") or {})
-
-    def __getitem__(self, rel: str) -> dict:
-        return self._files[rel]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._files)
-
-    def __len__(self) -> int:
-        return len(self._files)
-
-    def with_role(self, role: str, precision: Optional[str] = None) -> Dict[str, dict]:
-        """``{rel: entry}`` of the files with this role (and precision), in manifest order."""
-        return {rel: e for rel, e in self._files.items()
-                if e.get("role") == role and (precision is None or e.get("precision") == precision)}
-
-    def find(self, role: str, precision: Optional[str] = None) -> Optional[str]:
-        """Relative path of the first file with this role (and precision), or ``None``."""
-        return next(iter(self.with_role(role, precision)), None)
-
-    def precisions(self, role: str = "onnx") -> List[str]:
-        """Precisions that have a ``role`` file, in canonical order."""
-        have = {e.get("precision") for e in self.with_role(role).values()}
-        return [p for p in PRECISIONS if p in have]
-
-    def by_precision(self, role: str = "onnx") -> Dict[str, str]:
-        """``{precision: rel}`` of the first ``role`` file of each precision."""
-        return {p: self.find(role, p) for p in self.precisions(role)}  # type: ignore[misc]
-
-    def nearest(self, role: str, precision: str, allowed: Optional[Iterable[str]] = None,
-                strict: bool = False) -> Optional[str]:
-        """The first precision of :func:`fallback_order` that has a ``role`` file (and is in
-        ``allowed``), or ``None``."""
-        have = set(self.precisions(role))
-        if allowed is not None:
-            have &= set(allowed)
-        return next((p for p in fallback_order(precision, strict) if p in have), None)
-
-
-def find_file(manifest: dict, role: str, precision: Optional[str] = None) -> Optional[str]:
+def find_file(manifest: Manifest, role: str, precision: Optional[str] = None) -> Optional[str]:
     """Relative path of the first file with this role (and precision), or ``None``."""
-    return BundleFiles.of(manifest).find(role, precision)
+    return manifest.listing.find(role, precision)
 
 
-# --------------------------------------------------------------------------- sections
-def outputs_section(dynamic: bool, batch: int = 1) -> dict:
-    """The manifest's ``outputs``: position (m), rotation (wxyz), sigma ([m, rad]), ``N = -1`` if dynamic."""
-    n = -1 if dynamic else int(batch)
-    return {
-        "position": {"shape": [n, 3], "dtype": "float32", "unit": "m",
-                     "meaning": "camera centre in the world frame"},
-        "rotation": {"shape": [n, 4], "dtype": "float32", "convention": "wxyz, Hamilton, unit, w >= 0, camera-to-world"},
-        "sigma": {"shape": [n, 2], "dtype": "float32", "unit": ["m", "rad"],
-                  "meaning": "expected position error and rotation error of this frame"},
-    }
-
-
-def normalization_section(position_mean: Sequence[float], position_scale: float) -> dict:
+def normalization_section(position_mean, position_scale: float) -> dict:
     """The manifest's ``normalization``: ``position = head * position_scale + position_mean`` in FP32."""
-    return {"position_mean": [float(v) for v in position_mean], "position_scale": float(position_scale),
-            "where": "graph-fp32",
-            "note": "position = head * position_scale + position_mean, kept in float32 in every precision"}
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    return Normalization(tuple(float(v) for v in position_mean), float(position_scale)).to_json()  # type: ignore[arg-type]
 
 
 def file_entry(bundle_dir: Union[str, Path], rel: str, role: str, precision: Optional[str] = None,
                **extra) -> dict:
     """A ``files`` entry for ``bundle_dir/rel`` with its sha256 and size."""
     p = Path(bundle_dir) / rel
-    entry = {"role": role, "precision": precision, "sha256": sha256_file(p), "size": p.stat().st_size}
-    entry.update(extra)
-    return entry
+    return FileEntry(role, precision, sha256_file(p), p.stat().st_size, dict(extra)).to_json()
 
 
-def write_manifest(bundle_dir: Union[str, Path], manifest: dict) -> Path:
-    """Write ``edgepose.json`` atomically, stamping ``schema`` and ``created`` if absent."""
-    manifest = dict(manifest)
-    manifest.setdefault("schema", SCHEMA)
-    manifest.setdefault("created", now_iso())
-    manifest.setdefault("conventions", CONVENTIONS)
-    return atomic_write_json(Path(bundle_dir) / MANIFEST, manifest)
+def write_manifest(bundle_dir: Union[str, Path], manifest: Union[Manifest, dict]) -> Path:
+    """Write ``edgepose.json`` atomically, through :class:`Manifest` (a dict is validated first,
+    ``schema``/``created``/``conventions`` filled when absent)."""
+    if not isinstance(manifest, Manifest):
+        doc = dict(manifest)
+        doc.setdefault("schema", SCHEMA)
+        doc.setdefault("created", now_iso())
+        manifest = Manifest.from_json(doc, Path(bundle_dir) / MANIFEST)
+    return manifest.save(bundle_dir)
 
 
 def load_manifest(bundle_dir: Union[str, Path]) -> dict:
-    """Read and check ``BUNDLE/edgepose.json``; raise :class:`BundleError` with what to do."""
-    bundle_dir = Path(bundle_dir)
-    path = bundle_dir / MANIFEST
-    if not bundle_dir.is_dir():
-        raise BundleError(f"bundle folder not found: {bundle_dir}",
-                          hint="create one with: edgepose-export RUN --out BUNDLE")
-    if not path.is_file():
-        raise BundleError(f"{bundle_dir} is not a bundle: {MANIFEST} is missing",
-                          hint="create one with: edgepose-export RUN --out BUNDLE")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})",
-                          hint="re-export the bundle") from None
-    schema = manifest.get("schema") if isinstance(manifest, dict) else None
-    if schema != SCHEMA:
-        raise BundleError(f"{path}: schema is {schema!r}; this edgepose reads {SCHEMA!r}",
-                          hint="re-export the bundle with this version of edgepose")
-    for key in ("model", "input", "outputs", "normalization", "files"):
-        if key not in manifest:
-            raise BundleError(f"{path}: required key {key!r} is missing", hint="re-export the bundle")
-    problems = manifest_problems(manifest)
-    if problems:
-        raise BundleError(f"{path} is not a well-formed manifest:\n    " + "\n    ".join(problems),
-                          hint="re-export the bundle (edgepose-export RUN --out BUNDLE)")
-    return manifest
+    """``BUNDLE/edgepose.json`` validated by :meth:`Manifest.load`, as its JSON document (for
+    tools and tests that edit it; library code reads :class:`Manifest`)."""
+    return Manifest.load(bundle_dir).to_json()
 
 
-def verify_files(bundle_dir: Union[str, Path], manifest: Optional[dict] = None,
+def verify_files(bundle_dir: Union[str, Path], manifest: Optional[Manifest] = None,
                  only: Optional[List[str]] = None) -> List[str]:
-    """Check size and sha256 of every listed file (or those in ``only``).
+    """Check size, sha256 and content kind of every listed file (or those in ``only``).
 
     Returns the checked names; raises :class:`BundleError` listing every mismatch.
     """
     bundle_dir = Path(bundle_dir)
-    manifest = manifest or load_manifest(bundle_dir)
+    manifest = manifest or Manifest.load(bundle_dir)
     problems, checked = [], []
-    for rel, entry in manifest["files"].items():
+    for rel, entry in manifest.files.items():
         if only is not None and rel not in only:
             continue
-        problem = file_problem(bundle_dir, rel, entry, sha256_file)  # inside the folder, no links, hash
+        problem = file_problem(bundle_dir, rel, entry)  # inside the folder, no links, hash, Q/DQ vs label
         if problem:
             problems.append(problem)
             continue
@@ -292,12 +156,14 @@ class EngineFingerprint:
 Shape = Tuple[int, ...]
 
 
-def profile_shapes(input_spec: dict, batch: Optional[dict] = None) -> Tuple[Shape, Shape, Shape]:
-    """``(min, opt, max)`` input shapes from the manifest's input spec.
+def profile_shapes(input_spec: Union[InputSpec, dict], batch: Optional[dict] = None) -> Tuple[Shape, Shape, Shape]:
+    """``(min, opt, max)`` input shapes from the manifest's input spec (typed or its JSON).
 
     >>> profile_shapes({"layout": "NHWC", "shape": [-1, 24, 32, 3], "batch": {"min": 1, "opt": 4, "max": 8}})
     ((1, 24, 32, 3), (4, 24, 32, 3), (8, 24, 32, 3))
     """
+    if isinstance(input_spec, InputSpec):
+        input_spec = input_spec.to_manifest()
     shape = [int(v) for v in input_spec["shape"]]
     b = batch or input_spec.get("batch") or {}
     n = shape[0] if shape[0] > 0 else 1
@@ -318,9 +184,12 @@ def engine_filename(fp: EngineFingerprint) -> str:
     return f"model.{fp.slug()}.engine"
 
 
-def check_engine(entry: dict, device: EngineFingerprint, bundle_dir: Union[str, Path] = "BUNDLE") -> None:
-    """Raise :class:`EngineMismatchError` (with the rebuild command) unless ``entry`` fits ``device``."""
-    built = EngineFingerprint.from_json(entry.get("fingerprint", {}))
+def check_engine(entry: Union[FileEntry, dict], device: EngineFingerprint,
+                 bundle_dir: Union[str, Path] = "BUNDLE") -> None:
+    """Raise :class:`EngineMismatchError` (with the rebuild command) unless ``entry`` (a
+    manifest entry, or ``{"fingerprint": ...}``) fits ``device``."""
+    fp: Any = entry.fingerprint if isinstance(entry, FileEntry) else entry.get("fingerprint", {})
+    built = EngineFingerprint.from_json(fp)
     diffs = [d for d in built.differences(device) if not d.startswith("precision")]
     if diffs:
         raise EngineMismatchError(

@@ -19,9 +19,16 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import BundleError, ConfigError, EdgePoseError
+from .manifest_checks import MISSING, Checker, is_whole
 
 #: graph input kinds: uint8 NHWC (normalisation in the graph) or float32 NCHW holding 0..255
 INPUT_KINDS = {"uint8": "NHWC", "float32": "NCHW"}
+#: the dtypes a manifest's input may declare
+INPUT_DTYPES = ("uint8", "float32", "float16")
+#: the largest network side (pixels) and batch a manifest or ``--input-size``/``--batch`` may ask
+#: for: 8192x8192 RGB is 200 MB per uint8 frame, far beyond any pose network
+MAX_SIDE = 8192
+MAX_BATCH = 1024
 
 
 def as_model_input(images: np.ndarray, kind: str) -> np.ndarray:
@@ -78,34 +85,64 @@ class InputSpec:
             raise ConfigError(f"--input {kind!r}: expected one of {', '.join(INPUT_KINDS)}")
         W, H = int(size[0]), int(size[1])
         lo, opt, hi = (int(v) for v in batch)
+        if not (1 <= W <= MAX_SIDE and 1 <= H <= MAX_SIDE):
+            raise ConfigError(f"input size {W}x{H}: expected each side in 1..{MAX_SIDE} pixels")
+        if not 1 <= lo <= opt <= hi <= MAX_BATCH:
+            raise ConfigError(f"batch min {lo}, opt {opt}, max {hi}: expected 1 <= min <= opt <= max <= {MAX_BATCH}")
         n = -1 if dynamic else opt
         shape = (n, H, W, 3) if kind == "uint8" else (n, 3, H, W)
         return cls(name, kind, INPUT_KINDS[kind], shape, lo, hi, opt)
 
     @classmethod
     def from_manifest(cls, manifest: dict, where: str = "edgepose.json") -> "InputSpec":
-        """Read ``manifest["input"]``; :class:`BundleError` naming ``where`` when it is malformed."""
-        inp = manifest.get("input") or {}
-        try:
-            shape = tuple(int(v) for v in inp["shape"])
-            layout = str(inp.get("layout", "NHWC")).upper()
-            dtype = str(inp.get("dtype", "uint8"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"{where}: input spec is incomplete ({exc}); found {inp!r}",
-                              hint="re-export the bundle") from None
-        if layout not in ("NHWC", "NCHW") or len(shape) != 4:
-            raise BundleError(f"{where}: input layout {layout!r} with shape {list(shape)}; "
-                              "expected NHWC [N,H,W,3] or NCHW [N,3,H,W]", hint="re-export the bundle")
-        if dtype not in ("uint8", "float32", "float16"):
-            raise BundleError(f"{where}: input dtype {dtype!r}; expected uint8 or float32",
-                              hint="re-export the bundle")
-        batch = inp.get("batch") or {}
-        n = shape[0]
-        bmin = int(batch.get("min", n if n > 0 else 1))
-        bmax = int(batch.get("max", n if n > 0 else bmin))
-        opt = batch.get("opt")
-        return cls(str(inp.get("name", "image")), dtype, layout, shape, bmin, bmax,  # type: ignore[arg-type]
-                   None if opt is None else int(opt))
+        """Read ``manifest["input"]``; :class:`BundleError` naming ``where`` and each bad key."""
+        check = Checker()
+        section = check.obj(manifest, "input", "input") if isinstance(manifest, dict) else None
+        spec = cls.from_json(section, check) if section is not None else None
+        if check.problems or spec is None:
+            raise BundleError(f"{where}: the input section is not one this edgepose reads:\n    "
+                              + "\n    ".join(check.problems or ["input is missing"]),
+                              hint="re-export the bundle (edgepose-export RUN --out BUNDLE)")
+        return spec
+
+    @classmethod
+    def from_json(cls, inp: dict, check: Checker, key: str = "input") -> Optional["InputSpec"]:
+        """The spec in the manifest's ``input`` object, or ``None`` with each problem added to
+        ``check``: dtype, layout, 4 dimensions with 3 channels where the layout puts them,
+        sides in 1..:data:`MAX_SIDE`, a batch of ``-1`` (dynamic) or 1..:data:`MAX_BATCH`, and
+        ``batch {min, opt, max}`` with ``1 <= min <= opt <= max`` that a static batch equals."""
+        name = check.text(inp, "name", f"{key}.name", default="image")
+        dtype = check.text(inp, "dtype", f"{key}.dtype", choices=INPUT_DTYPES, default="uint8")
+        layout = check.text(inp, "layout", f"{key}.layout", choices=("NHWC", "NCHW"), default="NHWC")
+        shape = inp.get("shape", MISSING)
+        if not (isinstance(shape, list) and len(shape) == 4 and all(is_whole(v) for v in shape)):
+            check.bad(f"{key}.shape", shape, "4 whole numbers [N, H, W, 3] (NHWC) or [N, 3, H, W] (NCHW)")
+            return None
+        if layout is None:
+            return None
+        n, dims = shape[0], (shape[1:3] if layout == "NHWC" else shape[2:4])
+        channels = shape[3] if layout == "NHWC" else shape[1]
+        problems = len(check.problems)
+        if not (n == -1 or 1 <= n <= MAX_BATCH):
+            check.note(f"{key}.shape is {shape}: its batch {n} is not -1 (dynamic) or 1..{MAX_BATCH}")
+        if not all(1 <= v <= MAX_SIDE for v in dims) or channels != 3:
+            check.note(f"{key}.shape is {shape}: expected height and width in 1..{MAX_SIDE} and 3 channels "
+                       f"({layout})")
+        batch = check.obj(inp, "batch", f"{key}.batch", required=False)
+        fixed = n if n > 0 else None
+        lo = hi = opt = fixed if fixed is not None else 1
+        if batch is not None:
+            lo = check.whole(batch, "min", f"{key}.batch.min", 1, MAX_BATCH, default=lo)
+            hi = check.whole(batch, "max", f"{key}.batch.max", 1, MAX_BATCH, default=hi if fixed else lo)
+            opt = check.whole(batch, "opt", f"{key}.batch.opt", 1, MAX_BATCH, default=lo)
+            if None not in (lo, opt, hi) and not lo <= opt <= hi:  # type: ignore[operator]
+                check.note(f"{key}.batch is min {lo}, opt {opt}, max {hi}: expected 1 <= min <= opt <= max")
+            elif fixed is not None and not lo == hi == fixed:
+                check.note(f"{key}.batch is min {lo}, max {hi} but the graph's batch is fixed at {fixed} "
+                           f"({key}.shape {shape}): every other batch size would fail")
+        if len(check.problems) > problems or None in (name, dtype, lo, opt, hi):
+            return None
+        return cls(name, dtype, layout, tuple(shape), lo, hi, opt)  # type: ignore[arg-type]
 
     def to_manifest(self) -> dict:
         """The manifest's ``input`` section (what :meth:`from_manifest` reads back)."""

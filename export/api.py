@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from edgepose.bundle import (MANIFEST, PRECISIONS, BundleFiles, InputSpec, load_manifest, outputs_section,
-                             verify_files)
+from edgepose.bundle import MANIFEST, PRECISIONS, InputSpec, verify_files
 from edgepose.errors import ConfigError
 from edgepose.jsonsafe import json_safe
+from edgepose.manifest import Manifest, ModelInfo, Normalization
 
-from .bundle_writer import CHECKPOINT_NAME, ONNX_NAMES, PARITY_NAME, assemble, model_section, normalization
+from .bundle_writer import CHECKPOINT_NAME, ONNX_NAMES, PARITY_NAME, assemble
 from .config import DEFAULT_RUN_PRECISIONS, PARITY_FRAMES, ExportConfig
 from .frames import calibration_frames_only, load_frames
 from .out_folder import check_out_dir
@@ -43,7 +43,7 @@ class ExportResult:
         out: the bundle folder.
         from_bundle: True for the engines-only path (the source was a bundle).
         precisions: the precisions exported (or whose engines were asked).
-        manifest: the manifest as written (read back), ``None`` when nothing was written.
+        manifest: the manifest as written (read back, typed), ``None`` when nothing was written.
         onnx_files: ``{precision: relative path}`` of the ONNX graphs.
         validation: the manifest's ``validation`` rows (``{}`` without a dataset).
         failures: one line per row over ``--max-drift-*`` (the bundle is written anyway).
@@ -60,7 +60,7 @@ class ExportResult:
     out: Path
     from_bundle: bool
     precisions: List[str]
-    manifest: Optional[dict] = None
+    manifest: Optional[Manifest] = None
     onnx_files: Dict[str, str] = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
     failures: List[str] = field(default_factory=list)
@@ -96,27 +96,28 @@ def engines_for_bundle(cfg: ExportConfig, log: Log = print) -> ExportResult:
     """Build engines from the ONNX files of an existing bundle (no torch)."""
     t0 = time.perf_counter()
     source = cfg.source
-    manifest = load_manifest(source)
+    manifest = Manifest.load(source)
     verify_files(source, manifest)
-    precisions = cfg.precisions or BundleFiles.of(manifest).precisions("onnx")
+    precisions = cfg.precisions or manifest.listing.precisions("onnx")
     out = cfg.out or source
+    spec = manifest.input.to_manifest()
     result = ExportResult(out, True, list(precisions), data_root=cfg.calib)
-    trt = require_tensorrt(cfg.engine, str(out), precisions, manifest["input"])
+    trt = require_tensorrt(cfg.engine, str(out), precisions, spec)
     if trt is None:
         result.engine_note = ("--engine no: nothing to do for an existing bundle" if cfg.engine == "no"
-                              else _engine_note(cfg, out, precisions, manifest["input"]))
+                              else _engine_note(cfg, out, precisions, spec))
         return result
     calib = None
     if cfg.int8_engine == "calibrator" and "int8" in precisions:
-        calib = calibration_frames_only(cfg, tuple(manifest["model"]["input_size"]))
+        calib = calibration_frames_only(cfg, manifest.input_size)
     with assemble(out, overwrite=cfg.overwrite) as asm:
         asm.start_from(source, manifest)
-        result.engines = build_engines(trt, asm, manifest["input"], precisions, int8_mode=cfg.int8_engine,
+        result.engines = build_engines(trt, asm, spec, precisions, int8_mode=cfg.int8_engine,
                                        dla_core=cfg.dla_core, workspace_gb=cfg.workspace_gb,
                                        allow_slow=cfg.allow_slow_precision, calib_images=calib,
                                        cache_dir=cfg.timing_cache_dir, log=log)
-        asm.finish({k: v for k, v in manifest.items() if k != "files"})
-    result.manifest = load_manifest(out)
+        asm.finish(manifest)
+    result.manifest = Manifest.load(out)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -143,7 +144,8 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
     t0 = time.perf_counter()
     frames = load_frames(cfg, ckpt.get("data") or {}, size, need_calib="int8" in precisions and not ckpt.get("qat"),
                          log=log)
-    spec = InputSpec.for_model(cfg.input, size, (lo, opt, hi), dynamic).to_manifest()
+    input_spec = InputSpec.for_model(cfg.input, size, (lo, opt, hi), dynamic)
+    spec = input_spec.to_manifest()
     result = ExportResult(out, False, precisions, data_root=frames.root, checkpoint=Path(ckpt_path),
                           qat=bool(ckpt.get("qat")), source=source)
 
@@ -184,29 +186,27 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
                                            cache_dir=cfg.timing_cache_dir, log=log)
         else:
             result.engine_note = _engine_note(cfg, out, precisions, spec)
-        manifest = {
-            "model": model_section(config),
-            "input": spec,
-            "outputs": outputs_section(dynamic, opt),
-            "normalization": normalization(config),
-            "training": {"checkpoint": str(Path(ckpt_path).resolve()), "metrics": ckpt.get("metrics") or {},
-                         "data": ckpt.get("data") or {}},
-            "calibration": frames.calib_info,
+        asm.finish(Manifest(
+            model=ModelInfo.from_config(config), input=input_spec,
+            normalization=Normalization(tuple(float(v) for v in config["position_mean"]),  # type: ignore[arg-type]
+                                        float(config["position_scale"])),
+            files={},  # the files written above (finish lists them)
+            training={"checkpoint": str(Path(ckpt_path).resolve()), "metrics": ckpt.get("metrics") or {},
+                      "data": ckpt.get("data") or {}},
+            validation=result.validation,
+            calibration=frames.calib_info,
             # sigma's calibration scale, already applied inside the graph (/post_sigma, FP32)
-            "sigma_calibration": ckpt.get("calibration"),
+            sigma_calibration=ckpt.get("calibration"),
             # the pose memory (retrieval of training views, blended inside the graph: /post_memory, FP32)
-            "memory": ckpt.get("memory"),
-            "validation": result.validation,
-            "validation_frames": {"n": 0 if frames.val is None else int(len(frames.val)), "split": "test",
-                                  "source": frames.source, "passed": result.ok,
-                                  "max_drift_m": cfg.max_drift_m, "max_drift_deg": cfg.max_drift_deg},
-            "parity": parity,
-            "export": {"tool": "edgepose-export", "argv": list(cfg.argv), "precisions": precisions,
-                       "opset": cfg.opset, "engine": cfg.engine, "int8_engine": cfg.int8_engine,
-                       "onnx": json_safe(info)},
-        }
-        asm.finish(manifest)
-    result.manifest = load_manifest(out)
+            memory=ckpt.get("memory"),
+            extra={"validation_frames": {"n": 0 if frames.val is None else int(len(frames.val)), "split": "test",
+                                         "source": frames.source, "passed": result.ok,
+                                         "max_drift_m": cfg.max_drift_m, "max_drift_deg": cfg.max_drift_deg},
+                   "parity": parity,
+                   "export": {"tool": "edgepose-export", "argv": list(cfg.argv), "precisions": precisions,
+                              "opset": cfg.opset, "engine": cfg.engine, "int8_engine": cfg.int8_engine,
+                              "onnx": json_safe(info)}}))
+    result.manifest = Manifest.load(out)
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -12,9 +12,9 @@ Adding engines to an existing bundle (the Jetson path) starts from a copy of it
 (:meth:`BundleAssembly.start_from`, hard links where the filesystem allows) and replaces it
 the same way.
 
-The manifest's sections come from the one manifest model, :mod:`edgepose.bundle`
-(``InputSpec.for_model(...).to_manifest()``, ``outputs_section``, ``normalization_section``);
-:func:`normalization` and :func:`model_section` adapt a model config to them.
+The manifest is the one typed model, :class:`edgepose.manifest.Manifest`:
+:meth:`BundleAssembly.finish` takes one (its ``files`` are replaced by those written here),
+validates it and writes it with :meth:`Manifest.save`.
 """
 from __future__ import annotations
 
@@ -22,13 +22,15 @@ import contextlib
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Sequence, Union
 
 from edgepose import __version__
 from edgepose.atomic import atomic_write_bytes
-from edgepose.bundle import MANIFEST, PRECISIONS, file_entry, normalization_section, onnx_filename, write_manifest
+from edgepose.bundle import MANIFEST, PRECISIONS, FileEntry, onnx_filename, sha256_file
 from edgepose.errors import BundleError
+from edgepose.manifest import Manifest
 
 from .out_folder import check_out_dir, clean_stale_partials, install
 
@@ -41,35 +43,22 @@ CALIBRATION_CACHE_NAME = "calibration.cache"
 PARITY_NAME = "parity.npz"
 
 
-# --------------------------------------------------------------------------- manifest parts
-def normalization(config: dict) -> dict:
-    """The manifest's ``normalization`` of a model config (:func:`edgepose.bundle.normalization_section`)."""
-    return normalization_section(config["position_mean"], config["position_scale"])
-
-
-def model_section(config: dict) -> dict:
-    return {"backbone": config["backbone"], "input_size": [int(v) for v in config["input_size"]],
-            "mean": [float(v) for v in config.get("pixel_mean", [])],
-            "std": [float(v) for v in config.get("pixel_std", [])],
-            "hidden": config.get("hidden"), "config": dict(config)}
-
-
 # --------------------------------------------------------------------------- assembly
 class BundleAssembly:
     """A bundle being written in a temporary folder. Use :func:`assemble`."""
 
     def __init__(self, tmp: Path):
         self.dir = tmp
-        self.files: Dict[str, dict] = {}
+        self.files: Dict[str, FileEntry] = {}
 
     def path(self, rel: str) -> Path:
         return self.dir / rel
 
-    def start_from(self, bundle: PathLike, manifest: dict, drop_roles: Sequence[str] = ()) -> None:
+    def start_from(self, bundle: PathLike, manifest: Manifest, drop_roles: Sequence[str] = ()) -> None:
         """Bring the files of an existing bundle (except ``drop_roles``) with their entries."""
         bundle = Path(bundle)
-        for rel, entry in manifest["files"].items():
-            if entry.get("role") in drop_roles:
+        for rel, entry in manifest.files.items():
+            if entry.role in drop_roles:
                 continue
             src, dst = bundle / rel, self.dir / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -77,14 +66,14 @@ class BundleAssembly:
                 os.link(src, dst)
             except OSError:
                 shutil.copy2(src, dst)
-            self.files[rel] = dict(entry)
+            self.files[rel] = entry
 
     def remove(self, rel: str) -> None:
         self.files.pop(rel, None)
         with contextlib.suppress(FileNotFoundError):
             (self.dir / rel).unlink()
 
-    def add_file(self, src: PathLike, rel: str, role: str, precision: Optional[str] = None, **extra) -> dict:
+    def add_file(self, src: PathLike, rel: str, role: str, precision: Optional[str] = None, **extra) -> FileEntry:
         """Copy ``src`` into the bundle as ``rel`` and list it."""
         dst = self.dir / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -94,23 +83,25 @@ class BundleAssembly:
             shutil.copyfile(src, dst)
         return self.register(rel, role, precision, **extra)
 
-    def add_bytes(self, data: bytes, rel: str, role: str, precision: Optional[str] = None, **extra) -> dict:
+    def add_bytes(self, data: bytes, rel: str, role: str, precision: Optional[str] = None, **extra) -> FileEntry:
         atomic_write_bytes(self.dir / rel, data)
         return self.register(rel, role, precision, **extra)
 
-    def register(self, rel: str, role: str, precision: Optional[str] = None, **extra) -> dict:
+    def register(self, rel: str, role: str, precision: Optional[str] = None, **extra) -> FileEntry:
         """List a file already written at ``self.path(rel)``."""
-        if not self.path(rel).is_file():
+        p = self.path(rel)
+        if not p.is_file():
             raise BundleError(f"cannot list {rel}: it was not written into the bundle")
-        self.files[rel] = file_entry(self.dir, rel, role, precision, **extra)
+        self.files[rel] = FileEntry(role, precision, sha256_file(p), p.stat().st_size, dict(extra))
         return self.files[rel]
 
-    def finish(self, manifest: dict) -> dict:
-        """Write ``edgepose.json`` (files listed) into the temporary folder; returns the manifest."""
-        manifest = dict(manifest)
-        manifest["files"] = dict(self.files)
-        manifest.setdefault("edgepose_version", __version__)
-        write_manifest(self.dir, manifest)
+    def finish(self, manifest: Manifest) -> Manifest:
+        """Write ``edgepose.json`` (listing the files written here) into the temporary folder,
+        through :meth:`Manifest.from_json` so a manifest this edgepose could not read is never
+        written; returns it."""
+        manifest = replace(manifest, files=dict(self.files), edgepose_version=__version__, created=None)
+        manifest = Manifest.from_json(manifest.to_json(), self.dir / MANIFEST)
+        manifest.save(self.dir)
         return manifest
 
 

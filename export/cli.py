@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "like a bundle file is moved to OUT/kept-by-edgepose-export-TIME/), never deleted")
     p.add_argument("--verify", metavar="BUNDLE", type=Path,
                    help="check a bundle's hashes and re-run ONNX Runtime parity, then exit")
+    p.add_argument("--inspect", metavar="BUNDLE", type=Path,
+                   help="print each engine's per-layer report (layers per precision and device, whether the "
+                        "post-processing is FP32), from the engine where TensorRT is here, else as recorded at "
+                        "build; also takes an IEngineInspector JSON file. Exit 1 if post-processing is not FP32")
     g = p.add_argument_group("precision")
     g.add_argument("--precision", default=None,
                    help="comma list of fp32,fp16,int8 (default: fp32,fp16 from a run; every ONNX "
@@ -140,6 +144,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.verify is not None:
             return run_verify(args.verify)
+        if args.inspect is not None:
+            from .onnx_export import NODE_GROUPS
+            from .tensorrt.inspector import inspect_path
+
+            return 0 if inspect_path(args.inspect, NODE_GROUPS["post"]) else EXIT_CHECK_FAILED
         result = export_bundle(config_from_args(args))
     except EdgePoseError as exc:
         print(f"edgepose-export: error: {exc}", file=sys.stderr)
@@ -190,7 +199,7 @@ def report(result: ExportResult) -> int:
         from edgepose.int8_speed import onnx_gmacs, project
 
         fp32 = Path(result.out) / result.onnx_files["fp32"]
-        print(project(result.manifest["model"]["backbone"], onnx_gmacs(fp32))["label"] + "\n")
+        print(project(result.manifest.model.backbone, onnx_gmacs(fp32))["label"] + "\n")
     print(f"bundle written: {result.out} ({result.seconds:.0f} s)")
     if result.engine_note:
         print(result.engine_note)

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import List, Set, Union
 
 from edgepose.atomic import _fsync_dir
-from edgepose.bundle import MANIFEST, sha256_file
-from edgepose.bundle_integrity import file_problem, path_problem
+from edgepose.bundle_integrity import file_problem
 from edgepose.errors import BundleError
+from edgepose.manifest import MANIFEST, Manifest
 
 PathLike = Union[str, Path]
 KEPT_PREFIX = "kept-by-edgepose-export-"
@@ -46,24 +46,16 @@ def _files_under(root: Path) -> List[str]:
 
 
 def owned_files(out: Path) -> Set[str]:
-    """The files of ``out`` an export wrote: its manifest and every listed file that still matches."""
+    """The files of ``out`` an export wrote: its manifest and every listed file that still matches
+    (a manifest this edgepose cannot read owns nothing but itself)."""
     manifest_path = out / MANIFEST
     if not manifest_path.is_file() or manifest_path.is_symlink():
         return set()
-    owned = {MANIFEST}
     try:
-        import json
-
-        manifest = json.loads(manifest_path.read_text())
-    except (ValueError, OSError):
-        return owned
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict):
-        return owned
-    for rel, entry in files.items():
-        if path_problem(rel) is None and isinstance(entry, dict) and file_problem(out, rel, entry, sha256_file) is None:
-            owned.add(rel)
-    return owned
+        manifest = Manifest.load(out)
+    except BundleError:
+        return {MANIFEST}
+    return {MANIFEST} | {rel for rel, entry in manifest.files.items() if file_problem(out, rel, entry) is None}
 
 
 def unknown_files(out: Path) -> List[str]:

@@ -27,7 +27,8 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 
-from edgepose.bundle import BundleFiles, load_manifest, verify_files
+from edgepose.bundle import verify_files
+from edgepose.manifest import Manifest
 from edgepose.errors import BundleError
 
 from .bundle_writer import PARITY_NAME
@@ -75,7 +76,7 @@ def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) 
     bound_m, bound_deg, ok}}, "torch": {...} or None}``.
     """
     bundle_dir = Path(bundle_dir)
-    manifest = load_manifest(bundle_dir)
+    manifest = Manifest.load(bundle_dir)
     checked = verify_files(bundle_dir, manifest)
     log(f"hashes: {len(checked)} file(s) match edgepose.json")
     report: dict = {"files": checked, "parity": {}, "torch": None, "lint": {}}
@@ -85,7 +86,7 @@ def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) 
                           hint=f"re-export it with this edgepose: edgepose-export RUN --out {bundle_dir}")
     if not parity:
         return report
-    files = BundleFiles.of(manifest)
+    files = manifest.listing
     pfile = files.find("parity")
     if pfile is None:
         log("parity: the bundle has no parity.npz (written by an older export); hashes only")
@@ -94,10 +95,10 @@ def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) 
 
     data = _load_parity(bundle_dir / pfile)
     images = data["images"]
-    scale = float(manifest["normalization"].get("position_scale", 1.0))
+    scale = manifest.normalization.position_scale
     failures = []
     for rel, entry in files.with_role("onnx").items():
-        prec = entry.get("precision")
+        prec = entry.precision
         if f"{prec}.position" not in data:
             continue
         recorded = {k: data[f"{prec}.{k}"] for k in OUTPUT_KEYS}
@@ -122,7 +123,7 @@ def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) 
     return report
 
 
-def _lint(bundle_dir: Path, manifest: dict, report: dict, log) -> list:
+def _lint(bundle_dir: Path, manifest: Manifest, report: dict, log) -> list:
     """Run the TensorRT graph lint (:mod:`.graph_lint`) on every ONNX file; return the failures."""
     from .graph_lint import lint_bundle
 
@@ -153,9 +154,9 @@ def _graph_checks(path: Path, precision: str, row: dict, log) -> list:
     return []
 
 
-def _torch_parity(bundle_dir: Path, manifest: dict, images: np.ndarray, data: dict, log) -> Optional[dict]:
+def _torch_parity(bundle_dir: Path, manifest: Manifest, images: np.ndarray, data: dict, log) -> Optional[dict]:
     """FP32 recorded outputs vs the bundle's checkpoint in PyTorch; ``None`` without torch."""
-    ckpt = BundleFiles.of(manifest).find("checkpoint")
+    ckpt = manifest.listing.find("checkpoint")
     if ckpt is None or "fp32.position" not in data:
         return None
     try:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-from edgepose.bundle import BundleFiles, check_precision, load_manifest
+from edgepose.bundle import BundleFiles, FileEntry, check_precision
 from edgepose.bundle_integrity import verified_file
 from edgepose.errors import BundleError, ConfigError
+from edgepose.manifest import Manifest
 
 from .spec import InputSpec
 
@@ -20,18 +21,21 @@ class PrecisionFallbackWarning(UserWarning):
 
 @dataclass
 class BundleView:
-    """``path`` (folder), ``manifest`` (dict) and ``input_spec`` of one bundle."""
+    """``path`` (folder) and typed ``manifest`` of one bundle."""
 
     path: Path
-    manifest: dict
-    input_spec: InputSpec
+    manifest: Manifest
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self.manifest.input
 
     @property
     def listing(self) -> BundleFiles:
         """The manifest's files, queried by role and precision."""
-        return BundleFiles.of(self.manifest)
+        return self.manifest.listing
 
-    def files(self, role: str) -> Dict[str, dict]:
+    def files(self, role: str) -> Dict[str, FileEntry]:
         return self.listing.with_role(role)
 
     def precisions(self, role: str = "onnx") -> List[str]:
@@ -60,7 +64,7 @@ class BundleView:
             return precision, p
         have = [q for q in self.precisions(role) if allowed is None or q in allowed]
         if not have:
-            raise BundleError(f"bundle {self.path} has no {role!r} file (files: {sorted(self.manifest['files'])})",
+            raise BundleError(f"bundle {self.path} has no {role!r} file (files: {sorted(self.manifest.files)})",
                               hint=f"export one with: edgepose-export RUN --out {self.path}")
         if strict:
             raise BundleError(f"bundle {self.path} has no {precision} {role} file; it has {have}",
@@ -80,6 +84,5 @@ def open_bundle(path: Union[str, Path, BundleView]) -> BundleView:
     if isinstance(path, BundleView):
         return path
     path = Path(path)
-    manifest = load_manifest(path)
-    return BundleView(path, manifest, InputSpec.from_manifest(manifest, str(path / "edgepose.json")))
+    return BundleView(path, Manifest.load(path))
 

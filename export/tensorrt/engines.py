@@ -108,7 +108,7 @@ def build_engines(trt, asm: BundleAssembly, input_spec: dict, precisions: Sequen
         if "dla_layers" in report:
             log(f"  DLA takes {report['dla_layers']['on_dla']} of {report['dla_layers']['total']} layers; "
                 "the rest run on the GPU")
-        fp = device.fingerprint(plan.precision, plan.dla_core, onnx_sha256=asm.files[onnx_rel].get("sha256"),
+        fp = device.fingerprint(plan.precision, plan.dla_core, onnx_sha256=asm.files[onnx_rel].sha256,
                                 profile=[list(s) for s in shapes])
         rel = engine_filename(fp)
         if rel in asm.files:  # a rebuild for the same device replaces the engine (and its stale build inputs)

@@ -120,7 +120,7 @@ def verify_bundle_files(view) -> dict:
     t0 = time.perf_counter()
     checked = verify_files(view.path, view.manifest)
     ms = (time.perf_counter() - t0) * 1e3
-    mb = sum(int(view.manifest["files"][rel]["size"]) for rel in checked) / 1e6
+    mb = sum(view.manifest.files[rel].size for rel in checked) / 1e6
     print(f"edgepose-bench: verified {len(checked)} file(s), {mb:.1f} MB, against edgepose.json in {ms:.0f} ms "
           "(sha256; the runtime checks each file it loads the same way)", file=sys.stderr)
     return {"files": len(checked), "mb": round(mb, 3), "sha256_ms": round(ms, 1)}
@@ -181,7 +181,7 @@ def _main(args, argv: List[str]) -> int:
         "schema": rep.SCHEMA,
         "created": now_iso(),
         "command": "edgepose-bench " + " ".join(shlex.quote(a) for a in argv),
-        "bundle": {"path": str(view.path), "backbone": view.manifest.get("model", {}).get("backbone"),
+        "bundle": {"path": str(view.path), "backbone": view.manifest.model.backbone,
                    "verified": verified,
                    "input": view.input_spec.to_json(), "precisions": view.precisions("onnx")},
         "data": {"root": str(args.data), "format": ds.format, "split": args.split, "n_frames": len(data)},
@@ -194,7 +194,7 @@ def _main(args, argv: List[str]) -> int:
         "gate": None if gate is None else {"spec": args.gate, "bounds": gate, "passed": not violations,
                                            "violations": violations},
         "rows": public_rows,
-        "baselines": rep.baseline_rows((view.manifest.get("training") or {}).get("metrics")),
+        "baselines": rep.baseline_rows(view.manifest.training_metrics),
         "frames": {
             "image": data.names,
             "truth": {"position": data.position, "rotation": data.rotation},
@@ -249,5 +249,5 @@ def _int8_projection(view) -> str:
 
     fp32 = view.listing.find("onnx", "fp32")
     gmacs = onnx_gmacs(Path(view.path) / fp32) if fp32 else None
-    return project(str(view.manifest.get("model", {}).get("backbone")), gmacs)["label"]
+    return project(view.manifest.model.backbone, gmacs)["label"]
 

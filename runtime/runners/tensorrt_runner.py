@@ -56,11 +56,12 @@ def select_engine(bundle: BundleView, precision: str, device: EngineFingerprint,
     first_mismatch: Optional[EngineMismatchError] = None
     for prec in fallback_order(precision, strict):
         for rel, entry in bundle.listing.with_role("engine", prec).items():
-            built = EngineFingerprint.from_json(entry.get("fingerprint", {}))
+            built = EngineFingerprint.from_json(entry.fingerprint)
             want_dla = built.dla_core if dla_core is None else dla_core
-            onnx_entry = bundle.manifest["files"].get(entry.get("onnx") or "", {})
+            onnx_entry = bundle.manifest.files.get(entry.onnx or "")
             here = EngineFingerprint(device.trt_version, device.gpu, device.compute_capability, prec, want_dla,
-                                     onnx_sha256=onnx_entry.get("sha256"), profile=bundle_profile(bundle.manifest))
+                                     onnx_sha256=onnx_entry.sha256 if onnx_entry else None,
+                                     profile=bundle_profile(bundle.manifest))
             try:
                 check_engine(entry, here, bundle.path)
             except EngineMismatchError as exc:
@@ -78,9 +79,10 @@ def select_engine(bundle: BundleView, precision: str, device: EngineFingerprint,
                       hint=f"build it with: edgepose-export {bundle.path} --precision {precision} --engine yes")
 
 
-def bundle_profile(manifest: dict) -> list:
-    """``[[min shape], [opt shape], [max shape]]`` of the bundle's input, as engines record it."""
-    return [list(s) for s in profile_shapes(manifest["input"])]
+def bundle_profile(manifest) -> list:
+    """``[[min shape], [opt shape], [max shape]]`` of the bundle's input (a typed
+    :class:`~edgepose.manifest.Manifest`, or its JSON document), as engines record it."""
+    return [list(s) for s in profile_shapes(manifest["input"] if isinstance(manifest, dict) else manifest.input)]
 
 
 def check_profile(profile, want_min, want_max, engine: str) -> Tuple[int, ...]:

@@ -11,7 +11,8 @@ from edgepose.errors import BundleError, EngineMismatchError
 def make_bundle(d):
     d.mkdir()
     (d / "model.onnx").write_bytes(b"onnx-bytes")
-    B.write_manifest(d, {"model": {}, "input": {}, "outputs": {}, "normalization": {},
+    B.write_manifest(d, {"model": {"backbone": "tiny"}, "input": B.InputSpec.for_model("uint8", (32, 24)).to_manifest(),
+                         "outputs": B.outputs_section(False, 1), "normalization": B.normalization_section([0, 0, 0], 1),
                          "files": {"model.onnx": B.file_entry(d, "model.onnx", "onnx", "fp32")}})
     return d
 
@@ -21,7 +22,8 @@ def test_manifest_roundtrip_and_verify(tmp_path):
     m = B.load_manifest(d)
     assert m["schema"] == B.SCHEMA and "conventions" in m
     assert B.verify_files(d) == ["model.onnx"]
-    assert B.find_file(m, "onnx", "fp32") == "model.onnx" and B.find_file(m, "onnx", "int8") is None
+    typed = B.Manifest.load(d)
+    assert B.find_file(typed, "onnx", "fp32") == "model.onnx" and B.find_file(typed, "onnx", "int8") is None
     (d / "model.onnx").write_bytes(b"onnx-bytEs")
     with pytest.raises(BundleError, match="model.onnx: sha256"):
         B.verify_files(d)

@@ -12,13 +12,17 @@ from edgepose import bundle as B
 from edgepose.errors import BundleError, ConfigError
 from edgepose.input_spec import InputMismatchError, InputSpec
 
+def _entry(role, precision):
+    return B.FileEntry(role, precision, "0" * 64, 1)
+
+
 FILES = {
-    "model.onnx": {"role": "onnx", "precision": "fp32"},
-    "model.int8.onnx": {"role": "onnx", "precision": "int8"},
-    "model.pt": {"role": "checkpoint", "precision": "fp32"},
-    "parity.npz": {"role": "parity", "precision": None},
-    "a.int8.engine": {"role": "engine", "precision": "int8"},
-    "b.int8.engine": {"role": "engine", "precision": "int8"},
+    "model.onnx": _entry("onnx", "fp32"),
+    "model.int8.onnx": _entry("onnx", "int8"),
+    "model.pt": _entry("checkpoint", "fp32"),
+    "parity.npz": _entry("parity", None),
+    "a.int8.engine": _entry("engine", "int8"),
+    "b.int8.engine": _entry("engine", "int8"),
 }
 
 
@@ -30,7 +34,8 @@ def test_files_by_role_and_precision():
     assert list(f.with_role("engine", "int8")) == ["a.int8.engine", "b.int8.engine"]  # manifest order
     assert f.by_precision("onnx") == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
     assert len(f) == len(FILES) and dict(f) == FILES
-    assert B.find_file({"files": FILES}, "checkpoint") == "model.pt"
+    assert B.BundleFiles.of({"files": {k: e.to_json() for k, e in FILES.items()
+                                       if e.role != "engine"}}).find("checkpoint") == "model.pt"
 
 
 # hand-worked: which file serves each asked precision for each set of available ones
@@ -44,7 +49,7 @@ NEAREST_CASES = [
 
 @pytest.mark.parametrize("asked,have,served", NEAREST_CASES)
 def test_fallback_is_the_nearest_precision(asked, have, served):
-    files = {B.onnx_filename(p): {"role": "onnx", "precision": p} for p in have}
+    files = {B.onnx_filename(p): _entry("onnx", p) for p in have}
     assert B.BundleFiles(files).nearest("onnx", asked) == served
     assert B.BundleFiles(files).nearest("onnx", asked, strict=True) == (asked if asked in have else None)
 
@@ -78,9 +83,9 @@ def test_input_spec_reads_older_manifests_and_rejects_broken_ones():
     old = InputSpec.from_manifest({"input": {"name": "image", "dtype": "uint8", "layout": "NHWC",
                                              "shape": [1, 24, 32, 3]}})
     assert (old.batch_min, old.batch_max, old.opt) == (1, 1, 1)
-    with pytest.raises(BundleError, match="incomplete"):
+    with pytest.raises(BundleError, match="input.shape is missing"):
         InputSpec.from_manifest({"input": {"dtype": "uint8"}})
-    with pytest.raises(BundleError, match="layout"):
+    with pytest.raises(BundleError, match="shape"):
         InputSpec.from_manifest({"input": {"shape": [1, 24, 32], "layout": "NHWC"}})
     with pytest.raises(ConfigError, match="--input"):
         InputSpec.for_model("int8", (32, 24))

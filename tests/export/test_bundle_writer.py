@@ -7,17 +7,20 @@ import pytest
 
 from edgepose.bundle import MANIFEST, InputSpec, load_manifest, outputs_section, sha256_file, verify_files
 from edgepose.errors import BundleError
-from edgepose.export.bundle_writer import assemble, model_section, normalization
+from edgepose.export.bundle_writer import assemble
+from edgepose.manifest import Manifest, ModelInfo, Normalization
 from edgepose.export.out_folder import check_out_dir
 
 CONFIG = {"backbone": "efficientnet_lite0", "input_size": [32, 24], "hidden": 32, "dropout": 0.2,
           "position_mean": [1.0, 2.0, 3.0], "position_scale": 4.0, "pixel_mean": [0.5] * 3, "pixel_std": [0.5] * 3}
 
 
+FINGERPRINT = {"trt_version": "8.5.2.2", "gpu": "Orin", "compute_capability": "8.7", "precision": "fp16"}
+
+
 def manifest_base(dynamic=False):
-    spec = InputSpec.for_model("uint8", (32, 24), (1, 2, 4) if dynamic else (1, 1, 1), dynamic).to_manifest()
-    return {"model": model_section(CONFIG), "input": spec, "outputs": outputs_section(dynamic),
-            "normalization": normalization(CONFIG)}
+    spec = InputSpec.for_model("uint8", (32, 24), (1, 2, 4) if dynamic else (1, 1, 1), dynamic)
+    return Manifest(ModelInfo.from_config(CONFIG), spec, Normalization((1.0, 2.0, 3.0), 4.0), files={})
 
 
 def write_bundle(out, payload=b"graph-bytes"):
@@ -37,6 +40,10 @@ def test_assembled_bundle_lists_every_file_with_its_hash(tmp_path):
     assert m["files"]["model.onnx"]["sha256"] == sha256_file(out / "model.onnx")
     assert m["files"]["model.pt"]["role"] == "checkpoint"
     assert m["schema"] == "edgepose.bundle/1" and "conventions" in m
+    # the input size is stored once (input.shape), not copied into model or model.config
+    assert m["input"]["shape"] == [1, 24, 32, 3] and Manifest.load(out).input_size == (32, 24)
+    assert "input_size" not in m["model"] and "input_size" not in m["model"]["config"]
+    assert m["model"]["config"] == {"backbone": "efficientnet_lite0", "hidden": 32, "dropout": 0.2}
     assert verify_files(out) == ["model.onnx", "model.pt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "src.onnx"]  # no temporary folder left
 
@@ -61,7 +68,7 @@ def test_an_unfinished_assembly_is_not_a_bundle(tmp_path):
 
 def test_start_from_keeps_files_and_never_writes_through_hard_links(tmp_path):
     old = write_bundle(tmp_path / "old", b"fp32-graph")
-    m = load_manifest(old)
+    m = Manifest.load(old)
     new_src = tmp_path / "replacement.onnx"
     new_src.write_bytes(b"changed")
     with assemble(tmp_path / "new") as asm:
@@ -69,13 +76,13 @@ def test_start_from_keeps_files_and_never_writes_through_hard_links(tmp_path):
         assert set(asm.files) == {"model.onnx"}
         asm.add_file(new_src, "model.onnx", "onnx", "fp32")  # replaces a (possibly hard-linked) copy
         asm.add_bytes(b"plan", "model.trt8.5.2.2.orin.sm87.gpu.fp16.engine", "engine", "fp16",
-                      fingerprint={"trt_version": "8.5.2.2"})
-        asm.finish({k: v for k, v in m.items() if k != "files"})
+                      fingerprint=FINGERPRINT)
+        asm.finish(Manifest.load(old))
     assert (old / "model.onnx").read_bytes() == b"fp32-graph"  # the source bundle is intact
     verify_files(old)
     new = load_manifest(tmp_path / "new")
     assert new["files"]["model.onnx"]["sha256"] == sha256_file(new_src)
-    assert new["files"]["model.trt8.5.2.2.orin.sm87.gpu.fp16.engine"]["fingerprint"] == {"trt_version": "8.5.2.2"}
+    assert new["files"]["model.trt8.5.2.2.orin.sm87.gpu.fp16.engine"]["fingerprint"] == FINGERPRINT
     assert "model.pt" not in new["files"] and not (tmp_path / "new" / "model.pt").exists()
 
 
@@ -106,7 +113,7 @@ def test_input_and_output_specs_follow_the_model_contract():
     out = outputs_section(True)
     assert out["position"]["shape"] == [-1, 3] and out["rotation"]["shape"] == [-1, 4]
     assert out["sigma"]["unit"] == ["m", "rad"]
-    norm = normalization(CONFIG)
+    norm = Normalization((1.0, 2.0, 3.0), 4.0).to_json()
     assert norm["position_mean"] == [1.0, 2.0, 3.0] and norm["position_scale"] == 4.0
     assert norm["where"] == "graph-fp32"
-    json.dumps(manifest_base(True))  # all JSON types
+    json.dumps(manifest_base(True).to_json())  # all JSON types

@@ -72,7 +72,7 @@ def test_export_bundle_runs_the_pass_table_and_graph_checks(run_dir, tmp_path, m
     assert result.onnx_files == {"fp32": "model.onnx", "fp16": "model.fp16.onnx"}
     assert seen == [("model.onnx", "fp32"), ("model.fp16.onnx", "fp16")]
     m = json.loads((tmp_path / "b" / MANIFEST).read_text())
-    assert m == result.manifest
+    assert m == result.manifest.to_json()
     fp16 = onnx.load(str(tmp_path / "b" / "model.fp16.onnx"))
     assert m["export"]["onnx"]["fp16"]["checks"] == {"count_nodes": {"nodes": len(fp16.graph.node)}}
     assert m["validation"] == {} and any("not measured" in line for line in logs)

@@ -127,11 +127,18 @@ def test_paths_leaving_the_bundle_are_refused(copy, frames, tmp_path, name):
 
 
 @pytest.mark.parametrize("edit, words", [
-    (lambda m: m.update(files=list(m["files"])), "'files' is a list"),
+    (lambda m: m.update(files=list(m["files"])), "edgepose.json: files is ['model.onnx'"),
     (lambda m: m["files"].update({"model.onnx": "model.onnx"}), "files['model.onnx'] is 'model.onnx'"),
-    (lambda m: m["normalization"].update(position_scale="big"), "position_scale is 'big'"),
+    (lambda m: m["normalization"].update(position_scale="big"), "normalization.position_scale is 'big'"),
     (lambda m: m["input"].update(shape=[1, 0, 0, 3]), "input.shape is [1, 0, 0, 3]"),
-    (lambda m: m["files"]["model.onnx"].update(size="12"), "size '12'"),
+    (lambda m: m["files"]["model.onnx"].update(size="12"), "files['model.onnx'].size is '12'"),
+    # issue 22, families 3 and 4: absurd or non-integer shapes and batches, an empty listing
+    (lambda m: m["input"].update(shape=[1, 100000, 100000, 3]), "height and width in 1..8192"),
+    (lambda m: m["input"].update(shape=[1, 24.5, 32, 3]), "input.shape is [1, 24.5, 32, 3]"),
+    (lambda m: m["input"].update(shape=[2] + m["input"]["shape"][1:]), "the graph's batch is fixed at 2"),
+    (lambda m: m["input"]["batch"].update(max=10 ** 6), "input.batch.max is 1000000"),
+    (lambda m: m["input"]["batch"].update(min="1"), "input.batch.min is '1'"),
+    (lambda m: m.update(files={}), "files is empty"),
 ])
 def test_a_manifest_of_the_wrong_shape_is_a_clear_error(copy, frames, tmp_path, edit, words):
     m = _manifest(copy)
@@ -142,3 +149,17 @@ def test_a_manifest_of_the_wrong_shape_is_a_clear_error(copy, frames, tmp_path, 
     assert words in str(exc.value) and "re-export" in str(exc.value)
     proc = _run(copy, frames, tmp_path)
     assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_swapped_precision_labels_are_refused_before_running(copy, frames, tmp_path):
+    """Issue 22, family 4: the INT8 graph labelled fp32 (and the FP32 graph labelled int8), with
+    hashes that match, must not run as ``--precision fp32``."""
+    m = _manifest(copy)
+    m["files"]["model.onnx"]["precision"], m["files"]["model.int8.onnx"]["precision"] = "int8", "fp32"
+    m["files"] = {"model.int8.onnx": m["files"].pop("model.int8.onnx"), **m["files"]}  # fp32 label first
+    _write(copy, m)
+    proc = _run(copy, frames, tmp_path)
+    assert proc.returncode == 2 and "labelled fp32 but it is a Q/DQ (int8) graph" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "p.jsonl").exists()
+    with pytest.raises(BundleError, match="labelled int8 but it holds no QuantizeLinear"):
+        verify_files(copy)

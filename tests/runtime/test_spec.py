@@ -22,7 +22,7 @@ def test_specs_from_manifests():
     b = InputSpec.from_manifest(NCHW)  # a static batch of 1
     assert (b.size, b.batch_min, b.batch_max, b.batch_shape(1)) == ((32, 24), 1, 1, (1, 3, 24, 32))
     for bad, why in (({"shape": [1, 24, 32]}, "layout|shape"), ({**NHWC["input"], "layout": "HWC"}, "layout"),
-                     ({**NHWC["input"], "dtype": "int32"}, "dtype"), ({"layout": "NHWC"}, "incomplete|shape")):
+                     ({**NHWC["input"], "dtype": "int32"}, "dtype"), ({"layout": "NHWC"}, "shape is missing")):
         with pytest.raises(BundleError, match=why):
             InputSpec.from_manifest({"input": bad})
 
