@@ -174,6 +174,10 @@ def _run(args, signals) -> int:
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"edgepose-run: warning: {msg}\n"
     status = StatusLine(enabled=not args.quiet)
+    listing = ros_options.topic_listing(args)  # a bag --source without --topic: list, exit 0
+    if listing is not None:
+        print(listing)
+        return 0
     source = open_source(args.source, fps=args.fps, split=args.split, **ros_options.source_options(args))
     args.policy = resolve_policy(args.policy, source)
     runner, options = make_runner(args)

@@ -192,7 +192,9 @@ class BagSource(Source):
         reader, conns, messages = self._open()
         try:
             for c, log_ns, raw in messages(conns):
-                yield c, log_ns, (self.typestore.ros1_to_cdr(raw, c.msgtype) if self.ros1 else raw)
+                if self.ros1:  # through the message: ros1_to_cdr with the Humble store failed on ROS 1 Images
+                    raw = self.typestore.serialize_cdr(self.typestore.deserialize_ros1(raw, c.msgtype), c.msgtype)
+                yield c, log_ns, raw
         finally:
             reader.close()
 

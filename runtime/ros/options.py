@@ -27,13 +27,15 @@ def add_ros_arguments(p: argparse.ArgumentParser) -> None:
                         "camera's own REP 103 body axes; the covariance follows the lever arm")
     g.add_argument("--copy-images", action="store_true",
                    help="with a bag --source and a bag --out: copy the image topic into the output too")
+    g.add_argument("--allow-depth", action="store_true",
+                   help="read a depth topic (named *depth*, 16UC1) as intensity frames; refused otherwise")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output bag (refused otherwise)")
 
 
 def source_options(args) -> dict:
     """Keyword options for ``open_source``: the topic, for a bag source."""
     if is_bag_path(args.source):
-        return {"topic": args.topic}
+        return {"topic": args.topic, "allow_depth": args.allow_depth}
     if args.topic:
         from edgepose.errors import ConfigError
 
@@ -42,14 +44,48 @@ def source_options(args) -> dict:
     return {}
 
 
+def topic_listing(args) -> Optional[str]:
+    """The image topics of a bag ``--source`` given without ``--topic`` (what the user asked
+    for: printed on stdout, exit 0), else ``None``."""
+    if args.topic or not is_bag_path(args.source):
+        return None
+    from .bag_source import BagSource
+
+    return (f"{args.source}: {BagSource.listing(args.source)}\n"
+            f"next: edgepose-run {args.bundle} --source {args.source} --topic TOPIC --out poses.mcap")
+
+
+def pose_of(args) -> str:
+    """What the published pose is of: the base (``--camera-to-base``) or the camera optical frame."""
+    if args.camera_to_base:
+        return f"base (--camera-to-base {args.camera_to_base})"
+    return "camera_optical_frame"
+
+
+def warn_optical_pose(what: str) -> None:
+    """Warn that a pose message will carry the camera optical frame's pose, not the body's."""
+    import warnings
+
+    warnings.warn(f"{what} carries the camera OPTICAL frame's pose (x right, y down, z forward); "
+                  "PoseWithCovarianceStamped has no child frame and robot_localization / Nav2 read it as the "
+                  "robot body's pose. Pass --camera-to-base 'X Y Z QX QY QZ QW' (ros2 run tf2_ros tf2_echo "
+                  "base_link <camera optical frame>) to publish the body's pose")
+
+
 def bag_sink_options(args, source) -> Optional[dict]:
     """Options of the bag sink when ``--out`` names a bag, else ``None``."""
     if not is_bag_output(args.out):
         return None
-    copy = None
-    if args.copy_images and getattr(source, "topic", None) and hasattr(source, "path"):
-        copy = (source.path, source.topic)
-    return {"topic": args.pose_topic, "frame_id": args.frame_id, "overwrite": args.overwrite, "copy_images": copy}
+    bag_source = source if hasattr(source, "record") else None
+    if args.copy_images and bag_source is None:
+        from edgepose.errors import ConfigError
+
+        raise ConfigError(f"--copy-images copies the image topic of a bag --source; {args.source!r} is not a bag",
+                          hint="drop --copy-images, or pass a bag as --source")
+    if not args.camera_to_base:
+        warn_optical_pose(f"--out {args.out}")
+    return {"topic": args.pose_topic, "frame_id": args.frame_id, "overwrite": args.overwrite,
+            "source": bag_source, "copy_images": bool(args.copy_images), "pose_of": pose_of(args)}
 
 
 def postprocess(args, step: Optional[Callable]) -> Optional[Callable]:
