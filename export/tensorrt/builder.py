@@ -74,8 +74,10 @@ def build_serialized_engine(trt, onnx_path: Union[str, Path], plan: BuildPlan, i
     """Build a serialized engine (plan bytes) from ``onnx_path`` as ``plan`` says.
 
     ``report`` (a dict) receives what was enforced: ``fp32_layers`` (the reachability choice:
-    post-processing layers found, pinned, skipped by reason) and, for DLA, ``dla_layers``
-    ``{"on_dla", "total"}``.
+    post-processing layers found, pinned, skipped by reason), for DLA ``dla_layers``
+    ``{"on_dla", "total"}``, and ``inspector``: the engine's own per-layer report summarised
+    (:func:`.inspector.summarise`). An engine whose post-processing the report shows below FP32
+    is refused (:class:`.inspector.EnginePrecisionError`, naming the layers).
 
     Raises :class:`TensorRTBuildError` listing every parser error, or the logged errors when
     ``build_serialized_network`` returns ``None``.
@@ -141,7 +143,22 @@ def build_serialized_engine(trt, onnx_path: Union[str, Path], plan: BuildPlan, i
                                  hint="try a larger --workspace-gb, or another precision")
     if timing_cache is not None:
         save_timing_cache(config, timing_cache)
-    return memoryview(serialized).tobytes()
+    data = memoryview(serialized).tobytes()
+    report["inspector"] = _inspect(trt, logger, data, plan, onnx_path)
+    return data
+
+
+def _inspect(trt, logger, data: bytes, plan: BuildPlan, onnx_path) -> dict:
+    """The built engine's own per-layer report, summarised; refuse it when post-processing is not FP32."""
+    from ..onnx_export import NODE_GROUPS
+    from .inspector import check_post_processing_fp32, engine_information, parse_engine_information
+
+    engine = trt.Runtime(logger).deserialize_cuda_engine(data)
+    if engine is None:
+        raise TensorRTBuildError(f"TensorRT {trt.__version__} cannot load the {plan.precision} engine it just built "
+                                 f"from {onnx_path}", hint="report it with the TensorRT version")
+    report = parse_engine_information(engine_information(trt, engine))
+    return check_post_processing_fp32(report, NODE_GROUPS["post"], what=f"the {plan.precision} engine from {onnx_path}")
 
 
 def _pin_fp32(trt, network, plan: BuildPlan, onnx_path) -> dict:
