@@ -23,14 +23,14 @@ def test_node_publishes_stamped_poses(bundle):
     from edgepose.runtime.ros.testing import frame_stamps, gradient_frames
 
     rc = {}
-    t = threading.Thread(target=lambda: rc.setdefault("rc", main([str(bundle[0]), "--image-topic", "/t_img",
-                                                                   "--pose-topic", "/t_pose", "--backend",
-                                                                   "onnxruntime", "--precision", "fp32"])))
+    argv = [str(bundle[0]), "--backend", "onnxruntime", "--precision", "fp32",  # ROS arguments as ROS users give them
+            "--ros-args", "-r", "__ns:=/t", "-r", "camera/image_raw:=/t_img", "-p", "frame_id:=odom"]
+    t = threading.Thread(target=lambda: rc.setdefault("rc", main(argv)))
     t.start()
     time.sleep(3.0)  # the node's init
     node = rclpy.create_node("edgepose_test")
     got = []
-    node.create_subscription(PoseWithCovarianceStamped, "/t_pose", got.append, to_rclpy_qos(POSE_QOS))
+    node.create_subscription(PoseWithCovarianceStamped, "/t/edgepose/pose", got.append, to_rclpy_qos(POSE_QOS))
     pub = node.create_publisher(Image, "/t_img", to_rclpy_qos(IMAGE_QOS))
     stamps = frame_stamps(20)
     for s, img in zip(stamps, gradient_frames(20)):
@@ -48,5 +48,6 @@ def test_node_publishes_stamped_poses(bundle):
     assert got, "no pose came back"
     for m in got:
         assert m.header.stamp.sec * 10**9 + m.header.stamp.nanosec in stamps
+        assert m.header.frame_id == "odom"  # the -p parameter
         cov = np.asarray(m.pose.covariance).reshape(6, 6)
         assert np.all(np.linalg.eigvalsh(cov) > 0)
