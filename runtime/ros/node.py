@@ -82,7 +82,7 @@ def parse_args(argv: Optional[List[str]]):
 def _describe(setting):
     from rcl_interfaces.msg import ParameterDescriptor
 
-    return ParameterDescriptor(description=setting.description)
+    return ParameterDescriptor(description=setting.description, dynamic_typing=True)
 
 
 def _transform(pm, base_frame: str):

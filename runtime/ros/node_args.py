@@ -136,7 +136,9 @@ def declare_settings(node, args, describe: Optional[Callable[[Setting], Any]] = 
     as default, and return the values the node ends up with (``-p``, params files and launch
     files override the defaults; rcl applies them at declaration).
 
-    ``describe(setting)`` may build an ``rcl_interfaces/ParameterDescriptor`` for each.
+    ``describe(setting)`` may build an ``rcl_interfaces/ParameterDescriptor`` for each (the
+    node's allows dynamic typing, so ``-p diagnostics_period:=2`` is not refused as an int;
+    values are converted to the setting's type here).
     """
     values: Dict[str, Any] = {}
     for s in SETTINGS:
@@ -149,5 +151,15 @@ def declare_settings(node, args, describe: Optional[Callable[[Setting], Any]] = 
             node.declare_parameter(s.name, default, describe(s))
         else:
             node.declare_parameter(s.name, default)
-        values[s.name] = node.get_parameter(s.name).value
+        values[s.name] = _as_type_of(default, node.get_parameter(s.name).value, s.name)
     return values
+
+
+def _as_type_of(default, value, name: str):
+    """``value`` as the type of ``default`` (``-p diagnostics_period:=2`` arrives as an int)."""
+    try:
+        if isinstance(default, bool):
+            return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"ROS parameter {name}: expected a {type(default).__name__}, found {value!r}") from None

@@ -227,13 +227,18 @@ def test_without_rosbags_the_error_names_the_install_command(tmp_path, bundle):
 def test_python_api_of_the_readme(tmp_path, bundle):
     from edgepose.runtime import PoseEstimator
 
-    path = write_image_bag(tmp_path / "flight.mcap", gradient_frames(8), TOPIC, corrupt=[3])
+    logs = [s + 7_000_000 for s in frame_stamps(8)]  # the recorder logged each image 7 ms after its stamp
+    path = write_image_bag(tmp_path / "flight.mcap", gradient_frames(8), TOPIC, corrupt=[3], log_times=logs)
     out = tmp_path / "poses.mcap"
+    src = BagSource(path, topic=TOPIC)
     with PoseEstimator.from_bundle(bundle[0], backend="onnxruntime", precision="fp32") as est, \
-            BagSink(out, frame_id="map") as sink:
-        results = list(est.stream(path, topic=TOPIC, policy="every"))
+            BagSink(out, frame_id="map", source=src) as sink:
+        results = list(est.stream(src, policy="every"))
         for r in results:
             sink.write(r)
     assert [r.stamp_ns for r in results] == frame_stamps(8)
     assert all(r.latency_ms > 0 for r in results) and results[3].pose_covariance() is None
-    assert [m[2] for m in _read(out)] == [s for i, s in enumerate(frame_stamps(8)) if i != 3]
+    msgs = _read(out)
+    assert [m[2] for m in msgs] == [t for i, t in enumerate(logs) if i != 3]  # logged at the images' log times
+    assert [m[3].header.stamp.sec * 10**9 + m[3].header.stamp.nanosec for m in msgs] == \
+        [s for i, s in enumerate(frame_stamps(8)) if i != 3]

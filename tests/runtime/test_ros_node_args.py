@@ -87,6 +87,10 @@ def test_every_setting_is_a_ros_parameter_and_overrides_win():
     assert cfg["frame_id"] == "map" and cfg["camera_to_base"] == "0 0 0 0 0 0 1"  # -p beats the flag
     assert cfg["diagnostics_period"] == 2.5 and cfg["bundle"] == "b"
     assert all(node.descriptors[s.name] for s in SETTINGS)
+    node2 = RclpyNodeDouble(parse_ros_args(["--ros-args", "-p", "diagnostics_period:=2", "-p", "publish_tf:=true"]).params)
+    cfg2 = declare_settings(node2, args)
+    assert cfg2["diagnostics_period"] == 2.0 and isinstance(cfg2["diagnostics_period"], float)  # an int from -p
+    assert cfg2["publish_tf"] is True
     assert not cfg["image_topic"].startswith("/") and not cfg["pose_topic"].startswith("/")  # relative names
 
 

@@ -12,6 +12,7 @@ from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 ARGS = (
     ("bundle", None, "bundle folder made by edgepose-export"),
@@ -29,9 +30,9 @@ ARGS = (
 
 def _node(with_params_file: bool):
     cfg = LaunchConfiguration
-    params = [{"bundle": cfg("bundle"), "camera_to_base": cfg("camera_to_base"), "frame_id": cfg("frame_id"),
-               "backend": cfg("backend"), "precision": cfg("precision"),
-               "use_sim_time": PythonExpression(["'", cfg("use_sim_time"), "'.lower() == 'true'"])}]
+    params = [{name: ParameterValue(cfg(name), value_type=str)  # text as given (a path is never read as YAML)
+               for name in ("bundle", "camera_to_base", "frame_id", "backend", "precision")}]
+    params[0]["use_sim_time"] = cfg("use_sim_time")  # 'true'/'false': launch_ros reads it as a YAML bool
     if with_params_file:
         params.append(cfg("params_file"))
     has_file = PythonExpression(["'", cfg("params_file"), "' != ''"])
