@@ -36,6 +36,7 @@ import math
 from typing import Callable, Optional, Tuple
 
 from .errors import ConfigError
+from .input_spec import MAX_SIDE
 
 
 def _range(low, high, low_open: bool, high_open: bool) -> str:
@@ -93,10 +94,19 @@ positive_int = integer(low=1)
 nonnegative_int = integer(low=0)
 positive_float = number(low=0, low_open=True)
 nonnegative_float = number(low=0)
+#: CPU threads of a runtime (0 = the library's choice); more than 1024 is a typo, and ONNX
+#: Runtime would try to start them all
+threads = integer(low=0, high=1024)
+#: a frame rate (Hz): 5e-324 passes "> 0" and makes every timestamp infinite
+frame_rate = number(low=1e-3, high=1e6)
+#: a batch size (engines' and the runtime's largest, edgepose.input_spec.MAX_BATCH)
+batch_size = integer(low=1, high=1024)
 
 
-def parse_size(text: str, multiple_of: int = 1, minimum: int = 1, what: str = "--size") -> Tuple[int, int]:
-    """``"160x120"`` -> ``(160, 120)``; :class:`ConfigError` saying what was expected otherwise."""
+def parse_size(text: str, multiple_of: int = 1, minimum: int = 1, what: str = "--size",
+               maximum: int = MAX_SIDE) -> Tuple[int, int]:
+    """``"160x120"`` -> ``(160, 120)``; :class:`ConfigError` saying what was expected otherwise
+    (each side at most ``maximum``: 100000x100000 would allocate 30 GB per frame)."""
     example = "128x96" if multiple_of > 1 else "160x120"
     parts = str(text).lower().replace("*", "x").split("x")
     try:
@@ -110,6 +120,8 @@ def parse_size(text: str, multiple_of: int = 1, minimum: int = 1, what: str = "-
     if w < low or h < low or w % multiple_of or h % multiple_of:
         rule = f"both sides must be >= {low}" + (f" and multiples of {multiple_of}" if multiple_of > 1 else "")
         raise ConfigError(f"{what} {w}x{h}: {rule}", hint=f"e.g. {what} {example}")
+    if w > maximum or h > maximum:
+        raise ConfigError(f"{what} {w}x{h}: each side must be <= {maximum} pixels", hint=f"e.g. {what} {example}")
     return w, h
 
 

@@ -24,6 +24,7 @@ from edgepose.bundle import MANIFEST, PRECISIONS, InputSpec, verify_files
 from edgepose.errors import ConfigError
 from edgepose.jsonsafe import json_safe
 from edgepose.manifest import Manifest, ModelInfo, Normalization
+from edgepose.outputs import check_outputs
 
 from .bundle_writer import CHECKPOINT_NAME, ONNX_NAMES, PARITY_NAME, assemble
 from .config import DEFAULT_RUN_PRECISIONS, PARITY_FRAMES, ExportConfig
@@ -100,6 +101,8 @@ def engines_for_bundle(cfg: ExportConfig, log: Log = print) -> ExportResult:
     verify_files(source, manifest)
     precisions = cfg.precisions or manifest.listing.precisions("onnx")
     out = cfg.out or source
+    # engines go into the bundle itself (its job) or a new folder, never into the --calib dataset
+    check_outputs({"--out": out}, {"BUNDLE": source, "--calib": cfg.calib}, same_as_input_ok={"--out": "BUNDLE"})
     spec = manifest.input.to_manifest()
     result = ExportResult(out, True, list(precisions), data_root=cfg.calib)
     trt = require_tensorrt(cfg.engine, str(out), precisions, spec)
@@ -138,6 +141,9 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
 
     ckpt_path = resolve_checkpoint(source)
     ckpt = read_checkpoint(ckpt_path)
+    data_root = cfg.calib or (ckpt.get("data") or {}).get("root")
+    # the bundle never lands on what the export reads (the checkpoint, the dataset)
+    check_outputs({"--out": out}, {"checkpoint": ckpt_path, "--calib" if cfg.calib else "dataset": data_root})
     model = load_model(ckpt_path)
     config = model.config
     size = tuple(int(v) for v in config["input_size"])

@@ -32,7 +32,7 @@ from edgepose.bundle import MANIFEST, PRECISIONS, FileEntry, onnx_filename, sha2
 from edgepose.errors import BundleError
 from edgepose.manifest import Manifest
 
-from .out_folder import check_out_dir, clean_stale_partials, install
+from .out_folder import check_out_dir, clean_stale_partials, install, mark_partial, unmark_partial
 
 PathLike = Union[str, Path]
 
@@ -120,9 +120,11 @@ def assemble(out: PathLike, overwrite: bool = False) -> Iterator[BundleAssembly]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=str(out.parent)))
     try:
+        mark_partial(tmp)  # the proof, for a later export, that this leftover is ours to remove
         yield BundleAssembly(tmp)
         if not (tmp / MANIFEST).is_file():
             raise BundleError(f"bundle {out} was not finished (no {MANIFEST} written)")
+        unmark_partial(tmp)
         install(tmp, out, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -20,12 +20,13 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from edgepose.argtypes import batch_size, integer, nonnegative_float, number
 from edgepose.bundle import MANIFEST
 from edgepose.errors import ConfigError, EdgePoseError
 
 from .api import ExportResult, default_argv, export_bundle
-from .config import (CALIB_METHODS, DEFAULT_CALIB_FRAMES, DEFAULT_OPSET, DEFAULT_VAL_FRAMES, ExportConfig,
-                     parse_batch, parse_precisions)
+from .config import (CALIB_METHODS, DEFAULT_CALIB_FRAMES, DEFAULT_OPSET, DEFAULT_VAL_FRAMES, MAX_DLA_CORE,
+                     MAX_WORKSPACE_GB, ExportConfig, parse_batch, parse_precisions)
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USER_ERROR = 0, 1, 2
 
@@ -81,40 +82,42 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("INT8 calibration (training frames only)")
     g.add_argument("--calib", metavar="DATA", type=Path,
                    help="dataset folder for calibration and validation (default: the run's dataset)")
-    g.add_argument("--calib-frames", type=int, default=DEFAULT_CALIB_FRAMES,
+    g.add_argument("--calib-frames", type=integer(1, 100000), default=DEFAULT_CALIB_FRAMES,
                    help=f"calibration frames from the training split (default {DEFAULT_CALIB_FRAMES}; "
                         "fewer than 300 warns)")
     g.add_argument("--calib-method", choices=CALIB_METHODS, default="minmax",
                    help="activation range method of the Q/DQ pass (default minmax)")
-    g.add_argument("--int8-max-drift-m", type=float, default=None,
+    g.add_argument("--int8-max-drift-m", type=nonnegative_float, default=None,
                    help="guided mixed precision: keep layers in float until the INT8 median position "
                         "drift vs FP32 is at most this (m)")
-    g.add_argument("--int8-max-drift-deg", type=float, default=None,
+    g.add_argument("--int8-max-drift-deg", type=nonnegative_float, default=None,
                    help="same for the median rotation drift (deg)")
     g.add_argument("--int8-engine", choices=("qdq", "calibrator"), default="qdq",
                    help="TensorRT INT8 from the Q/DQ model (default; TRT 8.5-11) or by implicit "
                         "calibration with IInt8EntropyCalibrator2 (TRT 8.x; cache in the bundle)")
     g = p.add_argument_group("graph")
-    g.add_argument("--batch", type=int, default=1, help="fixed batch size (default 1)")
+    g.add_argument("--batch", type=batch_size, default=1, help="fixed batch size (default 1)")
     g.add_argument("--dynamic-batch", metavar="MIN:OPT:MAX", default=None,
                    help="dynamic batch axis with this TensorRT optimization profile, e.g. 1:4:8")
     g.add_argument("--input", choices=("uint8", "float32"), default="uint8",
                    help="uint8 NHWC (default: 4x fewer bytes, normalisation in the graph) or float32 NCHW 0..255")
-    g.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+    g.add_argument("--opset", type=integer(7, 20), default=DEFAULT_OPSET,
                    help=f"ONNX opset (default {DEFAULT_OPSET}, at most 20)")
     g.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     g = p.add_argument_group("validation (test split)")
-    g.add_argument("--val-frames", type=int, default=DEFAULT_VAL_FRAMES,
+    g.add_argument("--val-frames", type=integer(1, 100000), default=DEFAULT_VAL_FRAMES,
                    help=f"test frames for accuracy and drift (default {DEFAULT_VAL_FRAMES}, spread over the split)")
-    g.add_argument("--max-drift-m", type=float, default=None,
+    g.add_argument("--max-drift-m", type=nonnegative_float, default=None,
                    help="fail (exit 1) when an FP16/INT8 median position drift vs FP32 exceeds this (m)")
-    g.add_argument("--max-drift-deg", type=float, default=None,
+    g.add_argument("--max-drift-deg", type=nonnegative_float, default=None,
                    help="fail (exit 1) when an FP16/INT8 median rotation drift vs FP32 exceeds this (deg)")
     g = p.add_argument_group("TensorRT")
     g.add_argument("--engine", choices=("auto", "yes", "no"), default="auto",
                    help="build engines: auto = when TensorRT is importable (default), yes = required, no = never")
-    g.add_argument("--dla-core", type=int, default=None, help="build for this DLA core (GPU fallback on)")
-    g.add_argument("--workspace-gb", type=float, default=1.0, help="builder workspace limit (default 1 GB)")
+    g.add_argument("--dla-core", type=integer(0, MAX_DLA_CORE), default=None,
+                   help="build for this DLA core, 0 or 1 on Orin (GPU fallback on)")
+    g.add_argument("--workspace-gb", type=number(0, MAX_WORKSPACE_GB, low_open=True), default=1.0,
+                   help="builder workspace limit (default 1 GB)")
     g.add_argument("--timing-cache-dir", type=Path, default=None,
                    help="where tensorrt.<version>.<gpu>.sm<cc>.timingcache lives (default $EDGEPOSE_CACHE or ~/.cache/edgepose)")
     return p

@@ -33,6 +33,9 @@ GUIDE_EVERY = 10  # guided INT8 ranks layers on every 10th training frame ...
 GUIDE_MAX_FRAMES = 64  # ... at most this many (each guided step evaluates them all)
 PARITY_FRAMES = 8
 
+#: the largest TensorRT builder workspace asked for (GB; an Orin has 64 GB in all) and DLA core index
+MAX_WORKSPACE_GB = 1024.0
+MAX_DLA_CORE = 7
 
 @dataclass
 class ExportConfig:
@@ -123,6 +126,10 @@ class ExportConfig:
             lo, opt, hi = self.batch_profile
             if not 1 <= lo <= opt <= hi:
                 raise ConfigError(f"--dynamic-batch {lo}:{opt}:{hi}: needs 1 <= MIN <= OPT <= MAX")
+        if not (isinstance(self.workspace_gb, (int, float)) and 0 < self.workspace_gb <= MAX_WORKSPACE_GB):
+            raise ConfigError(f"--workspace-gb {self.workspace_gb}: expected a number in (0, {MAX_WORKSPACE_GB}] GB")
+        if self.dla_core is not None and not 0 <= self.dla_core <= MAX_DLA_CORE:
+            raise ConfigError(f"--dla-core {self.dla_core}: expected 0..{MAX_DLA_CORE} (Orin has DLA cores 0 and 1)")
         if self.calib_frames < 1:
             raise ConfigError(f"--calib-frames must be >= 1; got {self.calib_frames}")
         if self.val_frames < 1:

@@ -13,15 +13,15 @@ The new bundle is built in a hidden sibling ``.DIR.<pid>.<random>.partial`` (see
 :func:`edgepose.atomic.atomic_dir`); a fresh ``DIR`` is renamed into place in one step. An
 existing one is updated file by file with the manifest removed first and written last, so a
 crash half-way leaves a folder without a valid manifest (refused by every reader), never a
-bundle that looks valid. A ``.partial`` folder left by a killed export (its process is gone)
-is removed by the next export to the same ``DIR``.
+bundle that looks valid. A ``.partial`` folder left by a killed export is removed by the next
+export to the same ``DIR`` only when its ownership record proves an export made it and that
+process is gone (:func:`clean_stale_partials`).
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import List, Set, Union
@@ -30,9 +30,12 @@ from edgepose.atomic import _fsync_dir
 from edgepose.bundle_integrity import file_problem
 from edgepose.errors import BundleError
 from edgepose.manifest import MANIFEST, Manifest
+from edgepose.outputs import OWNER_FILE, read_owner, write_owner
 
 PathLike = Union[str, Path]
 KEPT_PREFIX = "kept-by-edgepose-export-"
+#: the tool named in a temporary bundle folder's ownership record
+PARTIAL_TOOL = "edgepose-export (bundle being written)"
 
 
 def _files_under(root: Path) -> List[str]:
@@ -82,22 +85,36 @@ def check_out_dir(out: PathLike, overwrite: bool = False) -> None:
 
 
 def clean_stale_partials(out: PathLike) -> List[Path]:
-    """Remove ``.OUT.<pid>.*.partial`` / ``.OUT.old-<pid>`` siblings left by exports that were killed."""
+    """Remove the ``.OUT.<pid>.*.partial`` siblings left by exports that were killed: only
+    folders whose ownership record (:data:`edgepose.outputs.OWNER_FILE`, written when the export
+    created them) names ``edgepose-export`` and a process that is gone. A folder that merely has
+    such a name is a user's, and stays."""
     out = Path(out)
-    removed = []
+    removed: List[Path] = []
     if not out.parent.is_dir():
         return removed
-    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(?:(\d+)\.[^/]*\.partial|[^/.]*\.partial|old-(\d+))$")
+    prefix = f".{out.name}."
     for sib in out.parent.iterdir():
-        m = pattern.match(sib.name)
-        if not m or not sib.is_dir() or sib.is_symlink():
+        if not (sib.name.startswith(prefix) and sib.name.endswith(".partial")) or sib.is_symlink() or not sib.is_dir():
             continue
-        pid = m.group(1) or m.group(2)
-        if pid is not None and _alive(int(pid)):
-            continue  # another export to the same folder is running
+        record = read_owner(sib)
+        pid = record.get("pid") if record is not None and record["tool"] == PARTIAL_TOOL else None
+        if not isinstance(pid, int) or _alive(pid):
+            continue  # not ours, or another export to the same folder is running
         shutil.rmtree(sib, ignore_errors=True)
         removed.append(sib)
     return removed
+
+
+def mark_partial(tmp: Path) -> None:
+    """Record that this process created the temporary bundle folder ``tmp``."""
+    write_owner(tmp, PARTIAL_TOOL, pid=os.getpid(), out=tmp.name)
+
+
+def unmark_partial(tmp: Path) -> None:
+    """Remove the record before ``tmp`` becomes the bundle (it is not a bundle file)."""
+    with contextlib.suppress(FileNotFoundError):
+        (tmp / OWNER_FILE).unlink()
 
 
 def _alive(pid: int) -> bool:

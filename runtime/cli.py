@@ -7,7 +7,8 @@ import time
 import warnings
 from typing import List, Optional
 
-from edgepose.argtypes import nonnegative_int, positive_float, positive_int
+from edgepose.argtypes import frame_rate, positive_int, threads
+from edgepose.outputs import check_outputs
 
 DESCRIPTION = """\
 Stream frames through an exported bundle: read -> preprocess (the trainer's resize/crop rule)
@@ -69,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, help="also write a CSV file")
     p.add_argument("--plot", default=None, help="also write a top-down trajectory PNG with sigma circles")
     p.add_argument("--split", default="test", help="dataset split for dataset:ROOT (default test)")
-    p.add_argument("--fps", type=positive_float, default=30.0, help="frame rate of an image folder, for timestamps (default 30)")
+    p.add_argument("--fps", type=frame_rate, default=30.0, help="frame rate of an image folder, for timestamps (default 30)")
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames")
-    p.add_argument("--threads", type=nonnegative_int, default=0,
+    p.add_argument("--threads", type=threads, default=0,
                    help="intra-op CPU threads of ONNX Runtime / torch (0 = the library's default)")
     p.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the inference as a CUDA graph")
     p.add_argument("--quiet", action="store_true", help="no live status line")
@@ -178,6 +179,10 @@ def _run(args, signals) -> int:
     if listing is not None:
         print(listing)
         return 0
+    source_path = args.source[len("dataset:"):] if args.source.startswith("dataset:") else args.source
+    # an output is never an input: --out B/edgepose.json, --out SRC/0000.png, --csv DATA/poses.csv
+    check_outputs({"--out": args.out, "--csv": args.csv, "--plot": args.plot},
+                  {"BUNDLE": args.bundle, "--source": source_path})
     source = open_source(args.source, fps=args.fps, split=args.split, **ros_options.source_options(args))
     args.policy = resolve_policy(args.policy, source)
     runner, options = make_runner(args)

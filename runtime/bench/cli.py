@@ -9,8 +9,9 @@ from typing import List, Optional
 
 import numpy as np
 
-from edgepose.argtypes import nonnegative_float, nonnegative_int, positive_int
-from edgepose.errors import EdgePoseError
+from edgepose.argtypes import batch_size, nonnegative_float, positive_int, threads
+from edgepose.errors import ConfigError, EdgePoseError
+from edgepose.outputs import check_outputs
 
 from .gate import EXIT_GATE, check_gate, parse_gate
 from .rows import implicit_references, known_backends, plan_rows, split_list
@@ -65,13 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma list of {', '.join(known_backends())} (default: all available)")
     p.add_argument("--precisions", default=None, metavar="LIST",
                    help="comma list of fp32, fp16, int8 (default: every precision in the bundle)")
-    p.add_argument("--batch", type=positive_int, default=1, metavar="N", help="frames per inference (default 1)")
+    p.add_argument("--batch", type=batch_size, default=1, metavar="N", help="frames per inference (default 1)")
     p.add_argument("--warmup-s", type=nonnegative_float, default=2.0, metavar="S", help="warm-up time per row, seconds (default 2)")
     p.add_argument("--iters", type=positive_int, default=200, metavar="N", help="timed iterations per row (default 200)")
     p.add_argument("--max-time-s", type=nonnegative_float, default=60.0, metavar="S",
                    help="stop a row's timed loop after S seconds (at least 10 iterations; default 60): "
                         "keeps a slow backend from stalling the run; the row says so")
-    p.add_argument("--threads", type=nonnegative_int, default=0, metavar="N",
+    p.add_argument("--threads", type=threads, default=0, metavar="N",
                    help="intra-op CPU threads of ONNX Runtime and torch rows (default 0 = the library's choice)")
     p.add_argument("--gate", default=None, metavar="BOUNDS",
                    help="CI bounds, e.g. max-drift-m=0.05,max-drift-deg=1 (p95 drift vs FP32); also "
@@ -145,6 +146,10 @@ def _main(args, argv: List[str]) -> int:
         raise EdgePoseError(f"--batch and --iters must be >= 1 and --warmup-s >= 0; got {args.batch}, "
                             f"{args.iters}, {args.warmup_s}")
     gate = parse_gate(args.gate)
+    check_outputs({"--out": args.out}, {"BUNDLE": args.bundle, "--data": args.data})
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; expected a folder for report.json, report.csv, report.md "
+                          "and the plots", hint=f"name a folder, e.g. --out {Path(args.out).with_suffix('')}-report")
     view = open_bundle(args.bundle)
     verified = verify_bundle_files(view)  # every listed file's sha256 before any row loads one
     spec = view.input_spec

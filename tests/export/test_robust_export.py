@@ -114,17 +114,23 @@ def test_a_killed_exports_partial_folder_is_cleaned_by_the_next_export(run, tmp_
     proc = subprocess.Popen([sys.executable, "-m", "edgepose", "export", str(run), "--out", str(out), *ARGS],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
-    while not list(tmp_path.glob(".b.*.partial")):
+    while not list(tmp_path.glob(".b.*.partial/.edgepose-owner.json")):  # created and marked as ours
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     left = list(tmp_path.glob(".b.*.partial"))
     assert left and not out.exists()  # what a SIGKILL leaves: a hidden partial, no bundle
-    old_style = tmp_path / ".b.x1y2z3.partial"  # the name an earlier edgepose gave (no pid)
-    old_style.mkdir()
+    # issue 22: a folder that merely looks like a leftover is a user's, and stays
+    users = [tmp_path / ".b.x1y2z3.partial", tmp_path / ".b.backup.partial", tmp_path / ".b.123.partial"]
+    for i, d in enumerate(users):
+        d.mkdir()
+        (d / "notes.txt").write_text(f"user data {i}")
+    (users[2] / ".edgepose-owner.json").write_text('{"tool": "someone-else", "pid": 999999999}')
     assert export(run, out).returncode == 0
-    assert not list(tmp_path.glob(".b.*")), list(tmp_path.iterdir())
+    assert sorted(tmp_path.glob(".b.*")) == sorted(users), list(tmp_path.iterdir())  # ours went, theirs stayed
+    assert [(d / "notes.txt").read_text() for d in users] == [f"user data {i}" for i in range(3)]
+    assert ".edgepose-owner.json" not in {p.name for p in out.iterdir()}  # the record is not a bundle file
 
 
 # --------------------------------------------------------------------------- items 3 and 6
@@ -154,3 +160,41 @@ def test_out_naming_a_file_is_refused(run, tmp_path):
     proc = export(run, f)
     assert proc.returncode == 2 and "is a file" in proc.stderr and f.read_text() == "mine"
     assert os.path.isfile(f)
+
+
+# --------------------------------------------------------------------------- issue 22, family 1
+@pytest.mark.parametrize("where", ["calib", "checkpoint", "run-file"])
+def test_the_bundle_never_lands_on_what_the_export_reads(run, tmp_path, where):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "poses.txt").write_text("a user's dataset")
+    out, extra = {"calib": (data / "bundle", ["--calib", str(data)]),
+                  "checkpoint": (run / "final.pt" / "b", []),
+                  "run-file": (run / "final.pt", [])}[where]
+    before = tree(run), tree(data)
+    proc = export(run, out, *extra)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert any(w in proc.stderr for w in ("overwrite what this command reads", "is a file", "Not a directory")), \
+        proc.stderr[-2000:]
+    assert (tree(run), tree(data)) == before
+
+
+@pytest.mark.parametrize("args, word", [
+    (["--workspace-gb", "nan"], "--workspace-gb"), (["--workspace-gb", "-5"], "--workspace-gb"),
+    (["--workspace-gb", "0"], "--workspace-gb"), (["--dla-core", "-1"], "--dla-core"),
+    (["--dla-core", "99"], "--dla-core"), (["--batch", "100000"], "--batch"), (["--opset", "999"], "--opset"),
+    (["--calib-frames", "-3"], "--calib-frames"), (["--max-drift-m", "nan"], "--max-drift-m"),
+])
+def test_export_parser_refuses_absurd_numbers_before_they_reach_the_jetson_commands(run, tmp_path, args, word):
+    proc = export(run, tmp_path / "b", *args)
+    assert proc.returncode == 2 and f"argument {word}" in proc.stderr and "expected" in proc.stderr, proc.stderr
+    assert "trtexec" not in proc.stdout and not (tmp_path / "b").exists()
+
+
+def test_export_config_refuses_them_from_python_too():
+    from edgepose.errors import ConfigError
+    from edgepose.export.config import ExportConfig
+
+    for kw in ({"workspace_gb": -5.0}, {"workspace_gb": math.nan}, {"dla_core": -1}):
+        with pytest.raises(ConfigError, match="--workspace-gb|--dla-core"):
+            ExportConfig(source=Path("run"), out=Path("b"), **kw).check()

@@ -60,6 +60,10 @@ def many_frames(folder: Path, n: int, size=(640, 480)) -> Path:
     (["--fps", "0"], "--fps"),
     (["--fps", "inf"], "--fps"),
     (["--threads", "-4"], "--threads"),
+    # issue 22, families 3 and 4
+    (["--threads", "100000"], "--threads"),
+    (["--fps", "5e-324"], "--fps"),
+    (["--fps", "1e300"], "--fps"),
 ])
 def test_run_parser_refuses_absurd_numbers(bundle, tmp_path, args, word):
     proc = run("edgepose-run", bundle[0], "--source", tmp_path, "--out", tmp_path / "p.jsonl", *args)
