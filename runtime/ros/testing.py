@@ -138,6 +138,17 @@ def _image_payloads(ts, images: Sequence[np.ndarray], stamps: Sequence[int], ros
     return [bytes(ts.serialize_ros1(m, ty) if ros1 else ts.serialize_cdr(m, ty)) for m in msgs]
 
 
+def _interleave(reader, writer, conns, img, pending: List) -> None:
+    """Write every recorded message (through ``conns``) and the ``(log ns, bytes)`` images in
+    log-time order."""
+    for c, t, data in reader.messages():
+        while pending and pending[0][0] <= t:
+            writer.write(img, *pending.pop(0))
+        writer.write(conns[c.id], t, data)
+    for item in pending:
+        writer.write(img, *item)
+
+
 def _copy_ros1(src: Path, dst: Path, topic: str, payloads: List[bytes]) -> List[int]:
     from rosbags.rosbag1 import Reader, Writer
 
@@ -150,13 +161,7 @@ def _copy_ros1(src: Path, dst: Path, topic: str, payloads: List[bytes]) -> List[
                                         callerid=c.ext.callerid, latching=c.ext.latching) for c in r.connections}
         img = w.add_connection(topic, "sensor_msgs/msg/Image", typestore=get_typestore())
         logs = _spread(r.start_time, r.end_time, len(payloads))
-        pending = list(zip(logs, payloads))
-        for c, t, data in r.messages():
-            while pending and pending[0][0] <= t:
-                w.write(img, *pending.pop(0))
-            w.write(conns[c.id], t, data)
-        for item in pending:
-            w.write(img, *item)
+        _interleave(r, w, conns, img, list(zip(logs, payloads)))
     return logs
 
 
@@ -178,13 +183,7 @@ def _copy_rosbag2_files(files: Sequence[Path], out: Path, storage: str, topic: s
                                            offered_qos_profiles=c.ext.offered_qos_profiles, **own)
         img = w.add_connection(topic, "sensor_msgs/msg/Image", typestore=ts,
                                offered_qos_profiles=[to_rosbags_qos(QosChoice("reliable", "volatile", 5))])
-        pending = list(zip(logs, payloads))
-        for c, t, data in r.messages():
-            while pending and pending[0][0] <= t:
-                w.write(img, *pending.pop(0))
-            w.write(conns[c.id], t, data)
-        for item in pending:
-            w.write(img, *item)
+        _interleave(r, w, conns, img, list(zip(logs, payloads)))
 
 
 def _rihs01(conn, ts) -> Optional[str]:

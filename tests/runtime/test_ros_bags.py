@@ -22,6 +22,7 @@ from edgepose.runtime.ros.bag_sink import BagSink, summary_path  # noqa: E402
 from edgepose.runtime.ros.bag_source import BagSource  # noqa: E402
 from edgepose.runtime.ros.testing import frame_stamps, gradient_frames, write_image_bag  # noqa: E402
 from edgepose.runtime.endpoints import open_source  # noqa: E402
+from ros_cli import edgepose_run_command  # noqa: E402
 
 TOPIC = "/camera/image_raw"
 
@@ -143,15 +144,10 @@ def test_sink_writes_a_rosbag2_folder(tmp_path):
         BagSink(str(tmp_path / "notabag") + "/", overwrite=True)
 
 
-def _edgepose_run():
-    exe = Path(sys.executable).with_name("edgepose-run")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "edgepose", "run"]
-
-
 def test_ctrl_c_finalises_the_output_bag(tmp_path, bundle):
     path = write_image_bag(tmp_path / "long.mcap", gradient_frames(4000, size=(32, 24)), TOPIC)
     out = tmp_path / "poses.mcap"
-    proc = subprocess.Popen(_edgepose_run() + [str(bundle[0]), "--source", str(path), "--topic", TOPIC,
+    proc = subprocess.Popen(edgepose_run_command() + [str(bundle[0]), "--source", str(path), "--topic", TOPIC,
                                                "--out", str(out), "--precision", "fp32", "--threads", "1"],
                             stderr=subprocess.PIPE, text=True)
     seen = []

@@ -9,8 +9,6 @@ reader + `mcap-ros2-support` and with rosbags."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ import pytest
 pytest.importorskip("rosbags", reason="the ROS tests need rosbags: pip install 'edgepose[ros]'")
 
 from humble_rosbag2_rules import HumbleDecodeError, check_bag, decode_metadata  # noqa: E402
+from ros_cli import edgepose_run  # noqa: E402
 
 BAGS = Path(__file__).parent / "bags"
 TOPIC = "/camera/image_raw"
@@ -26,14 +25,6 @@ REAL = ["talker_mcap_v4", "talker_sqlite3_v4", "cdr_test_mcap_v7", "service_even
         "split_no_metadata_mcap", "turtlesim_ros1_bz2.bag"]
 N = 6
 SIM_T0 = 932_000_000_000  # header stamps on a simulation clock (~932 s), far from the recordings' log times
-
-
-def edgepose_run(*args, ok=(0,)):
-    exe = Path(sys.executable).with_name("edgepose-run")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "edgepose", "run"]
-    proc = subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=300)
-    assert proc.returncode in ok, f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-    return proc
 
 
 def mcap_files(out: Path):

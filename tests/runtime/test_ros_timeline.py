@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,18 +11,11 @@ import pytest
 pytest.importorskip("rosbags", reason="the ROS tests need rosbags: pip install 'edgepose[ros]'")
 
 from edgepose.runtime.ros.testing import frame_stamps, gradient_frames, write_image_bag  # noqa: E402
+from ros_cli import edgepose_run  # noqa: E402
 
 BAGS = Path(__file__).parent / "bags"
 TOPIC = "/camera/image_raw"
 RECORDED_NS = 1_780_000_000_000_000_000  # log times of a recording made in 2026
-
-
-def run(*args, ok=(0,)):
-    exe = Path(sys.executable).with_name("edgepose-run")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "edgepose", "run"]
-    proc = subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=300)
-    assert proc.returncode in ok, f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-    return proc
 
 
 def log_times(path: Path, topic: str):
@@ -45,7 +36,7 @@ def test_poses_are_logged_at_their_images_log_time_and_every_image_is_copied(kin
         logs = [RECORDED_NS + i * 50_000_000 for i in range(n)]
     bag = write_image_bag(tmp_path / "in.mcap", gradient_frames(n), TOPIC, stamps, log_times=logs)
     out = tmp_path / "poses.mcap"
-    run(bundle[0], "--source", bag, "--topic", TOPIC, "--out", out, "--copy-images", "--precision", "fp32", "--quiet")
+    edgepose_run(bundle[0], "--source", bag, "--topic", TOPIC, "--out", out, "--copy-images", "--precision", "fp32", "--quiet")
     assert log_times(out, "/edgepose/pose") == logs  # main logged them at the stamps (1970 for sim time)
     assert log_times(out, TOPIC) == logs  # main copied 11 of 12 (late_log) and 0 of 12 (sim_time)
     from mcap.reader import make_reader
@@ -61,7 +52,7 @@ def test_zero_stamps_warn_and_optical_pose_is_named(bundle, tmp_path):
     bag = write_image_bag(tmp_path / "in.mcap", gradient_frames(3), TOPIC, [0, 0, 0],
                           log_times=[RECORDED_NS + i for i in range(3)])
     out = tmp_path / "poses.mcap"
-    proc = run(bundle[0], "--source", bag, "--topic", TOPIC, "--out", out, "--precision", "fp32", "--quiet")
+    proc = edgepose_run(bundle[0], "--source", bag, "--topic", TOPIC, "--out", out, "--precision", "fp32", "--quiet")
     assert "header.stamp 0" in proc.stderr
     assert "OPTICAL frame's pose" in proc.stderr and "--camera-to-base" in proc.stderr  # item 9: not silent
     assert log_times(out, "/edgepose/pose") == [RECORDED_NS + i for i in range(3)]  # not all at t = 0
@@ -74,23 +65,23 @@ def test_unreadable_bags_name_the_fix_of_their_own_format(bundle, tmp_path):
     ros1 = tmp_path / "unclosed.bag"
     data = (BAGS / "turtlesim_ros1_bz2.bag").read_bytes()
     ros1.write_bytes(data[: len(data) // 2])  # a recording whose rosbag record was killed: no index
-    proc = run(bundle[0], "--source", ros1, "--topic", TOPIC, ok=(2,))
+    proc = edgepose_run(bundle[0], "--source", ros1, "--topic", TOPIC, ok=(2,))
     assert "rosbag reindex" in proc.stderr and "ros2 bag" not in proc.stderr
 
     split = tmp_path / "split"
     shutil.copytree(BAGS / "split_no_metadata_mcap", split)
     part = split / "multiple_files_1.mcap"
     part.write_bytes(part.read_bytes()[:20000])  # one of its files cut short as well
-    proc = run(bundle[0], "--source", split, "--topic", TOPIC, ok=(2,))
+    proc = edgepose_run(bundle[0], "--source", split, "--topic", TOPIC, ok=(2,))
     assert f"ros2 bag reindex {split}" in proc.stderr and "rosbag reindex" not in proc.stderr
     assert len(proc.stderr) < 1500  # the reader's message, not a dump of schemas
 
 
 def test_depth_topic_is_listed_apart_and_refused(bundle, tmp_path):
     bag = write_image_bag(tmp_path / "in.mcap", gradient_frames(2), "/camera/depth/image_rect_raw")
-    proc = run(bundle[0], "--source", bag)
+    proc = edgepose_run(bundle[0], "--source", bag)
     assert "it has no image topics" in proc.stdout and "depth topics" in proc.stdout
-    proc = run(bundle[0], "--source", bag, "--topic", "/camera/depth/image_rect_raw", ok=(2,))
+    proc = edgepose_run(bundle[0], "--source", bag, "--topic", "/camera/depth/image_rect_raw", ok=(2,))
     assert "depth image topic" in proc.stderr and "--allow-depth" in proc.stderr
-    run(bundle[0], "--source", bag, "--topic", "/camera/depth/image_rect_raw", "--allow-depth",
+    edgepose_run(bundle[0], "--source", bag, "--topic", "/camera/depth/image_rect_raw", "--allow-depth",
         "--out", tmp_path / "p.jsonl", "--quiet")
