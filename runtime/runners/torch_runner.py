@@ -8,7 +8,9 @@ Options: ``device`` (``"cpu"`` default, ``"cuda"``), ``threads`` (torch intra-op
 :class:`TorchCudaRunner` (backend ``torch-cuda``) is the same on the GPU, in fp32 or in fp16
 (``torch.autocast``: convolutions and matmuls in FP16, the post-processing of
 ``PoseNet.to_world`` in FP32, as the exported graphs keep it); ``edgepose-bench`` compares
-its rows with the CPU ``torch/fp32`` row.
+its rows with the CPU ``torch/fp32`` row. TF32 is off while it infers
+(``torch.backends.cuda.matmul.allow_tf32`` and ``torch.backends.cudnn.allow_tf32``; cuDNN's
+default is on, which gave an "fp32" row 10-bit mantissas): ``runner.tf32`` records it.
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ class TorchRunner(Runner):
         self.threads = int(threads)
         self.model = None
         self._torch = None
+        self.tf32 = False  #: TF32 matmuls/convolutions while inferring (never: FP32 rows are FP32)
 
     @classmethod
     def available(cls) -> Optional[str]:
@@ -92,11 +95,16 @@ class TorchRunner(Runner):
             batch = np.clip(np.rint(batch.transpose(0, 2, 3, 1)), 0, 255).astype(np.uint8)
         t0 = time.perf_counter()
         half = self.precision == "fp16"
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
-            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-            position, rotation, sigma = self.model.predict_world(x)
-            out = {"position": position.cpu().numpy(), "rotation": rotation.cpu().numpy(),
-                   "sigma": sigma.cpu().numpy()}
+        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # FP32 means FP32
+        try:
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
+                x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+                position, rotation, sigma = self.model.predict_world(x)
+                out = {"position": position.cpu().numpy(), "rotation": rotation.cpu().numpy(),
+                       "sigma": sigma.cpu().numpy()}
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
         self._timing["compute"] = (time.perf_counter() - t0) * 1e3
         return out
 
