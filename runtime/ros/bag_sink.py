@@ -84,6 +84,8 @@ class BagSink(Sink):
                               hint="pass source=BagSource(...) (edgepose-run does with a bag --source)")
         self.topic, self.frame_id, self.source, self.copy_images, self.pose_of = \
             topic, frame_id, source, copy_images, pose_of
+        if source is not None:
+            source.track = True
         self.typestore = get_typestore()
         self.written = self.failed = self.zero_stamps = 0
         self.frames_seen = 0  # 1 + the highest frame index the pipeline returned (ok or not)
@@ -97,19 +99,13 @@ class BagSink(Sink):
         self.conn = self.writer.add_connection(topic, POSE_TYPE, typestore=self.typestore,
                                                offered_qos_profiles=[to_rosbags_qos(POSE_QOS)])
 
-    def _log_time(self, result, stamp_ns: int) -> int:
-        """The source message's log time (recording clock), else the stamp."""
-        rec = self.source.record(result.index) if self.source is not None and hasattr(self.source, "record") else None
-        if rec is None:
-            return stamp_ns
-        if self.camera_frame_id is None and rec.frame_id:
-            self.camera_frame_id = rec.frame_id
-        return rec.log_ns
-
     def write(self, result: PoseResult) -> None:
         if self.writer is None:
             return
         self.frames_seen = max(self.frames_seen, int(result.index) + 1)
+        rec = self.source.take_record(result.index) if self.source is not None else None
+        if rec is not None and rec.frame_id and self.camera_frame_id is None:
+            self.camera_frame_id = rec.frame_id
         if not result.ok:
             self.failed += 1
             return
@@ -121,7 +117,8 @@ class BagSink(Sink):
                               "its pose keeps stamp 0, which tf2 and robot_localization read as 'latest'; "
                               "fix the camera driver's stamps")
         data = self.typestore.serialize_cdr(to_rosbags(pm, self.typestore), POSE_TYPE)
-        self.writer.write(self.conn, self._log_time(result, pm.stamp_ns), data)
+        # the recording's clock (the image message's log time); the stamp when there is no bag source
+        self.writer.write(self.conn, rec.log_ns if rec is not None else pm.stamp_ns, data)
         self.written += 1
 
     def _copy_images(self, writer) -> int:

@@ -4,8 +4,8 @@ Reads rosbag2 (folder with ``metadata.yaml``, sqlite3 or mcap storage; a folder 
 a single ``.mcap`` file and ROS 1 ``.bag`` files through :mod:`.bag_reader` (no schema of
 another topic can stop it). Each frame is stamped with its message's ``header.stamp``
 (``Frame.stamp_ns``; ``Frame.timestamp`` is the same in seconds, what the filter uses); the
-message's log time and ``header.frame_id`` are kept per frame (:meth:`BagSource.record`) for
-the bag sink, which logs each pose at its image's log time. A message that does not decode (unsupported encoding,
+message's log time and ``header.frame_id`` are kept per frame for the bag sink
+(:meth:`BagSource.take_record`), which logs each pose at its image's log time. A message that does not decode (unsupported encoding,
 truncated data) is one failed frame and the stream goes on. A bag that ends mid-message (a
 recording that was killed) is read up to the break: an ``.mcap`` without its footer is
 scanned record by record, the frames before the break are kept, and the break is reported
@@ -124,6 +124,7 @@ class BagSource(Source):
         self.allow_depth = allow_depth
         self.name = f"{self.path}:{topic}"
         self.records: Dict[int, MessageRecord] = {}
+        self.track = False  # keep a MessageRecord per frame read (the bag sink turns it on and takes them)
         self.offered_qos: list = []
 
     @classmethod
@@ -134,7 +135,7 @@ class BagSource(Source):
         return describe_image_topics(src._topics())
 
     # -- opening --------------------------------------------------------------------------
-    def _open(self, every_topic: bool = False):
+    def _open(self, every_topic: bool = False, quiet: bool = False):
         """``(reader, connections of the topic, messages(conns))``; a cut MCAP is scanned instead."""
         try:
             reader = open_bag(self.path)
@@ -146,7 +147,7 @@ class BagSource(Source):
             self.recovered = True
             conns = [c for c in reader.connections if every_topic or c.topic == self.topic]
             return reader, conns, reader.messages_scan
-        if reader.warning and not every_topic:
+        if reader.warning and not (every_topic or quiet):
             warnings.warn(reader.warning)
         self.ros1 = reader.is_ros1
         conns = [c for c in reader.connections if every_topic or c.topic == self.topic]
@@ -181,15 +182,16 @@ class BagSource(Source):
     def __len__(self) -> int:
         return self.count
 
-    def record(self, index: int) -> Optional[MessageRecord]:
-        """Log time and ``header.frame_id`` of frame ``index`` (``None`` before it was read)."""
-        return self.records.get(index)
+    def take_record(self, index: int) -> Optional[MessageRecord]:
+        """Log time and ``header.frame_id`` of frame ``index``, handed over once (``None`` when
+        it was not read, or ``track`` is off): the records never outgrow the frames in flight."""
+        return self.records.pop(index, None)
 
     # -- reading --------------------------------------------------------------------------
     def raw_messages(self) -> Iterator[Tuple[object, int, bytes]]:
         """``(connection, log ns, CDR bytes)`` of the topic, in the order frames are read
         (ROS 1 messages converted to CDR): what ``--copy-images`` copies."""
-        reader, conns, messages = self._open()
+        reader, conns, messages = self._open(quiet=True)
         try:
             for c, log_ns, raw in messages(conns):
                 if self.ros1:  # through the message: ros1_to_cdr with the Humble store failed on ROS 1 Images
@@ -240,7 +242,8 @@ class BagSource(Source):
             error = exc.message
         except Exception as exc:  # noqa: BLE001 - a message that does not deserialise is one bad frame
             error = f"{conn.msgtype} message at log time {log_ns} does not deserialise: {exc}"
-        self.records[i] = MessageRecord(int(log_ns), frame_id)
+        if self.track:
+            self.records[i] = MessageRecord(int(log_ns), frame_id)
         return Frame(i, wall, t0, stamp / 1e9, image, error, f"{self.topic}@{stamp}",
                      (time.perf_counter() - t0) * 1e3, stamp_ns=stamp)
 

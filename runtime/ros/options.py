@@ -76,7 +76,7 @@ def bag_sink_options(args, source) -> Optional[dict]:
     """Options of the bag sink when ``--out`` names a bag, else ``None``."""
     if not is_bag_output(args.out):
         return None
-    bag_source = source if hasattr(source, "record") else None
+    bag_source = source if hasattr(source, "take_record") else None
     if args.copy_images and bag_source is None:
         from edgepose.errors import ConfigError
 
