@@ -26,7 +26,8 @@
     files             {<relative path>: {role, precision, sha256, size, ...}}
 
 Roles (:data:`ROLES`): ``onnx`` (one per precision: fp32, fp16, int8), ``calibration-cache``,
-``engine`` (with a ``fingerprint``), ``checkpoint``, ``parity``. Engines are named by
+``engine`` (with a ``fingerprint``), ``engine-report`` (the engine's own per-layer report,
+``<engine>.layers.json``, with ``engine``: the engine it describes), ``checkpoint``, ``parity``. Engines are named by
 :func:`engine_filename` and never carry extra bytes: a plain TensorRT runtime loads them as
 they are.
 

@@ -20,7 +20,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 #: for each precision, the others from nearest to farthest: the never-silent fallback order
 _NEAREST: Dict[str, Tuple[str, ...]] = {"fp32": ("fp16", "int8"), "fp16": ("fp32", "int8"), "int8": ("fp16", "fp32")}
 #: what a listed file is for
-ROLES = ("onnx", "engine", "checkpoint", "parity", "calibration-cache")
+ROLES = ("onnx", "engine", "engine-report", "checkpoint", "parity", "calibration-cache")
 #: roles whose files exist once per precision
 PER_PRECISION = ("onnx", "engine")
 #: the largest file a manifest may list (1 TiB): a larger size is a corrupt entry

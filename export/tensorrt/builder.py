@@ -75,8 +75,8 @@ def build_serialized_engine(trt, onnx_path: Union[str, Path], plan: BuildPlan, i
 
     ``report`` (a dict) receives what was enforced: ``fp32_layers`` (the reachability choice:
     post-processing layers found, pinned, skipped by reason), for DLA ``dla_layers``
-    ``{"on_dla", "total"}``, and ``inspector``: the engine's own per-layer report summarised
-    (:func:`.inspector.summarise`). An engine whose post-processing the report shows below FP32
+    ``{"on_dla", "total"}``, ``inspector``: the engine's own per-layer report summarised
+    (:func:`.inspector.summarise`) and ``inspector_json``: that report in full. An engine whose post-processing the report shows below FP32
     is refused (:class:`.inspector.EnginePrecisionError`, naming the layers).
 
     Raises :class:`TensorRTBuildError` listing every parser error, or the logged errors when
@@ -144,12 +144,13 @@ def build_serialized_engine(trt, onnx_path: Union[str, Path], plan: BuildPlan, i
     if timing_cache is not None:
         save_timing_cache(config, timing_cache)
     data = memoryview(serialized).tobytes()
-    report["inspector"] = _inspect(trt, logger, data, plan, onnx_path)
+    report["inspector_json"], report["inspector"] = _inspect(trt, logger, data, plan, onnx_path)
     return data
 
 
-def _inspect(trt, logger, data: bytes, plan: BuildPlan, onnx_path) -> dict:
-    """The built engine's own per-layer report, summarised; refuse it when post-processing is not FP32."""
+def _inspect(trt, logger, data: bytes, plan: BuildPlan, onnx_path) -> Tuple[str, dict]:
+    """The built engine's own per-layer report (JSON text) and its summary; refuse the engine
+    when its post-processing is not FP32."""
     from ..onnx_export import NODE_GROUPS
     from .inspector import check_post_processing_fp32, engine_information, parse_engine_information
 
@@ -157,8 +158,9 @@ def _inspect(trt, logger, data: bytes, plan: BuildPlan, onnx_path) -> dict:
     if engine is None:
         raise TensorRTBuildError(f"TensorRT {trt.__version__} cannot load the {plan.precision} engine it just built "
                                  f"from {onnx_path}", hint="report it with the TensorRT version")
-    report = parse_engine_information(engine_information(trt, engine))
-    return check_post_processing_fp32(report, NODE_GROUPS["post"], what=f"the {plan.precision} engine from {onnx_path}")
+    text = engine_information(trt, engine)
+    what = f"the {plan.precision} engine from {onnx_path}"
+    return text, check_post_processing_fp32(parse_engine_information(text), NODE_GROUPS["post"], what=what)
 
 
 def _pin_fp32(trt, network, plan: BuildPlan, onnx_path) -> dict:

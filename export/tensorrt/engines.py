@@ -3,7 +3,9 @@
 :func:`build_engines` runs, for each precision, :func:`~.builder.plan_build` and
 :func:`~.builder.build_serialized_engine`, names the engine by its fingerprint
 (:func:`edgepose.bundle.engine_filename`) and lists it in the bundle with role ``engine``, the
-fingerprint, the build plan and the device (JetPack/L4T). The engine bytes are the plain
+fingerprint, the build plan, the engine's own report summarised (layers per precision and
+device, FP32 post-processing) and the device (JetPack/L4T); the full per-layer report is listed
+beside it as ``<engine>.layers.json`` (role ``engine-report``). The engine bytes are the plain
 TensorRT plan: nothing is glued to them. No torch is imported here.
 
 :func:`jetson_instructions` is what ``--engine auto`` prints where TensorRT is absent.
@@ -20,6 +22,7 @@ from edgepose.errors import EdgePoseError
 
 from ..bundle_writer import CALIBRATION_CACHE_NAME, ONNX_NAMES, BundleAssembly
 from .builder import TrtCaps, build_serialized_engine, check_onnx_files, import_tensorrt, plan_build, trtexec_command
+from .inspector import engine_report_name
 from .timing_cache import timing_cache_path
 
 
@@ -111,11 +114,17 @@ def build_engines(trt, asm: BundleAssembly, input_spec: dict, precisions: Sequen
         fp = device.fingerprint(plan.precision, plan.dla_core, onnx_sha256=asm.files[onnx_rel].sha256,
                                 profile=[list(s) for s in shapes])
         rel = engine_filename(fp)
-        if rel in asm.files:  # a rebuild for the same device replaces the engine (and its stale build inputs)
-            asm.remove(rel)
+        layers_json = report.pop("inspector_json", None)
+        for old in (rel, engine_report_name(rel)):
+            if old in asm.files:  # a rebuild for the same device replaces the engine (and its stale build inputs)
+                asm.remove(old)
         asm.add_bytes(data, rel, "engine", plan.precision, fingerprint=fp.to_json(), onnx=onnx_rel,
                       build={**plan.to_json(), **report}, device={"jetpack": device.jetpack, "l4t": device.l4t,
                                                                    "module": device.module})
+        if layers_json:  # the engine's own per-layer report, beside it (edgepose-export --inspect reads it)
+            asm.add_bytes(layers_json.encode(), engine_report_name(rel), "engine-report", None, engine=rel)
+            pp = report["inspector"]["post_processing"]
+            log(f"  engine report: {report['inspector']['by_precision']}; post-processing {pp['layers']} layers, FP32")
         if plan.calibrator and asm.path(CALIBRATION_CACHE_NAME).is_file():
             asm.register(CALIBRATION_CACHE_NAME, "calibration-cache", "int8", trt_version=device.trt_version)
         log(f"  wrote {rel} ({len(data) / 1e6:.1f} MB)")

@@ -178,6 +178,11 @@ def check_post_processing_fp32(report: EngineReport, post_prefixes: Sequence[str
     return summary
 
 
+def engine_report_name(engine_rel: str) -> str:
+    """``model.trt10.3.0.orin.sm87.gpu.fp16.engine`` -> ``...fp16.engine.layers.json``."""
+    return f"{engine_rel}.layers.json"
+
+
 def engine_information(trt, engine) -> str:
     """The JSON engine information of a deserialized ``trt.ICudaEngine`` (needs TensorRT 8.2+)."""
     inspector = engine.create_engine_inspector()
@@ -220,8 +225,11 @@ def inspect_path(path, post_prefixes: Sequence[str], log=print) -> bool:
     for rel, entry in sorted(engines.items()):
         summary = (entry.get("build") or {}).get("inspector")
         live = _live_summary(path / rel, post_prefixes)
+        stored = path / engine_report_name(rel)
         if live is not None:
             summary = live
+        elif stored.is_file():  # the full report written at build
+            summary = summarise(parse_engine_information(stored.read_text()), post_prefixes)
         if summary is None:
             log(f"{rel}: no engine report stored (built before edgepose kept one) and TensorRT cannot load it here")
             ok = False

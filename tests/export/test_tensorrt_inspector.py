@@ -116,3 +116,26 @@ def test_inspect_cli_on_a_bundle_without_engines_and_on_a_wrong_path(tmp_path):
     assert r.returncode == 0 and "no TensorRT engine in this bundle" in r.stdout
     r = _cli("--inspect", tmp_path / "nothing")
     assert r.returncode == 2 and "neither an engine-information JSON file nor a bundle" in r.stderr
+
+
+def test_inspect_cli_reads_the_report_stored_beside_an_engine(tmp_path):
+    """A bundle as engines.py leaves it: the engine, and its report listed with role engine-report."""
+    from edgepose.bundle import EngineFingerprint, engine_filename, file_entry, load_manifest, write_manifest
+    from edgepose.export.tensorrt.inspector import engine_report_name
+    from edgepose.runtime.testing import make_synthetic_bundle
+
+    b = tmp_path / "b"
+    make_synthetic_bundle(b, precisions=("fp32",))
+    m = load_manifest(b)
+    fp = EngineFingerprint("8.5.2.2", "Xavier", "7.2", "fp32")
+    rel = engine_filename(fp)
+    (b / rel).write_bytes(b"not a plan: TensorRT is not here, the stored report is read")
+    doc = _as_post(_load("resnet.fp16.engine.graph.json"), {"reshape_after_Gemm_48": "/post_position/Mul"})
+    (b / engine_report_name(rel)).write_text(json.dumps(doc))
+    m["files"][rel] = file_entry(b, rel, "engine", "fp32", fingerprint=fp.to_json(), onnx="model.onnx")
+    m["files"][engine_report_name(rel)] = file_entry(b, engine_report_name(rel), "engine-report", None, engine=rel)
+    write_manifest(b, m)
+    assert load_manifest(b)["files"][engine_report_name(rel)]["role"] == "engine-report"  # the typed manifest takes it
+    r = _cli("--inspect", b)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"{rel} (as recorded at build)" in r.stdout and "below FP32: /post_position/Mul" in r.stdout
