@@ -112,7 +112,7 @@ def build_serialized_engine(trt, onnx_path: Union[str, Path], plan: BuildPlan, i
     if hasattr(config, "profiling_verbosity") and hasattr(trt, "ProfilingVerbosity"):
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # per-layer precision in the report
     if plan.pin_fp32:
-        report["fp32_layers"] = _pin_fp32(trt, network, plan, onnx_path)
+        report["fp32_layers"] = _pin_fp32(trt, network, config, plan, onnx_path)
 
     profile = None
     inp = network.get_input(0)
@@ -163,8 +163,11 @@ def _inspect(trt, logger, data: bytes, plan: BuildPlan, onnx_path) -> Tuple[str,
     return text, check_post_processing_fp32(parse_engine_information(text), NODE_GROUPS["post"], what=what)
 
 
-def _pin_fp32(trt, network, plan: BuildPlan, onnx_path) -> dict:
-    """Pin every post-processing layer to FP32 (compute and float outputs); return the choice."""
+def _pin_fp32(trt, network, config, plan: BuildPlan, onnx_path) -> dict:
+    """Pin every post-processing layer to FP32 (compute and float outputs); return the choice.
+
+    On a DLA build the pinned layers are also placed on the GPU (``IBuilderConfig.setDeviceType``):
+    the DLA runs FP16/INT8 only."""
     from edgepose.errors import require
 
     from ..onnx_export import NODE_GROUPS
@@ -186,6 +189,8 @@ def _pin_fp32(trt, network, plan: BuildPlan, onnx_path) -> dict:
         for j in range(layer.num_outputs):
             if layer.get_output(j).dtype in floats:
                 layer.set_output_type(j, trt.float32)
+        if plan.dla_core is not None:
+            config.set_device_type(layer, trt.DeviceType.GPU)
     return choice.to_json(layers)
 
 
