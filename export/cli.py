@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 from edgepose.argtypes import batch_size, integer, nonnegative_float, number
 from edgepose.bundle import MANIFEST
-from edgepose.errors import ConfigError, EdgePoseError
+from edgepose.errors import ConfigError
 
 from .api import ExportResult, default_argv, export_bundle
 from .config import (CALIB_METHODS, DEFAULT_CALIB_FRAMES, DEFAULT_OPSET, DEFAULT_VAL_FRAMES, MAX_DLA_CORE,
@@ -144,30 +144,22 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
 # --------------------------------------------------------------------------- entry point
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.verify is not None:
-            return run_verify(args.verify)
-        if args.inspect is not None:
-            from .onnx_export import NODE_GROUPS
-            from .tensorrt.inspector import inspect_path
+    from edgepose.cli.guard import Signals, guarded
 
-            return 0 if inspect_path(args.inspect, NODE_GROUPS["post"]) else EXIT_CHECK_FAILED
-        result = export_bundle(config_from_args(args))
-    except EdgePoseError as exc:
-        print(f"edgepose-export: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:  # pragma: no cover
-        print("edgepose-export: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    except OSError as exc:  # a full disk: the bundle is built aside, --out is left as it was
-        from edgepose.cli.guard import disk_full_message, is_disk_full
+    with Signals():  # SIGTERM (a service manager, a CI timeout) stops it like Ctrl-C: the bundle is built aside
+        return guarded("edgepose-export", lambda: _main(args),
+                       on_interrupt=f"{args.out or args.source} was left as it was")
 
-        if not is_disk_full(exc):
-            raise
-        print(f"edgepose-export: error: {disk_full_message(exc)}; {args.out or args.source} was left as it was\n"
-              "  -> free some space and export again", file=sys.stderr)
-        return EXIT_USER_ERROR
-    return report(result)
+
+def _main(args) -> int:
+    if args.verify is not None:
+        return run_verify(args.verify)
+    if args.inspect is not None:
+        from .onnx_export import NODE_GROUPS
+        from .tensorrt.inspector import inspect_path
+
+        return 0 if inspect_path(args.inspect, NODE_GROUPS["post"]) else EXIT_CHECK_FAILED
+    return report(export_bundle(config_from_args(args)))
 
 
 def run_verify(bundle: Path) -> int:

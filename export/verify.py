@@ -80,7 +80,14 @@ def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) 
     checked = verify_files(bundle_dir, manifest)
     log(f"hashes: {len(checked)} file(s) match edgepose.json")
     report: dict = {"files": checked, "parity": {}, "torch": None, "lint": {}}
-    lint_failures = _lint(bundle_dir, manifest, report, log)
+    try:
+        lint_failures = _lint(bundle_dir, manifest, report, log)
+    except Exception as exc:  # noqa: BLE001 - only a graph that does not parse is turned into a message
+        if type(exc).__module__.split(".")[0] not in ("google", "onnx"):
+            raise
+        raise BundleError(f"bundle {bundle_dir}: an ONNX file does not parse ({type(exc).__name__}: {exc}); its "
+                          "sha256 matches the manifest, so it was corrupt when the manifest was written or both "
+                          "were edited", hint=f"re-export it: edgepose-export RUN --out {bundle_dir}") from None
     if lint_failures:
         raise BundleError(f"bundle {bundle_dir} has graphs TensorRT would refuse:\n    " + "\n    ".join(lint_failures),
                           hint=f"re-export it with this edgepose: edgepose-export RUN --out {bundle_dir}")

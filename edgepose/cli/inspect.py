@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from .guard import guarded
+
+    return guarded("edgepose-inspect", lambda: _main(args))
+
+
+def _main(args) -> int:
     from ..datasets import read_dataset
     from ..datasets.summary import summarize
 

@@ -62,10 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from .guard import guarded
+    from .guard import Signals, guarded
 
-    return guarded("edgepose-synth", lambda: _main(args),
-                   on_interrupt=f"{args.out} was left as it was (the render is written to a temporary folder)")
+    with Signals():  # SIGTERM stops it like Ctrl-C: the render is written to a temporary folder
+        return guarded("edgepose-synth", lambda: _main(args),
+                       on_interrupt=f"{args.out} was left as it was (the render is written to a temporary folder)")
 
 
 def _main(args) -> int:

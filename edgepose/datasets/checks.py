@@ -4,10 +4,12 @@
   training, whatever the reader (each reader refuses them at file:line already; this is
   the net under all of them).
 * :func:`outside_images` -- image paths that leave the dataset folder (``../../x.png``,
-  absolute paths). A dataset is a folder: an image outside it is usually a mistake or a
+  absolute paths, and symbolic links of the file or of its folders: each path is resolved
+  once, to its real path, and judged by the same rule). A dataset is a folder: an image outside it is usually a mistake or a
   file that is not the user's to read, so it needs ``allow_outside=True``
   (``--allow-outside-images``).
-* :func:`duplicate_images` -- the same image file listed twice (two poses for one image),
+* :func:`duplicate_images` -- the same image file listed twice (two poses for one image;
+  the same file is the same device and inode, so a link or hard link to a listed image counts),
   and the worse case, the same image in train and test (a leak: test metrics would be
   measured on a training frame).
 * :func:`absurd_values` -- finite but implausible magnitudes (positions or points farther
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -49,14 +51,27 @@ def require_finite(frames: Sequence[FrameRecord]) -> None:
 
 
 def _key(image) -> str:
-    return os.path.normpath(os.path.abspath(str(image)))
+    """The image's real path: ``..`` collapsed and every symbolic link (of the file and of its
+    folders) followed, so a link that leaves the dataset leaves it, and a link to another
+    listed image is that image."""
+    return os.path.realpath(str(image))
+
+
+def _identity(image) -> Tuple:
+    """What makes two listed images one file: the same device and inode (hard links, links),
+    else the same real path (files not on disk)."""
+    try:
+        st = os.stat(str(image))
+    except (OSError, ValueError):
+        return ("path", _key(image))
+    return ("inode", st.st_dev, st.st_ino)
 
 
 def outside_images(frames: Sequence[FrameRecord], root: Path, allowed: bool = False) -> List[str]:
     """One message (or none) listing the frames whose image path leaves ``root``."""
     base = _key(root)
-    bad = [f"{where(f)} ({f.image})" for f in frames
-           if os.path.commonpath([base, _key(f.image)]) != base]
+    bad = [f"{where(f)} ({f.image}" + (f" -> {_key(f.image)}" if os.path.islink(str(f.image)) else "") + ")"
+           for f in frames if os.path.commonpath([base, _key(f.image)]) != base]
     if not bad:
         return []
     what = f"{len(bad)} image path(s) leave the dataset folder: {list_preview(bad, 3)}"
@@ -67,9 +82,9 @@ def outside_images(frames: Sequence[FrameRecord], root: Path, allowed: bool = Fa
 
 def duplicate_images(frames: Sequence[FrameRecord]) -> List[str]:
     """Messages for images listed more than once: leaks (train and test) first, then duplicates."""
-    seen: Dict[str, List[FrameRecord]] = {}
+    seen: Dict[Tuple, List[FrameRecord]] = {}
     for f in frames:
-        seen.setdefault(_key(f.image), []).append(f)
+        seen.setdefault(_identity(f.image), []).append(f)
     leaks, dups = [], []
     for group in seen.values():
         if len(group) < 2:

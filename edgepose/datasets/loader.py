@@ -8,6 +8,7 @@ from typing import List, Optional
 import numpy as np
 
 from ..errors import DataFormatError
+from ..outputs import resolved
 from ..records import SPLITS, Dataset
 from . import cambridge, colmap, csv_format, middlebury, nerf, sevenscenes
 from .checks import absurd_values, duplicate_images, outside_images, require_finite
@@ -42,7 +43,7 @@ def read_dataset(root, format: Optional[str] = None, split_policy=None, check_im
     duplicate images, train/test leaks, images outside the folder) in ``LoadReport.errors``
     instead of raising, so ``edgepose-inspect`` can show them all. Malformed files and
     non-finite numbers still raise DataFormatError at the first bad row."""
-    root = Path(root).expanduser().resolve()
+    root = resolved(Path(root).expanduser(), "DATA")  # links followed once; a loop or a too-long name is a message
     if not root.is_dir():
         raise DataFormatError("expected a dataset folder; it does not exist or is not a folder", path=root)
     fmt = check_format_name(format) if format else detect_format(root)

@@ -198,3 +198,19 @@ def test_export_config_refuses_them_from_python_too():
     for kw in ({"workspace_gb": -5.0}, {"workspace_gb": math.nan}, {"dla_core": -1}):
         with pytest.raises(ConfigError, match="--workspace-gb|--dla-core"):
             ExportConfig(source=Path("run"), out=Path("b"), **kw).check()
+
+
+def test_sigterm_during_export_is_a_message_and_leaves_nothing(run, tmp_path):
+    """Issue 22, family 5: export had no SIGTERM handler."""
+    out = tmp_path / "b"
+    proc = subprocess.Popen([sys.executable, "-m", "edgepose", "export", str(run), "--out", str(out), *ARGS],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob(".b.*.partial/.edgepose-owner.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".b.*"))

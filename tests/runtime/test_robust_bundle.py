@@ -163,3 +163,16 @@ def test_swapped_precision_labels_are_refused_before_running(copy, frames, tmp_p
     assert "Traceback" not in proc.stderr and not (tmp_path / "p.jsonl").exists()
     with pytest.raises(BundleError, match="labelled int8 but it holds no QuantizeLinear"):
         verify_files(copy)
+
+
+def test_a_corrupt_graph_with_an_updated_hash_is_a_message_not_a_traceback(copy, frames, tmp_path):
+    """Issue 22, family 3: bytes that are not ONNX, listed with their own sha256 (protobuf DecodeError)."""
+    p = copy / "model.onnx"
+    p.write_bytes(b"\x0a\xff\xff\xff\xff\x0f not a protobuf" * 16)
+    m = _manifest(copy)
+    m["files"]["model.onnx"].update(sha256=sha256_file(p), size=p.stat().st_size)
+    _write(copy, m)
+    proc = subprocess.run(cli("edgepose-export") + ["--verify", str(copy)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1 and "does not parse" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    proc = _run(copy, frames, tmp_path, "--strict")
+    assert proc.returncode == 2 and "corrupt or not ONNX" in proc.stderr and "Traceback" not in proc.stderr

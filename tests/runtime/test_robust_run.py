@@ -260,3 +260,20 @@ def test_ctrl_c_during_synth_is_a_message_and_leaves_no_folder(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_sigterm_during_synth_is_a_message_and_leaves_no_folder(tmp_path):
+    """Issue 22, family 5: synth had no SIGTERM handler (a service manager's stop killed it
+    without cleaning its temporary folder)."""
+    out = tmp_path / "synth"
+    proc = subprocess.Popen(cli("edgepose-synth") + [str(out), "--frames", "4000", "--size", "320x240", "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]:  # rendering has begun
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
