@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..atomic import atomic_dir
+from ..outputs import OWNER_FILE, owned_files, write_owner
 from ..errors import ConfigError
 from ..progress import progress as progress_bar
 from . import layout
@@ -29,6 +30,8 @@ from .trajectories import SequencePlan, plan_sequences
 
 CONTACT_SHEET = "contact_sheet.png"
 SCENE_JSON = "scene.json"
+#: the tool named in a render's ownership record
+SYNTH_TOOL = "edgepose-synth"
 
 
 @dataclass
@@ -113,13 +116,30 @@ def default_workers() -> int:
 
 
 # ----------------------------------------------------------------------------- main entry
+def _files_under(root: Path) -> List[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink())
+
+
 def check_out_dir(out: Path, force: bool) -> None:
-    """Refuse to replace a non-empty folder that is not an earlier synthetic render."""
+    """Refuse to replace a non-empty folder unless its ownership record
+    (:data:`edgepose.outputs.OWNER_FILE`) says an earlier ``edgepose-synth`` wrote it and it
+    holds nothing else: a ``scene.json`` proves nothing, and a user's added files are theirs.
+    ``force`` replaces the folder anyway (the user said so)."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output path {out} exists and is not a folder", hint="pick another OUT")
-    if out.is_dir() and any(out.iterdir()) and not (out / SCENE_JSON).is_file() and not force:
-        raise ConfigError(f"output folder {out} is not empty and holds no {SCENE_JSON} from an earlier render",
+    if force or not out.is_dir() or not any(out.iterdir()):
+        return
+    owned = owned_files(out, SYNTH_TOOL)
+    if owned is None:
+        raise ConfigError(f"output folder {out} is not empty and has no record that edgepose-synth wrote it "
+                          f"({OWNER_FILE}); a render replaces the whole folder",
                           hint="pick a new OUT, or pass --force to replace its contents")
+    theirs = [rel for rel in _files_under(out) if rel not in owned and rel != OWNER_FILE]
+    if theirs:
+        shown = ", ".join(theirs[:5]) + (f" and {len(theirs) - 5} more" if len(theirs) > 5 else "")
+        raise ConfigError(f"output folder {out} is an earlier render, but {len(theirs)} file(s) in it were not "
+                          f"written by edgepose-synth: {shown}; a render replaces the whole folder",
+                          hint="move them out of it, pick a new OUT, or pass --force to replace them too")
 
 
 def scene_description(cfg: SynthConfig, plans: Sequence[SequencePlan], K: np.ndarray, scene) -> dict:
@@ -210,6 +230,7 @@ def generate(out, cfg: Optional[SynthConfig] = None, workers: Optional[int] = No
         (tmp / SCENE_JSON).write_text(json.dumps(scene_description(cfg, plans, K, scene), indent=2) + "\n")
         sheet = make_contact_sheet(tmp, plans, cfg.contact_columns, scene.room_lo, scene.room_hi, scene.boxes)
         sheet.save(tmp / CONTACT_SHEET, format="PNG", optimize=False)
+        write_owner(tmp, SYNTH_TOOL, _files_under(tmp))  # what a later render may replace
         timings["sheet_s"] = time.perf_counter() - t2
     seconds = time.perf_counter() - t0
     return SynthResult(out, plans, K, seconds, workers, timings)

@@ -35,7 +35,8 @@ def rendered(tmp_path_factory):
 def test_layout_is_exactly_seven_scenes(rendered):
     out, res = rendered
     seqs = [f"seq-{i:02d}" for i in range(1, 7)]
-    expected = {"TrainSplit.txt", "TestSplit.txt", "intrinsics.txt", "scene.json", "contact_sheet.png"}
+    expected = {"TrainSplit.txt", "TestSplit.txt", "intrinsics.txt", "scene.json", "contact_sheet.png",
+                ".edgepose-owner.json"}  # the ownership record: what a later render may replace
     for s in seqs:
         for i in range(3):
             expected |= {f"{s}/frame-{i:06d}.{kind}" for kind in ("color.png", "depth.png", "pose.txt")}
@@ -139,6 +140,30 @@ def test_refuses_a_folder_that_is_not_a_render(tmp_path):
     with pytest.raises(ConfigError, match="not empty"):
         generate(tmp_path / "mine", SynthConfig(frames=6, size=(16, 12)), workers=1)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_a_scene_json_does_not_make_a_folder_a_render(tmp_path):
+    """Issue 22, family 1: a user's dataset holding a file named scene.json was replaced."""
+    (tmp_path / "data" / "seq-01").mkdir(parents=True)
+    (tmp_path / "data" / "scene.json").write_text("{}")
+    (tmp_path / "data" / "seq-01" / "frame-000000.color.png").write_bytes(b"user's frame")
+    with pytest.raises(ConfigError, match="no record that edgepose-synth wrote it"):
+        generate(tmp_path / "data", SynthConfig(frames=6, size=(16, 12)), workers=1)
+    assert (tmp_path / "data" / "seq-01" / "frame-000000.color.png").read_bytes() == b"user's frame"
+
+
+def test_a_re_render_replaces_its_own_files_and_never_a_users(tmp_path):
+    out = tmp_path / "room"
+    cfg = SynthConfig(frames=6, size=(16, 12), seed=1, random_views=0)
+    generate(out, cfg, workers=1)
+    generate(out, SynthConfig(frames=6, size=(16, 12), seed=2, random_views=0), workers=1)  # ours: replaced
+    assert json.loads((out / "scene.json").read_text())["seed"] == 2
+    (out / "seq-01" / "my_notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="1 file.* not written by edgepose-synth: seq-01/my_notes.txt"):
+        generate(out, cfg, workers=1)
+    assert (out / "seq-01" / "my_notes.txt").read_text() == "keep me"
+    generate(out, cfg, workers=1, force=True)  # the user said so
+    assert not (out / "seq-01" / "my_notes.txt").exists()
 
 
 def test_cli_renders_and_prints_the_next_command(tmp_path):
