@@ -40,8 +40,8 @@ def test_jetson_commands_name_the_bundle_precisions_and_options():
     trtexec = [line.strip() for line in text.splitlines() if line.strip().startswith("trtexec")]
     assert len(trtexec) == 2  # one per precision
     fp16, int8 = trtexec
-    # TensorRT 8.x: FP16 from the FP32 graph with the flag; INT8 from the Q/DQ graph
-    assert f"--onnx={q}/model.onnx" in fp16 and "--fp16" in fp16 and f"--saveEngine={q}/model.fp16.engine" in fp16
+    # TensorRT 8.x: FP16 from the FP16 graph (whose drift the manifest records) with the flag; INT8 from Q/DQ
+    assert f"--onnx={q}/model.fp16.onnx" in fp16 and "--fp16" in fp16 and f"--saveEngine={q}/model.fp16.engine" in fp16
     assert f"--onnx={q}/model.int8.onnx" in int8 and "--int8" in int8
     for line in trtexec:
         assert "--minShapes=image:1x24x32x3" in line and "--optShapes=image:4x24x32x3" in line
