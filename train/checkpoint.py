@@ -21,7 +21,8 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from edgepose.atomic import atomic_write_bytes
-from edgepose.errors import EdgePoseError
+from edgepose.errors import ConfigError, EdgePoseError
+from edgepose.outputs import OWNER_FILE, read_owner, write_owner
 
 from .model import CHECKPOINT_FORMAT, read_checkpoint
 
@@ -80,6 +81,36 @@ def latest_resume_point(run: Union[str, Path]) -> Optional[Dict]:
             ckpt["path"] = str(path)
             return ckpt
     return None
+
+
+#: the tool named in a run folder's ownership record
+TRAIN_TOOL = "edgepose-train"
+
+
+def check_run_folder(run: Union[str, Path], resume_point: Optional[Dict]) -> None:
+    """Refuse to train into a non-empty ``run`` folder that is not an edgepose run: one without
+    the ownership record (:data:`edgepose.outputs.OWNER_FILE`) that :func:`claim_run_folder`
+    writes and without a checkpoint ``--resume`` can read. Another tool's ``final.pt`` or
+    ``metrics.json`` would be overwritten; a name proves nothing."""
+    run = Path(run)
+    if not run.is_dir() or not any(run.iterdir()):
+        return
+    record = read_owner(run)
+    if resume_point is not None or (record is not None and record["tool"] == TRAIN_TOOL):
+        return
+    theirs = sorted(p.name for p in run.iterdir())
+    shown = ", ".join(theirs[:5]) + (f" and {len(theirs) - 5} more" if len(theirs) > 5 else "")
+    raise ConfigError(f"--out {run} holds files no edgepose-train run wrote (no {OWNER_FILE}, no resumable "
+                      f"checkpoint): {shown}; training would overwrite final.pt, metrics.json and the rest there",
+                      hint="choose a new or empty --out folder for the run")
+
+
+def claim_run_folder(run: Union[str, Path]) -> None:
+    """Create ``run`` with its ownership record (kept when it is there already)."""
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    if read_owner(run) is None:
+        write_owner(run, TRAIN_TOOL)
 
 
 def load_state_or_none(path: Union[str, Path]) -> Optional[Dict]:

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 
 from edgepose.argtypes import nonnegative_float, nonnegative_int, number, positive_float, positive_int, size
 from edgepose.errors import ConfigError
+from edgepose.outputs import check_outputs
 
 DESCRIPTION = """\
 Train a camera-pose regressor (PoseNet, Kendall & Cipolla CVPR 2017) on DATA and write RUN.
@@ -130,13 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
 def make_config(ns: argparse.Namespace):
     """A :class:`TrainConfig` from the parsed options; with ``--resume`` the options not given
     on the command line come from the run's latest checkpoint."""
-    from .checkpoint import latest_resume_point
+    from .checkpoint import check_run_folder, latest_resume_point
     from .recipe import TrainConfig
 
     given: Dict = dict(vars(ns))
     base: Dict = {}
     if given.get("resume"):
         ckpt = latest_resume_point(given["out"])
+        check_run_folder(given["out"], ckpt)  # before saying "starting a new run" in another tool's folder
         if ckpt is None:
             print(f"edgepose-train: {given['out']} holds no checkpoint yet: starting a new run", file=sys.stderr)
         else:
@@ -151,6 +153,7 @@ def make_config(ns: argparse.Namespace):
     merged = {**base, **given, "out": given["out"]}
     if not merged.get("data"):
         raise ConfigError("no DATA folder given", hint="edgepose-train DATA --out RUN  (see --help)")
+    check_outputs({"--out": given["out"]}, {"DATA": merged["data"]})  # a run folder never inside its dataset
     merged["data"] = str(Path(merged["data"]).resolve())  # --resume may run from another folder
     merged["input_size"] = tuple(merged.get("input_size", TrainConfig.input_size))
     return TrainConfig(**merged)

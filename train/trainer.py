@@ -26,7 +26,7 @@ import torch
 from edgepose.errors import ConfigError, EdgePoseError
 
 from . import distributed
-from .checkpoint import checkpoint_path, latest_resume_point, load_state_or_none
+from .checkpoint import checkpoint_path, check_run_folder, claim_run_folder, latest_resume_point, load_state_or_none
 from .data import Normalisation, build_cache, split_validation
 from .finish import finish
 from .metrics_log import MetricsLog
@@ -114,6 +114,7 @@ def fit(cfg: TrainConfig) -> Dict[str, object]:
 
 def _fit(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, out: Path) -> Dict[str, object]:
     resume = latest_resume_point(out) if cfg.resume else None
+    check_run_folder(out, resume)  # another tool's folder is not a run to overwrite
     if not cfg.resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.pt")):
         raise ConfigError(f"{out} already holds checkpoints of another run",
                           hint=f"continue it with --resume, or choose another --out than {out}")
@@ -133,7 +134,7 @@ def _fit(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, out
         run = Run(cfg, dist, device, out, fit_c, val_c, test_c, norm, data_info, log, stop, channels_last,
                   workers, counts)
         if dist.is_main:
-            out.mkdir(parents=True, exist_ok=True)
+            claim_run_folder(out)
             print_plan(run, recipe, resume)
         t0 = time.perf_counter()
         outcomes: List[StageOutcome] = []

@@ -149,3 +149,42 @@ def test_file_size_limit_while_saving_is_a_message(scene, tmp_path):
     assert "file size limit" in proc.stderr and "Traceback" not in proc.stderr
     # atomic writes: no half-written checkpoint is left under its real name
     assert not list(out.rglob("*.pt"))
+
+
+# --------------------------------------------------------------------------- issue 22, family 1
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_folder_another_tool_wrote_is_not_a_run_to_overwrite(scene, tmp_path, capsys, resume):
+    from edgepose.train.cli import main
+
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "final.pt").write_bytes(b"another tool's model")
+    (out / "metrics.json").write_text('{"theirs": 1}')
+    argv = [str(scene), "--out", str(out), "--stage1-epochs", "1", "--stage2-epochs", "0", "--input-size", "64x48",
+            "--backbone", "mobilenet_v3_small", "--pretrained", "none"] + (["--resume"] if resume else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds files no edgepose-train run wrote" in err and "starting a new run" not in err, err
+    assert (out / "final.pt").read_bytes() == b"another tool's model"
+    assert (out / "metrics.json").read_text() == '{"theirs": 1}' and sorted(p.name for p in out.iterdir()) == [
+        "final.pt", "metrics.json"]
+
+
+def test_a_run_folder_inside_its_dataset_is_refused(scene, capsys):
+    from edgepose.train.cli import main
+
+    before = sorted(p.name for p in scene.rglob("*"))
+    assert main([str(scene), "--out", str(scene / "run")]) == 2
+    assert "overwrite what this command reads" in capsys.readouterr().err
+    assert sorted(p.name for p in scene.rglob("*")) == before
+
+
+def test_a_run_claims_its_folder_and_resumes_from_it(scene, tmp_path):
+    from edgepose.outputs import read_owner
+    from edgepose.train.checkpoint import check_run_folder, claim_run_folder
+
+    out = tmp_path / "run"
+    claim_run_folder(out)
+    (out / "metrics.csv").write_text("epoch\n")
+    assert read_owner(out)["tool"] == "edgepose-train"
+    check_run_folder(out, None)  # ours: no error
