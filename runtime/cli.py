@@ -169,12 +169,12 @@ def _run(args, signals) -> int:
     from .filter import make_filter
     from .pipeline import Pipeline, resolve_policy
     from .ros import options as ros_options
-    from .endpoints import open_sinks
-    from .endpoints import open_source
+    from .endpoints import check_bag_file, open_sinks, open_source
 
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"edgepose-run: warning: {msg}\n"
     status = StatusLine(enabled=not args.quiet)
+    check_bag_file(args.source)  # a FIFO named like a bag would block the listing and the reader
     listing = ros_options.topic_listing(args)  # a bag --source without --topic: list, exit 0
     if listing is not None:
         print(listing)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import List, Optional, Union
 
 from edgepose.errors import ConfigError
+from edgepose.image_decode import require_regular_file
 
 from .ros import is_bag_path
 from .ros.bag_sink import BagSink
@@ -19,12 +20,21 @@ from .sinks import CsvSink, JsonlSink, Sink, TrajectoryPlot
 from .sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, CameraSource, DatasetSource, GStreamerSource,
                       ImageFolderSource, Source, VideoFileSource)
 
+def check_bag_file(spec: Union[str, Path]) -> None:
+    """A bag named as one file (``.mcap``, ``.db3``, ``.bag``) must be a regular file: a FIFO
+    blocks the reader forever (SQLite even through SIGTERM), a device never ends."""
+    s = str(spec)
+    if is_bag_path(s) and not Path(s).is_dir():
+        require_regular_file(s, "bag file")
+
+
 def open_source(spec: Union[str, Path, Source], fps: float = 30.0, split: str = "test", **options) -> Source:
     """A :class:`Source` from a ``--source`` string (see the module table)."""
     if isinstance(spec, Source):
         return spec
     s = str(spec)
     if is_bag_path(s):  # .mcap, .db3, .bag, rosbag2 folder
+        check_bag_file(s)
         return BagSource(s, fps=fps, **options)
     if s.startswith("dataset:"):
         return DatasetSource(s[len("dataset:"):], split=split, fps=fps, **options)

@@ -93,3 +93,32 @@ def test_bench_out_is_a_new_folder_outside_its_inputs(world, tmp_path, case):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert ("is a file" if case == "file" else "overwrite what this command reads") in proc.stderr
     assert [digest(b), digest(data)] == before and (tmp_path / "report.txt").read_text() == "mine"
+
+
+# --------------------------------------------------------------------------- families 3 and 5
+@pytest.mark.parametrize("suffix", [".mcap", ".db3", ".bag"])
+@pytest.mark.parametrize("topic", [True, False])
+def test_a_bag_source_that_is_a_fifo_is_refused_not_a_hang(world, tmp_path, suffix, topic):
+    b, _, _ = world
+    fifo = tmp_path / f"flight{suffix}"
+    os.mkfifo(fifo)
+    extra = ["--topic", "/camera/image_raw"] if topic else []
+    proc = subprocess.run(cli("edgepose-run") + [str(b), "--source", str(fifo), "--out", str(tmp_path / "p.jsonl"),
+                                                 "--quiet", *extra], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "FIFO" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_run_piped_into_a_reader_that_stops_exits_quietly(world, tmp_path):
+    b, src, _ = world
+    many = tmp_path / "many"
+    many.mkdir()
+    first = sorted(src.glob("*.png"))[0]
+    for i in range(400):
+        os.link(first, many / f"{i:04d}.png")
+    proc = subprocess.Popen(cli("edgepose-run") + [str(b), "--source", str(many), "--out", "-", "--quiet",
+                                                   "--precision", "fp32"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # what `| head -n 1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
