@@ -22,7 +22,6 @@ The file is ``poses.csv`` in the dataset folder (or the only ``*.csv`` there).
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 from typing import List
 
@@ -60,6 +59,16 @@ def header_ok(path: Path) -> bool:
     return False
 
 
+def _row(line: str, path: Path, ln: int) -> List[str]:
+    """The fields of one CSV line; an unclosed quote (which would swallow every later line) is
+    an error at its line."""
+    try:
+        fields = next(csv.reader([line], strict=True), [])
+    except csv.Error as exc:
+        raise DataFormatError(f"not a CSV row ({exc}): an unclosed or stray quote?", path=path, line=ln) from None
+    return fields
+
+
 def read(root: Path, sizer: ImageSizer) -> ReaderOutput:
     root = Path(root)
     path = find_csv(root)
@@ -70,12 +79,17 @@ def read(root: Path, sizer: ImageSizer) -> ReaderOutput:
                 if l.strip() and not l.lstrip().startswith("#")]
     if not numbered:
         raise DataFormatError(f"empty CSV; expected the header {','.join(REQUIRED)}", path=path, line=1)
-    rows = list(csv.reader(io.StringIO("\n".join(l for _, l in numbered))))
+    rows = [_row(line, path, ln) for ln, line in numbered]  # one line, one row: a stray quote stays on its line
     header = [c.strip() for c in rows[0]]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise DataFormatError(f"header lacks column(s) {', '.join(missing)}; expected {','.join(REQUIRED)} "
                               f"[,{','.join(OPTIONAL)}]; found {','.join(header)}", path=path, line=numbered[0][0])
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise DataFormatError(f"column(s) {', '.join(repeated)} appear more than once in the header; which one "
+                              "holds the value is unknown", path=path, line=numbered[0][0],
+                              hint="keep one column of each name")
     col = {c: header.index(c) for c in header}
     has_split = "split" in col
     frames: List[FrameRecord] = []

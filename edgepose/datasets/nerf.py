@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -102,6 +102,19 @@ def _number(v) -> float:
     return float(v)
 
 
+def _matrix(v) -> Optional[np.ndarray]:
+    """A list of rows of JSON numbers as float64, or ``None``: booleans (``true`` is not 1.0),
+    strings and nulls are not matrix entries."""
+    if not (isinstance(v, list) and all(isinstance(r, list) for r in v)):
+        return None
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for r in v for x in r):
+        return None
+    try:
+        return np.asarray(v, dtype=np.float64)
+    except (ValueError, OverflowError):  # ragged rows
+        return None
+
+
 def _angle(v, key: str, path: Path, where: str) -> float:
     """A field of view in radians, strictly between 0 and pi."""
     a = _number(v)
@@ -119,10 +132,7 @@ def _read_file(path: Path, split: str, sizer: ImageSizer, frames: List[FrameReco
         if not isinstance(fr, dict) or not isinstance(fr.get("file_path"), str) or "transform_matrix" not in fr:
             raise DataFormatError(f"{where}: expected an object with 'file_path' (a string) and "
                                   "'transform_matrix'", path=path)
-        try:
-            T = np.asarray(fr["transform_matrix"], dtype=np.float64)
-        except (TypeError, ValueError, OverflowError):
-            T = None
+        T = _matrix(fr["transform_matrix"])
         if T is None or T.shape not in ((4, 4), (3, 4)):
             raise DataFormatError(f"{where}: expected transform_matrix as a 4x4 (or 3x4) list of numbers; "
                                   f"found {fr['transform_matrix']!r:.60}", path=path)
