@@ -20,9 +20,9 @@ PRECISIONS = ("fp32", "fp16", "int8")
 #: for each precision, the others from nearest to farthest: the never-silent fallback order
 _NEAREST: Dict[str, Tuple[str, ...]] = {"fp32": ("fp16", "int8"), "fp16": ("fp32", "int8"), "int8": ("fp16", "fp32")}
 #: what a listed file is for
-ROLES = ("onnx", "engine", "engine-report", "checkpoint", "parity", "calibration-cache")
+ROLES = ("onnx", "camera-onnx", "engine", "engine-report", "checkpoint", "parity", "calibration-cache")
 #: roles whose files exist once per precision
-PER_PRECISION = ("onnx", "engine")
+PER_PRECISION = ("onnx", "camera-onnx", "engine")
 #: the largest file a manifest may list (1 TiB): a larger size is a corrupt entry
 MAX_FILE_SIZE = 1 << 40
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -27,6 +27,7 @@ from edgepose.manifest import Manifest, ModelInfo, Normalization
 from edgepose.outputs import check_outputs
 
 from .bundle_writer import CHECKPOINT_NAME, ONNX_NAMES, PARITY_NAME, assemble
+from .camera_graph import add_camera_graphs
 from .config import DEFAULT_RUN_PRECISIONS, PARITY_FRAMES, ExportConfig
 from .frames import calibration_frames_only, load_frames
 from .out_folder import check_out_dir
@@ -106,15 +107,23 @@ def engines_for_bundle(cfg: ExportConfig, log: Log = print) -> ExportResult:
     spec = manifest.input.to_manifest()
     result = ExportResult(out, True, list(precisions), data_root=cfg.calib)
     trt = require_tensorrt(cfg.engine, str(out), precisions, spec)
+    if trt is None and cfg.camera_sizes:  # camera graphs only: onnx is all it needs
+        with assemble(out, overwrite=cfg.overwrite) as asm:
+            asm.start_from(source, manifest)
+            add_camera_graphs(asm, manifest.listing.by_precision("onnx"), cfg.camera_sizes, cfg.camera_channels, log)
+            asm.finish(manifest)
+        result.manifest = Manifest.load(out)
     if trt is None:
         result.engine_note = ("--engine no: nothing to do for an existing bundle" if cfg.engine == "no"
-                              else _engine_note(cfg, out, precisions, spec))
+                              and not cfg.camera_sizes else _engine_note(cfg, out, precisions, spec))
+        result.seconds = time.perf_counter() - t0
         return result
     calib = None
     if cfg.int8_engine == "calibrator" and "int8" in precisions:
         calib = calibration_frames_only(cfg, manifest.input_size)
     with assemble(out, overwrite=cfg.overwrite) as asm:
         asm.start_from(source, manifest)
+        add_camera_graphs(asm, manifest.listing.by_precision("onnx"), cfg.camera_sizes, cfg.camera_channels, log)
         result.engines = build_engines(trt, asm, spec, precisions, int8_mode=cfg.int8_engine,
                                        dla_core=cfg.dla_core, workspace_gb=cfg.workspace_gb,
                                        allow_slow=cfg.allow_slow_precision, calib_images=calib,
@@ -169,6 +178,7 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
             onnx_files[prec] = ONNX_NAMES[prec]
         for prec, rel in onnx_files.items():
             asm.register(rel, "onnx", prec, input=cfg.input)
+        add_camera_graphs(asm, onnx_files, cfg.camera_sizes, cfg.camera_channels, log)
         asm.add_file(ckpt_path, CHECKPOINT_NAME, "checkpoint", "fp32", format=ckpt.get("format"))
 
         if frames.val is not None:

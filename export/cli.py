@@ -25,6 +25,7 @@ from edgepose.bundle import MANIFEST
 from edgepose.errors import ConfigError
 
 from .api import ExportResult, default_argv, export_bundle
+from .camera_graph import camera_sizes
 from .config import (CALIB_METHODS, DEFAULT_CALIB_FRAMES, DEFAULT_OPSET, DEFAULT_VAL_FRAMES, MAX_DLA_CORE,
                      MAX_WORKSPACE_GB, ExportConfig, parse_batch, parse_precisions)
 
@@ -104,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--opset", type=integer(7, 20), default=DEFAULT_OPSET,
                    help=f"ONNX opset (default {DEFAULT_OPSET}, at most 20)")
     g.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    g.add_argument("--camera-size", metavar="WxH", action="append", default=None,
+                   help="also write graphs whose input is the camera frame itself (uint8 HxWx3), with the "
+                        "preprocessing rule's crop and anti-aliased resize inside: the device then only copies "
+                        "frames of that size. Repeat for several cameras, e.g. --camera-size 1920x1080 "
+                        "--camera-size 640x480. With a BUNDLE as SOURCE they are added to it (no torch needed)")
+    g.add_argument("--camera-channels", choices=("rgb", "bgr"), default="rgb",
+                   help="channel order of those camera frames (bgr: OpenCV and many ROS drivers; default rgb)")
     g = p.add_argument_group("validation (test split)")
     g.add_argument("--val-frames", type=integer(1, 100000), default=DEFAULT_VAL_FRAMES,
                    help=f"test frames for accuracy and drift (default {DEFAULT_VAL_FRAMES}, spread over the split)")
@@ -138,7 +146,8 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
         dynamic_batch=(lo, opt, hi) if dynamic else None, input=args.input, opset=args.opset,
         simplify=not args.no_simplify, val_frames=args.val_frames, max_drift_m=args.max_drift_m,
         max_drift_deg=args.max_drift_deg, engine=args.engine, overwrite=args.overwrite, dla_core=args.dla_core,
-        workspace_gb=args.workspace_gb, timing_cache_dir=args.timing_cache_dir, argv=default_argv())
+        workspace_gb=args.workspace_gb, timing_cache_dir=args.timing_cache_dir,
+        camera_sizes=camera_sizes(args.camera_size), camera_channels=args.camera_channels, argv=default_argv())
 
 
 # --------------------------------------------------------------------------- entry point

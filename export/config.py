@@ -64,6 +64,8 @@ class ExportConfig:
         max_drift_m, max_drift_deg: a precision whose median drift exceeds these fails the export.
         engine: ``"auto"`` | ``"yes"`` | ``"no"`` TensorRT engines.
         dla_core, workspace_gb, timing_cache_dir: TensorRT builder settings.
+        camera_sizes: ``[(w, h)]`` camera frame sizes that get camera-resolution graphs
+            [--camera-size]; camera_channels: ``"rgb"`` or ``"bgr"`` [--camera-channels].
         argv: the command line recorded in the manifest (the CLI fills it).
     """
 
@@ -92,6 +94,8 @@ class ExportConfig:
     dla_core: Optional[int] = None
     workspace_gb: float = 1.0
     timing_cache_dir: Optional[Path] = None
+    camera_sizes: Sequence[Tuple[int, int]] = ()
+    camera_channels: str = "rgb"
     argv: List[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -119,6 +123,13 @@ class ExportConfig:
         _choice("--int8-engine", self.int8_engine, INT8_ENGINE_MODES)
         _choice("--engine", self.engine, ENGINE_MODES)
         _choice("--input", self.input, INPUT_KINDS)
+        _choice("--camera-channels", self.camera_channels, ("rgb", "bgr"))
+        if self.camera_sizes and self.input != "uint8":
+            raise ConfigError("--camera-size needs --input uint8: a camera graph takes the camera's uint8 frame",
+                              hint="drop --input float32, or drop --camera-size")
+        for w, h in self.camera_sizes:
+            if not (1 <= int(w) <= 8192 and 1 <= int(h) <= 8192):
+                raise ConfigError(f"--camera-size {w}x{h}: each side must be 1..8192 pixels")
         if self.dynamic_batch is None:
             if self.batch < 1:
                 raise ConfigError(f"--batch must be >= 1; got {self.batch}")

@@ -20,6 +20,7 @@ import numpy as np
 from edgepose.errors import EdgePoseError
 from edgepose.preprocess import load_image
 
+from .camera import InputRoutes
 from .filter import make_filter
 from .pipeline import Pipeline, make_result
 from .results import PoseResult
@@ -32,10 +33,12 @@ from .spec import write_frame
 class PoseEstimator:
     """An active runner plus preprocessing, for single images and streams."""
 
-    def __init__(self, runner):
+    def __init__(self, runner, camera_graphs: bool = True):
         self.runner = runner.activate()
         spec = runner.input_spec
-        self._buf = runner.allocate_input(1)
+        self.camera_graphs = camera_graphs
+        self._routes = InputRoutes(self.runner, 0, enabled=camera_graphs)
+        self._bufs = {}  # input shape -> a one-frame buffer of that route
         self._scratch = np.empty((spec.size[1], spec.size[0], 3), np.uint8)
         self._count = 0
 
@@ -56,9 +59,18 @@ class PoseEstimator:
     def precision(self) -> str:
         return self.runner.precision
 
-    def predict(self, image: Union[np.ndarray, str, Path]) -> PoseResult:
+    @property
+    def routes(self) -> InputRoutes:
+        """Which graph took which frames: the host path and the camera graphs opened so far."""
+        return self._routes
+
+    def predict(self, image: Union[np.ndarray, str, Path], channels: str = "rgb") -> PoseResult:
         """One image (``uint8 (H, W, 3)`` RGB of any size, a PIL image or a file path) ->
-        :class:`PoseResult`. An unreadable file gives ``ok=False`` with the reason."""
+        :class:`PoseResult`. An unreadable file gives ``ok=False`` with the reason. A frame
+        whose size has a camera-resolution graph in the bundle is only copied into that
+        graph's input (the preprocessing rule runs inside it). ``channels="bgr"`` says the array
+        is BGR (OpenCV): it goes to a BGR camera graph of its size as it is, else it is turned to
+        RGB on the host."""
         wall, t0 = time.time(), time.perf_counter()
         idx, self._count = self._count, self._count + 1
         source = str(image) if isinstance(image, (str, Path)) else "array"
@@ -68,10 +80,18 @@ class PoseEstimator:
             if isinstance(image, (str, Path)):
                 image = load_image(image)
             frame.read_ms = (time.perf_counter() - t0) * 1e3
+            if channels not in ("rgb", "bgr"):
+                raise EdgePoseError(f"channels={channels!r}: expected 'rgb' or 'bgr'")
+            route = self._routes.route(image, channels)
+            if channels == "bgr" and not route.camera and isinstance(image, np.ndarray) and image.ndim == 3:
+                image = np.ascontiguousarray(image[..., ::-1])
+            buf = self._bufs.get(route.spec.shape)
+            if buf is None:
+                buf = self._bufs[route.spec.shape] = route.runner.allocate_input(1)
             t1 = time.perf_counter()
-            write_frame(image, self.runner.input_spec, self._buf[0], self._scratch)
+            write_frame(image, route.spec, buf[0], self._scratch)
             t2 = time.perf_counter()
-            poses = self.runner.infer(self._buf)
+            poses = route.runner.infer(buf)
             timings = {"preprocess": (t2 - t1) * 1e3, "infer": (time.perf_counter() - t2) * 1e3}
             result = make_result(frame, poses, None, timings)
         except EdgePoseError as exc:
@@ -89,10 +109,11 @@ class PoseEstimator:
         (break, Ctrl-C, an error) stops and joins every pipeline thread."""
         src = open_source(source, **source_options)
         self.last_pipeline = Pipeline(self.runner, src, policy=policy, postprocess=make_filter(filter),
-                                      max_frames=max_frames)
+                                      max_frames=max_frames, camera_graphs=self.camera_graphs)
         return iter(self.last_pipeline)
 
     def close(self) -> None:
+        self._routes.close()
         self.runner.deactivate()
 
     def __enter__(self) -> "PoseEstimator":

@@ -8,7 +8,9 @@ stage in its own thread, joined by bounded queues; it knows nothing about CUDA.
   bounded and inference always takes the newest frame).
 * Preprocessing writes straight into a fixed :class:`~edgepose.runtime.buffers.BufferPool`
   of the runner's input buffers (pinned on TensorRT) with THE rule of
-  :func:`edgepose.preprocess.resize_crop`; nothing is allocated per frame.
+  :func:`edgepose.preprocess.resize_crop`; nothing is allocated per frame. A frame whose size
+  has a camera-resolution graph in the bundle is only copied into that graph's buffers: the
+  rule runs inside the graph (:mod:`edgepose.runtime.camera`).
 * A frame that cannot be read or inferred becomes a failed :class:`PoseResult` with the
   reason; the stream goes on. Any other exception stops every stage and is re-raised to
   the consumer. End of source, ``close()`` (e.g. after Ctrl-C in the consumer) and errors
@@ -25,6 +27,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import warnings
 from array import array
 from typing import Callable, Iterator, List, Optional
 
@@ -32,7 +35,8 @@ import numpy as np
 
 from edgepose.errors import ConfigError, EdgePoseError
 
-from .buffers import BufferPool, PoolClosed
+from .buffers import PoolClosed
+from .camera import InputRoutes, Route
 from .results import PoseResult
 from .sources import Frame, Source
 from .spec import write_frame
@@ -119,11 +123,14 @@ class Pipeline:
             thread in frame order (e.g. :class:`~edgepose.runtime.filter.PoseFilter`).
         queue_size: capacity of each queue (default 1 for ``latest``, 4 for ``every``).
         max_frames: stop after this many source frames.
+        camera_graphs: use the bundle's camera-resolution graphs for frames of their size
+            (default); ``False`` preprocesses every frame on the host.
     """
 
     def __init__(self, runner, source: Source, policy: str = "auto",
                  postprocess: Optional[Callable[[PoseResult], PoseResult]] = None,
-                 queue_size: Optional[int] = None, max_frames: Optional[int] = None):
+                 queue_size: Optional[int] = None, max_frames: Optional[int] = None,
+                 camera_graphs: bool = True):
         policy = resolve_policy(policy, source)
         if not getattr(runner, "is_active", False):
             raise EdgePoseError("the runner must be active", hint="use `with open_runner(...) as runner:`")
@@ -136,7 +143,8 @@ class Pipeline:
         self._q_inf = queue.Queue(qs)
         self._q_out = queue.Queue(qs)
         # every buffer that can be in flight: queued before infer, in preprocess, in infer, + 1
-        self.pool = BufferPool(runner.allocate_input, qs + 3, batch=1)
+        self.routes = InputRoutes(runner, qs + 3, enabled=camera_graphs)
+        self.pool = self.routes.host.pool
         self.stats = PipelineStats()
         self._stop = threading.Event()
         self._errors: List[BaseException] = []
@@ -185,9 +193,9 @@ class Pipeline:
                     self.stats.dropped += 1
 
     def _release_stale(self, item) -> None:
-        slot = item[1]
+        slot, route = item[1], item[4]
         if slot is not None:
-            self.pool.release(slot)
+            route.pool.release(slot)
 
     # -- stages -------------------------------------------------------------------------
     def _stage(self, name: str, body: Callable[[], None]) -> threading.Thread:
@@ -222,6 +230,16 @@ class Pipeline:
                 close()
         self._put(self._q_src, _END)
 
+    def _route(self, frame: Frame) -> Route:
+        try:
+            return self.routes.route(frame.image)
+        except EdgePoseError as exc:  # a camera graph that cannot load: that size takes the host path
+            size = (frame.image.shape[1], frame.image.shape[0])
+            self.routes.sizes.discard((size, "rgb"))
+            warnings.warn(f"the camera graph for {size[0]}x{size[1]} frames could not be used ({exc.message}); "
+                          "those frames are preprocessed on the host instead", stacklevel=2)
+            return self.routes.host
+
     def _run_preprocess(self) -> None:
         spec = self.runner.input_spec
         scratch = np.empty((spec.size[1], spec.size[0], 3), np.uint8)  # for NCHW / float inputs
@@ -231,42 +249,43 @@ class Pipeline:
                 self._put(self._q_pre, _END)
                 return
             t0 = time.perf_counter()
-            slot, err = None, frame.error
+            slot, err, route = None, frame.error, self.routes.host
             if err is None:
+                route = self._route(frame)
                 try:
-                    slot, buf = self.pool.acquire(self._stop)
+                    slot, buf = route.pool.acquire(self._stop)
                 except PoolClosed:
                     raise _Stopped() from None
                 t0 = time.perf_counter()  # waiting for a buffer is queueing, not preprocessing
                 try:
-                    write_frame(frame.image, spec, buf[0], scratch)
+                    write_frame(frame.image, route.spec, buf[0], scratch)
                 except EdgePoseError as exc:
-                    self.pool.release(slot)
+                    route.pool.release(slot)
                     slot, err = None, f"preprocess: {exc.message}"
                 frame.image = None  # the decoded frame is not needed any more
-            item = (frame, slot, err, {"preprocess": (time.perf_counter() - t0) * 1e3})
+            item = (frame, slot, err, {"preprocess": (time.perf_counter() - t0) * 1e3}, route)
             if self.policy == "latest":  # inference takes the newest preprocessed frame
                 self._put_latest(self._q_pre, item, self._release_stale)
             else:
                 self._put(self._q_pre, item)
 
     def _run_infer(self) -> None:
-        runner = self.runner
         while True:
             item = self._get(self._q_pre)
             if item is _END:
                 self._put(self._q_inf, _END)
                 return
-            frame, slot, err, timings = item
+            frame, slot, err, timings, route = item
+            runner = route.runner
             poses = None
             if slot is not None:
                 t0 = time.perf_counter()
                 try:
-                    poses = runner.infer(self.pool.buffers[slot])
+                    poses = runner.infer(route.pool.buffers[slot])
                 except EdgePoseError as exc:
                     err = f"inference: {exc.message}"
                 finally:
-                    self.pool.release(slot)
+                    route.pool.release(slot)
                 timings["infer"] = (time.perf_counter() - t0) * 1e3
                 if "compute" in runner.last_timing:
                     timings["compute"] = runner.last_timing["compute"]
@@ -330,6 +349,8 @@ class Pipeline:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         alive = [t.name for t in self._threads if t.is_alive()]
+        if not alive:
+            self.routes.close()
         if alive:
             raise PipelineError(f"pipeline threads did not stop within {timeout:.0f} s: {alive}",
                                 hint="a source or backend call is blocked (e.g. a camera read)")

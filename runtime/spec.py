@@ -30,7 +30,10 @@ def write_frame(image, spec: InputSpec, out: np.ndarray, scratch: Optional[np.nd
     """
     W, H = spec.size
     if spec.layout == "NHWC" and out.dtype == np.uint8:
-        resize_crop(image, (W, H), out=out)
+        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape == (H, W, 3):
+            np.copyto(out, image)  # already the input's size (a camera graph's frame): the host only copies
+        else:
+            resize_crop(image, (W, H), out=out)
         return
     if scratch is None:
         scratch = np.empty((H, W, 3), dtype=np.uint8)

@@ -22,6 +22,7 @@ from edgepose.bundle import PRECISIONS, check_precision
 from edgepose.errors import ConfigError, EdgePoseError
 
 from ..bundles import BundleView, open_bundle
+from ..camera import camera_graphs, camera_spec
 from ..results import PoseBatch
 from ..spec import InputSpec, allocate_batch
 
@@ -63,6 +64,8 @@ class Runner:
     settings: Dict[str, str] = {}
     #: precision -> a note for bench rows of that precision
     notes: Dict[str, str] = {}
+    #: the manifest role of the camera-resolution graphs it can run (``None``: it cannot)
+    camera_role: Optional[str] = None
 
     def __init__(self, bundle: Union[str, BundleView], precision: Optional[str] = None, strict: bool = False,
                  **unknown):
@@ -76,6 +79,9 @@ class Runner:
         self.is_active = False
         self.last_timing: Dict[str, float] = {}
         self._timing: Dict[str, float] = {}
+        #: the camera frame size ``(w, h)`` when this runner runs a camera-resolution graph
+        self.camera: Optional[Tuple[int, int]] = None
+        self._camera_spec: Optional[InputSpec] = None
 
     # -- Polygraphy-style life cycle ------------------------------------------------
     @property
@@ -85,7 +91,31 @@ class Runner:
 
     @property
     def input_spec(self) -> InputSpec:
-        return self.bundle.input_spec
+        """What :meth:`infer` takes: the network's input, or the camera frame for a camera twin."""
+        return self._camera_spec or self.bundle.input_spec
+
+    def camera_twin(self, size: Tuple[int, int], channels: str = "rgb") -> "Runner":
+        """An inactive runner of the same backend, precision and options on the bundle's
+        camera-resolution graph for ``channels`` frames of ``size = (w, h)`` (see :mod:`..camera`)."""
+        graphs = [g for g in camera_graphs(self.bundle, self.precision)
+                  if g.size == tuple(size) and g.channels == channels]
+        if self.camera_role is None or not graphs:
+            raise EdgePoseError(f"{self.name}: no {self.precision} camera graph for {size[0]}x{size[1]} "
+                                f"{channels} frames in {self.bundle.path}",
+                                hint=f"add one: edgepose-export {self.bundle.path} --camera-size {size[0]}x{size[1]} "
+                                     f"--camera-channels {channels}")
+        twin = type(self)(self.bundle, self.precision, strict=True, **self.twin_options())
+        twin.camera = (int(size[0]), int(size[1]))
+        twin._camera_spec = camera_spec(self.bundle.input_spec, size)
+        twin._use_camera_graph(graphs[0])
+        return twin
+
+    def twin_options(self) -> Dict[str, object]:
+        """The options a :meth:`camera_twin` is opened with (the runner's own)."""
+        return {}
+
+    def _use_camera_graph(self, graph) -> None:  # pragma: no cover - only backends with camera_role
+        raise NotImplementedError
 
     def activate(self) -> "Runner":
         if not self.is_active:

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgepose.errors import EdgePoseError, require
 
+from ..camera import camera_file
 from .base import OUTPUTS, OUTPUT_WIDTH, Runner
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -60,6 +61,7 @@ class OnnxRuntimeRunner(Runner):
     }
     settings = {"threads": "intra_op_threads"}
     notes = {"int8": "ONNX Runtime int8 kernels (what a CPU user gets)"}
+    camera_role = "camera-onnx"
     #: ORT's graph optimisations off (the qdq-reference backend)
     disable_optimizations = False
 
@@ -78,6 +80,14 @@ class OnnxRuntimeRunner(Runner):
         self.provider = None
         self._binding = None
         self._outputs: Dict[str, np.ndarray] = {}
+
+    def twin_options(self) -> Dict[str, object]:
+        return {"providers": self.asked_providers, "intra_op_threads": self.intra_op_threads,
+                "inter_op_threads": self.inter_op_threads, "io_binding": self.io_binding,
+                "allow_spinning": self.allow_spinning}
+
+    def _use_camera_graph(self, graph) -> None:
+        self.model_path = camera_file(self.bundle, graph)
 
     @classmethod
     def available(cls) -> Optional[str]:
