@@ -84,6 +84,39 @@ def spearman(x, y) -> Optional[float]:
     return float(np.clip(np.sum(rx * ry) / den, -1.0, 1.0))
 
 
+#: the share of frames called "worst" when sigma is scored as a flag (:func:`auroc_worst`)
+WORST_FRACTION = 0.1
+
+
+def auroc_worst(sigma, err, fraction: float = WORST_FRACTION) -> Optional[float]:
+    """How well ``sigma (N,)`` flags the worst ``fraction`` of frames by ``err (N,)``: the area
+    under the ROC curve, the probability that a worst frame's sigma exceeds another frame's
+    (ties count half; 0.5 = chance, 1 = every worst frame above every other).
+
+    The worst frames are those whose error is at least the ``1 - fraction`` quantile (at least
+    one). ``None`` when it is undefined: fewer than 3 finite frames, or no frame outside the worst.
+
+    >>> auroc_worst([0.1, 0.2, 0.3, 0.9], [1.0, 2.0, 3.0, 9.0], fraction=0.25)
+    1.0
+    """
+    s = np.asarray(sigma, np.float64).ravel()
+    e = np.asarray(err, np.float64).ravel()
+    if s.shape != e.shape:
+        raise EdgePoseError(f"auroc_worst: {s.size} sigmas but {e.size} errors")
+    ok = np.isfinite(s) & np.isfinite(e)
+    s, e = s[ok], e[ok]
+    if s.size < 3:
+        return None
+    n_pos = max(1, int(round(fraction * s.size)))
+    worst = np.zeros(s.size, bool)
+    worst[np.argsort(-e, kind="mergesort")[:n_pos]] = True
+    n_neg = s.size - n_pos
+    if n_neg == 0:
+        return None
+    r = rankdata(s)  # Mann-Whitney U of the worst frames' sigma ranks
+    return float((r[worst].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 def fit_sigma_scale(err: np.ndarray, sigma: np.ndarray) -> float:
     """One scale ``c`` so that ``c * sigma`` is the error model's mean error on these frames.
 
@@ -115,8 +148,9 @@ def calibration(sigma: np.ndarray, pos_err_m: np.ndarray, rot_err_deg: np.ndarra
     Keys: ``sigma_spearman_position``, ``sigma_spearman_rotation`` (rank correlation of sigma
     with the error; 1 = sigma orders the frames perfectly), ``within_{1,2,3}sigma_position``,
     ``within_{1,2,3}sigma_rotation`` (fraction of frames whose error is at most k times its
-    sigma; nominal: :data:`NOMINAL_COVERAGE`), and the medians ``median_sigma_position_m``,
-    ``median_sigma_rotation_deg``.
+    sigma; nominal: :data:`NOMINAL_COVERAGE`), ``sigma_auroc_worst10_position``,
+    ``sigma_auroc_worst10_rotation`` (:func:`auroc_worst`: sigma as a flag for the worst 10 %),
+    and the medians ``median_sigma_position_m``, ``median_sigma_rotation_deg``.
     """
     sigma = np.asarray(sigma, np.float64)
     pe = np.asarray(pos_err_m, np.float64)
@@ -134,6 +168,8 @@ def calibration(sigma: np.ndarray, pos_err_m: np.ndarray, rot_err_deg: np.ndarra
         "within_1sigma_rotation": float(np.mean(re <= s_rot)),
         "within_2sigma_rotation": float(np.mean(re <= 2 * s_rot)),
         "within_3sigma_rotation": float(np.mean(re <= 3 * s_rot)),
+        "sigma_auroc_worst10_position": auroc_worst(s_pos, pe),
+        "sigma_auroc_worst10_rotation": auroc_worst(s_rot, re),
         "median_sigma_position_m": float(np.median(s_pos)),
         "median_sigma_rotation_deg": float(np.median(s_rot)),
     }

@@ -57,3 +57,23 @@ def test_scale_fit_without_frames_is_neutral():
     assert fit_sigma_scale([], []) == 1.0
     assert fit_sigma_scale([0.3], [0.1]) == 1.0
     assert fit_sigma_scale([np.nan, 1.0], [1.0, np.nan]) == 1.0
+
+
+def test_auroc_of_the_worst_frames_is_the_pairwise_probability():
+    # oracle: count every (worst, other) pair by hand, ties half
+    from edgepose.uncertainty import auroc_worst
+
+    r = np.random.default_rng(5)
+    err = r.exponential(size=200)
+    sigma = np.round(err + r.normal(scale=0.7, size=200), 1)  # rounded: ties on purpose
+    worst = np.argsort(-err)[:20]
+    other = np.setdiff1d(np.arange(200), worst)
+    d = sigma[worst][:, None] - sigma[other][None, :]
+    want = (np.sum(d > 0) + 0.5 * np.sum(d == 0)) / d.size
+    assert auroc_worst(sigma, err) == pytest.approx(want, abs=1e-12)
+    assert auroc_worst(err, err) == 1.0 and auroc_worst(-err, err) == 0.0
+    assert auroc_worst(np.ones(200), err) == 0.5
+    assert auroc_worst([1.0, 2.0], [1.0, 2.0]) is None
+    cal = calibration(np.c_[sigma, np.radians(sigma)], err, err)
+    assert cal["sigma_auroc_worst10_position"] == pytest.approx(want)
+    assert cal["sigma_auroc_worst10_rotation"] == pytest.approx(want)
