@@ -20,9 +20,10 @@ PRECISIONS = ("fp32", "fp16", "int8")
 #: for each precision, the others from nearest to farthest: the never-silent fallback order
 _NEAREST: Dict[str, Tuple[str, ...]] = {"fp32": ("fp16", "int8"), "fp16": ("fp32", "int8"), "int8": ("fp16", "fp32")}
 #: what a listed file is for
-ROLES = ("onnx", "camera-onnx", "engine", "engine-report", "checkpoint", "parity", "calibration-cache")
+ROLES = ("onnx", "camera-onnx", "engine", "camera-engine", "engine-report", "checkpoint", "parity",
+         "calibration-cache")
 #: roles whose files exist once per precision
-PER_PRECISION = ("onnx", "camera-onnx", "engine")
+PER_PRECISION = ("onnx", "camera-onnx", "engine", "camera-engine")
 #: the largest file a manifest may list (1 TiB): a larger size is a corrupt entry
 MAX_FILE_SIZE = 1 << 40
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -103,7 +104,7 @@ class FileEntry:
             sha = None
         size = check.whole(entry, "size", f"{key}.size", 0, MAX_FILE_SIZE)
         extra = {k: v for k, v in entry.items() if k not in ("role", "precision", "sha256", "size")}
-        if role == "engine":
+        if role in ("engine", "camera-engine"):
             fp = check.obj(entry, "fingerprint", f"{key}.fingerprint")
             if fp is not None:
                 for name in ("trt_version", "gpu", "compute_capability"):
@@ -145,7 +146,9 @@ def read_files(files: Any, check: Checker, key: str = "files") -> Dict[str, File
                 check.note(f"{key}: {seen[('onnx', e.precision, '')]!r} and {rel!r} both claim to be the "
                            f"{e.precision} ONNX graph")
             seen[("onnx", e.precision, "")] = rel
-        if e.role == "engine" and e.onnx is not None and (e.onnx not in out or out[e.onnx].role != "onnx"):
+        source_role = "camera-onnx" if e.role == "camera-engine" else "onnx"
+        if e.role in ("engine", "camera-engine") and e.onnx is not None and (
+                e.onnx not in out or out[e.onnx].role != source_role):
             check.note(f"{key}[{rel!r}].onnx is {e.onnx!r}, expected a listed ONNX file")
     return out
 

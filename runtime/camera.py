@@ -39,10 +39,11 @@ class CameraGraph:
     channels: str
 
 
-def camera_graphs(view, precision: Optional[str] = None) -> List[CameraGraph]:
-    """The camera graphs a :class:`~edgepose.runtime.bundles.BundleView` lists (of ``precision``)."""
+def camera_graphs(view, precision: Optional[str] = None, role: str = CAMERA_ROLE) -> List[CameraGraph]:
+    """The camera graphs a :class:`~edgepose.runtime.bundles.BundleView` lists (of ``precision``):
+    ONNX files (``camera-onnx``) or, with ``role="camera-engine"``, TensorRT engines."""
     out = []
-    for rel, entry in view.listing.with_role(CAMERA_ROLE, precision).items():
+    for rel, entry in view.listing.with_role(role, precision).items():
         cam = entry.extra.get("camera") or {}
         try:
             w, h = (int(v) for v in cam["size"])
@@ -99,8 +100,9 @@ class InputRoutes:
         self.pool_size = int(pool_size)
         self.enabled = bool(enabled)
         #: ``{(size, channels)}`` with a camera graph of the runner's precision
-        self.sizes = {(g.size, g.channels) for g in camera_graphs(runner.bundle, runner.precision)} \
-            if enabled and getattr(runner, "camera_role", None) else set()
+        role = getattr(runner, "camera_role", None)
+        self.sizes = {(g.size, g.channels) for g in camera_graphs(runner.bundle, runner.precision, role)} \
+            if enabled and role else set()
         pool = BufferPool(runner.allocate_input, self.pool_size, 1) if self.pool_size else None
         self.host = Route(runner, runner.input_spec, pool, False)
         self._twins: Dict[Tuple[Size, str], Route] = {}

@@ -129,7 +129,49 @@ def build_engines(trt, asm: BundleAssembly, input_spec: dict, precisions: Sequen
             asm.register(CALIBRATION_CACHE_NAME, "calibration-cache", "int8", trt_version=device.trt_version)
         log(f"  wrote {rel} ({len(data) / 1e6:.1f} MB)")
         built.append(rel)
+        if not plan.calibrator:  # the implicit calibrator calibrates at the network size only
+            built += _camera_engines(trt, asm, input_spec, plan, device, workspace_gb, cache, log)
     return built
+
+
+def camera_engine_name(engine_rel: str, size) -> str:
+    """``model.<slug>.engine`` -> ``model.<slug>.cam1920x1080.engine``.
+
+    >>> camera_engine_name("model.10.3.orin.sm87.gpu.fp16.engine", (1920, 1080))
+    'model.10.3.orin.sm87.gpu.fp16.cam1920x1080.engine'
+    """
+    stem = engine_rel[:-len(".engine")] if engine_rel.endswith(".engine") else engine_rel
+    return f"{stem}.cam{int(size[0])}x{int(size[1])}.engine"
+
+
+def camera_input_spec(input_spec: dict, size) -> dict:
+    """The network's input section at a camera frame size (uint8 NHWC)."""
+    shape = [int(v) for v in input_spec["shape"]]
+    return {**input_spec, "dtype": "uint8", "layout": "NHWC", "shape": [shape[0], int(size[1]), int(size[0]), 3]}
+
+
+def _camera_engines(trt, asm: BundleAssembly, input_spec: dict, plan, device, workspace_gb, cache, log) -> List[str]:
+    """One engine per camera-resolution graph of the plan's ONNX precision (role ``camera-engine``)."""
+    out = []
+    for cam_rel, entry in BundleFiles(asm.files).with_role("camera-onnx", plan.onnx_precision).items():
+        size = tuple(int(v) for v in entry.extra["camera"]["size"])
+        spec = camera_input_spec(input_spec, size)
+        shapes = profile_shapes(spec)
+        report: dict = {}
+        log(f"building {plan.precision} engine for {size[0]}x{size[1]} camera frames from {cam_rel} ...")
+        data = build_serialized_engine(trt, asm.path(cam_rel), plan, spec["name"], shapes, workspace_gb=workspace_gb,
+                                       timing_cache=cache, report=report)
+        report.pop("inspector_json", None)
+        fp = device.fingerprint(plan.precision, plan.dla_core, onnx_sha256=entry.sha256,
+                                profile=[list(s) for s in shapes])
+        rel = camera_engine_name(engine_filename(fp), size)
+        if rel in asm.files:
+            asm.remove(rel)
+        asm.add_bytes(data, rel, "camera-engine", plan.precision, fingerprint=fp.to_json(), onnx=cam_rel,
+                      camera=dict(entry.extra["camera"]), build={**plan.to_json(), **report})
+        log(f"  wrote {rel} ({len(data) / 1e6:.1f} MB)")
+        out.append(rel)
+    return out
 
 
 def _calibrator(trt, asm: BundleAssembly, input_spec: dict, calib_images, log):

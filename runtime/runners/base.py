@@ -97,9 +97,10 @@ class Runner:
     def camera_twin(self, size: Tuple[int, int], channels: str = "rgb") -> "Runner":
         """An inactive runner of the same backend, precision and options on the bundle's
         camera-resolution graph for ``channels`` frames of ``size = (w, h)`` (see :mod:`..camera`)."""
-        graphs = [g for g in camera_graphs(self.bundle, self.precision)
-                  if g.size == tuple(size) and g.channels == channels]
-        if self.camera_role is None or not graphs:
+        graphs = [] if self.camera_role is None else [
+            g for g in camera_graphs(self.bundle, self.precision, self.camera_role)
+            if g.size == tuple(size) and g.channels == channels]
+        if not graphs:
             raise EdgePoseError(f"{self.name}: no {self.precision} camera graph for {size[0]}x{size[1]} "
                                 f"{channels} frames in {self.bundle.path}",
                                 hint=f"add one: edgepose-export {self.bundle.path} --camera-size {size[0]}x{size[1]} "

@@ -40,28 +40,37 @@ def _trt():
 
 
 def select_engine(bundle: BundleView, precision: str, device: EngineFingerprint,
-                  dla_core: Optional[int] = None, strict: bool = False) -> Tuple[str, Path, EngineFingerprint]:
-    """Pick the engine of ``precision`` that fits ``device`` (its precision field is ignored).
+                  dla_core: Optional[int] = None, strict: bool = False,
+                  camera: Optional[Tuple[int, int]] = None) -> Tuple[str, Path, EngineFingerprint]:
+    """Pick the engine of ``precision`` that fits ``device`` (its precision field is ignored);
+    with ``camera = (w, h)`` the ``camera-engine`` built for frames of that size.
 
     ``dla_core=None`` accepts whatever DLA core (or GPU) the engine was built for. Falls back to
     the nearest precision with a :class:`PrecisionFallbackWarning` (or raises if ``strict``).
     Raises :class:`EngineMismatchError` with the rebuild command when engines exist but none
     fits this device, :class:`BundleError` when the bundle has no engine at all.
     """
-    engines = bundle.files("engine")
+    role = "engine" if camera is None else "camera-engine"
+    engines = bundle.files(role)
+    if camera is not None:
+        strict = True  # a camera twin exists only for its own precision
     if not engines:
         raise BundleError(f"bundle {bundle.path} has no TensorRT engine",
                           hint=f"build one on this device with: edgepose-export {bundle.path} "
                                f"--precision {precision} --engine yes")
     first_mismatch: Optional[EngineMismatchError] = None
     for prec in fallback_order(precision, strict):
-        for rel, entry in bundle.listing.with_role("engine", prec).items():
+        for rel, entry in bundle.listing.with_role(role, prec).items():
+            if camera is not None and [int(v) for v in (entry.extra.get("camera") or {}).get("size", ())] != list(camera):
+                continue
             built = EngineFingerprint.from_json(entry.fingerprint)
             want_dla = built.dla_core if dla_core is None else dla_core
             onnx_entry = bundle.manifest.files.get(entry.onnx or "")
+            profile = bundle_profile(bundle.manifest)
+            if camera is not None:  # the same batches at the camera frame's size
+                profile = [[s[0], int(camera[1]), int(camera[0]), 3] for s in profile]
             here = EngineFingerprint(device.trt_version, device.gpu, device.compute_capability, prec, want_dla,
-                                     onnx_sha256=onnx_entry.sha256 if onnx_entry else None,
-                                     profile=bundle_profile(bundle.manifest))
+                                     onnx_sha256=onnx_entry.sha256 if onnx_entry else None, profile=profile)
             try:
                 check_engine(entry, here, bundle.path)
             except EngineMismatchError as exc:
@@ -133,6 +142,7 @@ class TensorRTRunner(Runner):
     description = "TensorRT engine from the bundle (pinned buffers, own CUDA stream, optional CUDA graph)"
     requires = ("tensorrt",)
     role = "engine"
+    camera_role = "camera-engine"
     options = {"cuda_graph": "capture the enqueue after a warm-up run and replay it",
                "dla_core": "run on this DLA core (default: the one the engine was built for)",
                "device": "CUDA device index (default 0)"}
@@ -147,6 +157,12 @@ class TensorRTRunner(Runner):
         self.device = int(device)
         self.engine_path: Optional[Path] = None
         self._reset()
+
+    def twin_options(self) -> Dict[str, object]:
+        return {"cuda_graph": self.cuda_graph, "dla_core": self.dla_core, "device": self.device}
+
+    def _use_camera_graph(self, graph) -> None:
+        pass  # _activate selects the camera-engine of self.camera
 
     def _reset(self) -> None:
         self.api = self.trt = self.engine = self.context = self.stream = None
@@ -183,7 +199,7 @@ class TensorRTRunner(Runner):
         api.set_device(self.device)  # before any allocation: device N is used, not device 0
         here = device_fingerprint(self.asked_precision, self.device)
         self.precision, self.engine_path, built = select_engine(
-            self.bundle, self.asked_precision, here, self.dla_core, self.strict)
+            self.bundle, self.asked_precision, here, self.dla_core, self.strict, camera=self.camera)
         self.dla_core = built.dla_core
         logger = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(logger)

@@ -161,3 +161,40 @@ def test_the_tensorrt_test_skips_rather_than_errors_without_onnxconverter_common
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0 and "ERROR" not in r.stdout, r.stdout[-2000:]
     assert "SKIPPED" in r.stdout or "PASSED" in r.stdout, r.stdout[-2000:]
+
+
+def test_a_camera_twin_selects_the_camera_engine_of_its_frame_size(tmp_path, bundle):
+    """Engines of camera-resolution graphs (role camera-engine) are chosen by frame size and
+    fingerprint, never for the network-size path, and never with a precision fallback."""
+    import subprocess
+    import sys
+
+    from edgepose.export.tensorrt.engines import camera_engine_name
+
+    src = tmp_path / "src"
+    shutil.copytree(bundle[0], src)
+    p = subprocess.run([sys.executable, "-m", "edgepose.export.cli", str(src), "--engine", "no",
+                        "--camera-size", "640x480"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    orin = EngineFingerprint("8.6.2", "Orin", "8.7", "fp16")
+    view = _engine_bundle(tmp_path, src, [orin])  # the network-size engine
+    m = load_manifest(view.path)
+    cam_onnx = next(r for r, e in m["files"].items() if e["role"] == "camera-onnx" and e["precision"] == "fp16")
+    profile = [[s[0], 480, 640, 3] for s in bundle_profile(m)]
+    fp = dataclasses.replace(orin, onnx_sha256=m["files"][cam_onnx]["sha256"], profile=profile)
+    name = camera_engine_name(engine_filename(fp), (640, 480))
+    (view.path / name).write_bytes(b"not a real plan; selection only reads the manifest")
+    m["files"][name] = file_entry(view.path, name, "camera-engine", "fp16", fingerprint=fp.to_json(), onnx=cam_onnx,
+                                  camera=m["files"][cam_onnx]["camera"])
+    write_manifest(view.path, m)
+    view = open_bundle(view.path)
+    here = EngineFingerprint("8.6.2", "Orin", "8.7", "fp16")
+    assert select_engine(view, "fp16", here)[1].name == engine_filename(orin)  # the network path is unchanged
+    assert select_engine(view, "fp16", here, camera=(640, 480))[1].name == name
+    with pytest.raises(BundleError):  # no engine for these frames: the runtime keeps the host path
+        select_engine(view, "fp16", here, camera=(1280, 720))
+    with pytest.raises(BundleError):  # a camera twin never falls back to another precision
+        select_engine(view, "int8", EngineFingerprint("8.6.2", "Orin", "8.7", "int8"), camera=(640, 480))
+    runner = TensorRTRunner(view, "fp16")
+    twin = runner.camera_twin((640, 480))  # built without a GPU: activation would select the engine above
+    assert twin.camera == (640, 480) and twin.input_spec.shape[1:] == (480, 640, 3)
