@@ -9,7 +9,7 @@ from the training split only, the whole test split for the report. Every INT8 ro
 graph evaluated in float by ONNX Runtime (optimisations off: what TensorRT's INT8 approximates);
 drift is per frame against the FP32 graph of the *same weights* (for QAT: the QAT weights), and
 the last column compares each row's median error with the original FP32 model's. QAT runs on a
-copy of RUN (stage 3, ``edgepose.train.qat_stage.run_qat``); its wall time is recorded with the
+copy of RUN (stage 3, ``edgepose.train.trainer.fine_tune_qat``); its wall time is recorded with the
 machine's load. Appends a section to the results file.
 """
 from __future__ import annotations
@@ -141,8 +141,8 @@ def main(argv=None) -> int:
                     notes.append(f"ModelOpt {method}: {type(exc).__name__}: {str(exc)[:200]}")
         qat_line = ""
         if "qat" not in skip:
-            from edgepose.train.qat_stage import run_qat
             from edgepose.train.recipe import TrainConfig
+            from edgepose.train.trainer import fine_tune_qat
 
             run = tmp / "run"
             (run / "checkpoints").mkdir(parents=True)
@@ -150,9 +150,10 @@ def main(argv=None) -> int:
             s1 = Path(args.run) / "checkpoints" / "stage1_best.pt"
             if s1.is_file():
                 shutil.copyfile(s1, run / "checkpoints" / "stage1_best.pt")
-            cfg = TrainConfig.from_recipe(ckpt.get("recipe"), data=str(data["root"]), out=str(run), progress=False)
+            cfg = TrainConfig.from_recipe(ckpt.get("recipe"), data=str(data["root"]), out=str(run), progress=False,
+                                          qat_epochs=args.qat_epochs, qat_lr=args.qat_lr)
             tq0, l0 = time.time(), os.getloadavg()
-            qm = run_qat(cfg, args.qat_epochs, args.qat_lr)
+            qm = fine_tune_qat(cfg)
             wall = time.time() - tq0
             qck = read_checkpoint(run / "final.pt")
             qmodel = load_model(run / "final.pt")

@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--qat-epochs", type=nonnegative_int, metavar="N",
                    help="after stages 1-2, N epochs with fake INT8 quantization as TensorRT runs it; "
                         "edgepose-export --precision int8 then uses the learned ranges. On a finished "
-                        "run: --resume --qat-epochs N (default 0: no QAT)")
-    g.add_argument("--qat-lr", type=positive_float, metavar="LR", help="QAT learning rate (default 1e-5, 1%% of stage 1's)")
+                        "run: --resume --qat-epochs N (default 0: no QAT; a --resume keeps the run's own)")
+    g.add_argument("--qat-lr", type=positive_float, metavar="LR", help=f"QAT learning rate (default {d.qat_lr:g}, 1%% of stage 1's)")
     return p
 
 
@@ -177,16 +177,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .signals import Interrupted
         from .trainer import fit
 
-        qat = {k: vars(ns).pop(k) for k in ("qat_epochs", "qat_lr") if k in vars(ns)}
         cfg = make_config(ns)
         try:
-            fit(cfg)
-            if qat.get("qat_epochs"):
-                from .qat_stage import DEFAULT_LR, run_qat
-                from .signals import StopRequest
-
-                with StopRequest() as stop:
-                    run_qat(cfg, qat["qat_epochs"], qat.get("qat_lr") or DEFAULT_LR, stop=stop)
+            fit(cfg)  # stages 1-2, then stage 3 (QAT) when cfg.qat_epochs > 0
+            if cfg.qat_epochs:
                 print(f"next: edgepose-export {cfg.out} --out {cfg.out}-bundle --precision fp32,fp16,int8   "
                       "(INT8 from the QAT ranges)")
         except Interrupted as exc:

@@ -32,16 +32,11 @@ class MetricsLog:
                 self.rows = [dict(r) for r in csv.DictReader(fh)]
         return self
 
-    def keep_before(self, stage: str, epoch: int, order=("stage1", "stage2")) -> None:
-        """Drop rows at or after epoch ``epoch`` (1-based rows are ``epoch`` = done count)
-        of ``stage`` and every row of later stages."""
-        s = order.index(stage)
-
-        def keep(r) -> bool:
-            rs = order.index(str(r["stage"])) if str(r.get("stage")) in order else len(order)
-            return rs < s or (rs == s and int(r["epoch"]) <= epoch)
-
-        self.rows = [r for r in self.rows if keep(r)]
+    def keep_done(self, done: Dict[str, int]) -> "MetricsLog":
+        """Keep the rows of each stage up to its epoch in ``done`` (the epochs its checkpoint
+        holds); rows of stages not in ``done`` are dropped."""
+        self.rows = [r for r in self.rows if str(r.get("stage")) in done and int(r["epoch"]) <= done[str(r["stage"])]]
+        return self
 
     def append(self, row: Dict[str, object]) -> None:
         self.rows.append(dict(row))

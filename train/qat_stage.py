@@ -1,7 +1,10 @@
 """Stage 3 of the recipe: quantization-aware fine-tuning (QAT) of a finished run.
 
 ``edgepose-train DATA --out RUN ... --qat-epochs N`` (or ``--resume --qat-epochs N`` on a run
-that is already trained) runs :func:`run_qat` after stages 1-2:
+that is already trained) runs it after stages 1-2 and their test report, through the same loop
+as they do (:func:`edgepose.train.stage.run_stage`: seeding, resume at the exact step,
+checkpoints, progress bars, SIGINT/SIGTERM, DDP, CUDA where available); :class:`QatKind` is
+what differs:
 
 1. the float model ``RUN/final.pt`` is kept as ``RUN/checkpoints/pre_qat.pt``;
 2. fake quantization is inserted where the exporter writes Q/DQ (:mod:`edgepose.train.qat`);
@@ -9,45 +12,47 @@ that is already trained) runs :func:`run_qat` after stages 1-2:
    split, never validation or test): the starting point, "epoch 0", is post-training
    quantization with the QAT numerics, and is kept unless a fine-tuning epoch beats it;
 4. N epochs of the stage-1 pose loss (its learned ``sp``/``sq`` as stage 1 left them, fixed)
-   at a small learning rate (default :data:`DEFAULT_LR`, 1 % of stage 1's, cosine to 1 % of
-   that), BatchNorm statistics frozen, activation ranges fixed, weight ranges following the
-   weights; after each epoch the validation frames are run quantized and in float and the
-   epoch is scored on the quantized error plus the quantized-vs-float drift (both in
-   :func:`~edgepose.train.evaluate.selection_score` units);
-5. ``RUN/final.pt`` becomes the best epoch's float weights plus a ``"qat"`` section (the
-   ranges per Conv) that ``edgepose-export --precision int8`` turns into the Q/DQ graph
-   without re-calibrating; ``metrics.json`` gains ``qat.*`` (test split, quantized and float).
+   at a small learning rate (``--qat-lr``, default 1 % of stage 1's, cosine to 1 % of that,
+   no warm-up), BatchNorm statistics frozen, activation ranges fixed, weight ranges following
+   the weights; each validation runs the validation frames (the fit split when there are
+   none) quantized and in float and scores the epoch on the quantized error plus the
+   quantized-vs-float drift (both in :func:`~edgepose.train.evaluate.selection_score` units);
+5. :func:`finish_qat`: ``RUN/final.pt`` becomes the best epoch's float weights plus a
+   ``"qat"`` section (the ranges per Conv) that ``edgepose-export --precision int8`` turns into
+   the Q/DQ graph without re-calibrating; ``metrics.json`` gains ``qat.*`` (test split,
+   quantized and float).
 
-Checkpoints ``RUN/checkpoints/qat_{last,best}.pt`` are written atomically after every epoch
-(an epoch is short: the run resumes at an epoch boundary). SIGINT/SIGTERM are honoured at the
-end of the current epoch (``qat_last`` saved, :class:`~edgepose.train.signals.Interrupted`
-raised); ``--resume --qat-epochs N`` continues there, also after a SIGKILL.
+Checkpoints are the loop's: ``RUN/checkpoints/qat_{last,best}.pt``, written every
+``--checkpoint-minutes``, at the end of the stage and at the step a SIGINT/SIGTERM arrives.
 """
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 import torch
+from torch import nn
 
+from edgepose.frame_choice import CALIBRATION_FRAMES, spread_indices
 from edgepose.errors import EdgePoseError
 
+from . import distributed
 from . import qat as fq
-from .augment import photometric_jitter
 from .checkpoint import checkpoint_path, load_state_or_none, save_checkpoint
+from .epoch import TrainStep
 from .evaluate import pose_summary, predict, selection_score
 from .losses import build_objective
 from .memory_fit import extend_memory
 from .metrics_log import flatten, read_metrics_json, write_metrics_json
-from .model import model_from_config, read_checkpoint
-from .recipe import TrainConfig, make_scheduler
-from .sampling import EpochBatches
+from .model import model_from_config, read_checkpoint, resolve_checkpoint
+from .recipe import StageSpec
+from .run import Run
+from .stage import Score, StageKind
 
-DEFAULT_LR = 1e-5
-CALIB_FRAMES = 300
+#: training frames the activation ranges are calibrated on (the exporter's PTQ default)
+CALIB_FRAMES = CALIBRATION_FRAMES
 
 
 def _drift(model, images, device) -> Dict[str, object]:
@@ -77,8 +82,6 @@ def _float_model(run: Path):
     """The pre-QAT float checkpoint (``checkpoints/pre_qat.pt``, made from ``final.pt`` once)."""
     pre = checkpoint_path(run, "pre_qat", "float").with_name("pre_qat.pt")
     if not pre.is_file():
-        from .model import resolve_checkpoint
-
         try:  # final.pt, else the best checkpoint of an unfinished run
             final = resolve_checkpoint(run)
         except EdgePoseError:
@@ -93,135 +96,105 @@ def _float_model(run: Path):
     return read_checkpoint(pre)
 
 
-def run_qat(cfg: TrainConfig, epochs: int, lr: float = DEFAULT_LR, data=None, stop=None,
-            say=print) -> Dict[str, object]:
-    """Stage 3 on the run ``cfg.out`` (see the module doc); returns the ``qat.*`` metrics.
+class QatStep(TrainStep):
+    """The training step with BatchNorm kept in eval mode (statistics frozen) while training."""
 
-    ``data``: ``(fit, val, test, norm)`` caches when the caller has them (the trainer), else
-    they are built from ``cfg``. ``stop``: a :class:`~edgepose.train.signals.StopRequest`.
-    """
-    if epochs < 0:
-        raise EdgePoseError(f"--qat-epochs must be >= 0; got {epochs}")
-    if not lr > 0:
-        raise EdgePoseError(f"--qat-lr must be > 0; got {lr}")
-    run = Path(cfg.out)
-    base = _float_model(run)
-    if data is None:
-        from .distributed import env_info
-        from .trainer import prepare_data
+    def train(self, mode: bool = True) -> "QatStep":
+        super().train(mode)
+        if mode:
+            fq.freeze_batchnorm(self.model)
+        return self
 
-        fit_c, val_c, test_c, norm, _, _ = prepare_data(cfg, env_info())
-    else:
-        fit_c, val_c, test_c, norm = data
-    device = torch.device("cpu")
-    torch.manual_seed(cfg.seed + 3)
-    model = model_from_config(base["config"])
-    model.load_state_dict(base["model"])
-    fq.prepare_qat(model)
-    scale = float(norm.scale)
-    objective = build_objective(cfg.loss, uncertainty=cfg.uncertainty, norm=cfg.loss_norm,
-                                beta=cfg.beta if cfg.loss == "beta" else None)
-    s1 = load_state_or_none(checkpoint_path(run, "stage1", "best"))
-    if s1 is not None and s1.get("loss_state"):
-        objective.load_state_dict(s1["loss_state"])
-    for p in objective.parameters():  # sp/sq as stage 1 learned them
-        p.requires_grad_(False)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    sampler = EpochBatches(len(fit_c), cfg.batch_size, shuffle=True, seed=cfg.seed * 31 + 3)
-    scheduler = make_scheduler(optimizer, max(1, epochs * sampler.batches_per_epoch()), 0)
-    sel = val_c if val_c is not None else fit_c
-    t0 = time.perf_counter()
+
+class QatKind(StageKind):
+    """Stage 3 (see the module doc): the float model of ``base`` with fake quantization,
+    stage 1's objective with its weighting fixed, scored quantized + drift."""
+
+    def __init__(self, base: Dict, stage1_loss_state: Optional[Dict]):
+        self.base = base
+        self.stage1_loss_state = stage1_loss_state
+
+    def build(self, run: Run, spec: StageSpec, init_state: Optional[Dict]):
+        model = model_from_config(self.base["config"])
+        model.load_state_dict(self.base["model"])
+        fq.prepare_qat(model)
+        objective = build_objective(spec.loss, uncertainty=run.cfg.uncertainty, **spec.loss_opts)
+        if self.stage1_loss_state:
+            objective.load_state_dict(self.stage1_loss_state)
+        for p in objective.parameters():  # sp/sq as stage 1 learned them
+            p.requires_grad_(False)
+        return model, objective
+
+    def step_module(self, model: nn.Module, objective: nn.Module) -> nn.Module:
+        return QatStep(model, objective)
+
+    def start(self, run: Run, model: nn.Module) -> None:
+        idx = spread_indices(len(run.fit), CALIB_FRAMES)
+        fq.calibrate(model, run.fit.images[torch.from_numpy(idx)].to(run.device))
+        run.say(f"qat: calibrated on {len(idx)} training frames; epoch 0 is PTQ at TensorRT's placement")
+
+    def scores_start(self, run: Run, init_state: Optional[Dict]) -> bool:
+        return True
+
+    def score(self, run: Run, model: nn.Module, desc: str) -> Optional[Score]:
+        frames = run.val if run.val is not None else run.fit
+        row = _epoch_scores(model, frames, run.device, float(run.norm.scale))
+        return Score(row.pop("score"), row, {"val_median_position_m": row["int8_median_position_m"],
+                                             "val_median_rotation_deg": row["int8_median_rotation_deg"],
+                                             "val_drift_p50_m": row["drift_p50_m"]})
+
+    def start_line(self, spec: StageSpec, start: Score) -> str:
+        m = start.metrics
+        return (f"qat: epoch 0 (PTQ): int8 val {m['int8_median_position_m']:.3f} m, "
+                f"drift {m['drift_p50_m'] * 100:.2f} cm (kept unless an epoch beats it)")
+
+
+def qat_kind(run: Run) -> QatKind:
+    """The kind of stage 3 on ``run.out``: ``pre_qat.pt`` made once (by rank 0), stage 1's
+    learned weighting read from ``stage1_best.pt`` when it is there."""
+    if run.dist.is_main:
+        _float_model(run.out)
+    distributed.barrier(run.dist)
+    s1 = load_state_or_none(checkpoint_path(run.out, "stage1", "best"))
+    return QatKind(_float_model(run.out), (s1 or {}).get("loss_state"))
+
+
+def qat_resume_point(run: Path) -> Optional[Dict]:
+    """``qat_last.pt`` with its ``path``, or ``None``."""
     last = load_state_or_none(checkpoint_path(run, "qat", "last"))
     if last is not None:
-        model.load_state_dict(last["model"])
-        optimizer.load_state_dict(last["optimizer"])
-        start, best = int(last["epoch"]), dict(last["best"])
-        spent = float(last.get("seconds", 0.0))
-        say(f"qat: resuming after epoch {start} of {epochs}")
-    else:
-        idx = np.unique(np.linspace(0, len(fit_c) - 1, min(CALIB_FRAMES, len(fit_c))).round().astype(int))
-        fq.calibrate(model, fit_c.images[torch.from_numpy(idx)])
-        row = _epoch_scores(model, sel, device, scale)
-        best = {"epoch": 0, **row}
-        start, spent = 0, 0.0
-        say(f"qat: calibrated on {len(idx)} training frames; epoch 0 (PTQ, TensorRT placement): "
-            f"int8 val {row['int8_median_position_m']:.3f} m, drift {row['drift_p50_m'] * 100:.2f} cm")
-        save_checkpoint(checkpoint_path(run, "qat", "best"), {"config": base["config"], "model": model.state_dict()})
-        _save_last(run, base, model, optimizer, 0, best, 0.0)
-    for _ in range(start):
-        for _b in range(sampler.batches_per_epoch()):
-            scheduler.step()  # LambdaLR: replay the schedule's position
-    augment = torch.Generator()
-    for epoch in range(start, epochs):
-        sampler.set_epoch(epoch)
-        augment.manual_seed(cfg.seed * 7919 + epoch)
-        model.train()
-        fq.freeze_batchnorm(model)
-        te = time.perf_counter()
-        losses = []
-        for index in sampler:
-            batch = fit_c.batch(torch.as_tensor(index))
-            image = batch["image"]
-            if cfg.jitter > 0:
-                image = photometric_jitter(image, augment, cfg.jitter, cfg.jitter, cfg.jitter)
-            loss, _logs = objective(model(image), batch)
-            if not torch.isfinite(loss):
-                raise EdgePoseError(f"qat epoch {epoch + 1}: the loss became {float(loss)}", hint="lower --qat-lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            losses.append(float(loss))
-        row = _epoch_scores(model, sel, device, scale)
-        spent += time.perf_counter() - te
-        improved = row["score"] < best["score"]
-        if improved:
-            best = {"epoch": epoch + 1, **row}
-            save_checkpoint(checkpoint_path(run, "qat", "best"), {"config": base["config"], "model": model.state_dict()})
-        _save_last(run, base, model, optimizer, epoch + 1, best, spent)
-        say(f"qat epoch {epoch + 1}/{epochs}  loss {np.mean(losses):.4f}  int8 val "
-            f"{row['int8_median_position_m']:.3f} m {row['int8_median_rotation_deg']:.2f} deg  drift "
-            f"{row['drift_p50_m'] * 100:.2f} cm  {time.perf_counter() - te:.0f} s" + ("  *best" if improved else ""))
-        if stop is not None and stop.signum is not None:
-            from .signals import Interrupted
-
-            raise Interrupted(stop.signum, str(checkpoint_path(run, "qat", "last")))
-    return _finish(run, cfg, base, model, best, (fit_c, val_c, test_c), device, spent, time.perf_counter() - t0)
+        last["path"] = str(checkpoint_path(run, "qat", "last"))
+    return last
 
 
-def _save_last(run, base, model, optimizer, epoch, best, seconds) -> None:
-    save_checkpoint(checkpoint_path(run, "qat", "last"),
-                    {"config": base["config"], "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "epoch": epoch, "stage": "qat", "best": best, "seconds": seconds})
-
-
-def _finish(run: Path, cfg, base, model, best, caches, device, train_seconds, wall) -> Dict[str, object]:
+def finish_qat(run: Run, kind: QatKind, best_state: Dict, best_epoch: int, train_seconds: float) -> Dict[str, object]:
     """Best epoch -> ``final.pt`` (float weights + ``qat`` ranges) and ``qat.*`` test metrics."""
-    fit_c, val_c, test_c = caches
-    saved = read_checkpoint(checkpoint_path(run, "qat", "best"))
-    model.load_state_dict(saved["model"])
+    device, base, out = run.device, kind.base, run.out
+    model = model_from_config(base["config"])
+    fq.prepare_qat(model)
+    model.load_state_dict(best_state)
+    model.to(device)
     # the pose memory holds the views' features of the weights as they are now (float, as stored)
     fq.set_fake_quant(model, False)
-    extend_memory(model, [fit_c, val_c], device, size=max(1, model.memory.size))
+    extend_memory(model, [run.fit, run.val], device, size=max(1, model.memory.size))
     fq.set_fake_quant(model, True)
-    r = _drift(model, test_c.images, device)
-    q = pose_summary(*r["q"], test_c.position_m, test_c.rotation_q)
-    f = pose_summary(*r["f"], test_c.position_m, test_c.rotation_q)
+    r = _drift(model, run.test.images, device)
+    q = pose_summary(*r["q"], run.test.position_m, run.test.rotation_q)
+    f = pose_summary(*r["f"], run.test.position_m, run.test.rotation_q)
     metrics: Dict[str, object] = {}
     metrics.update(flatten("qat.int8", q))
     metrics.update(flatten("qat.fp32", f))
     metrics.update({"qat.drift_p50_m": r["drift_p50_m"], "qat.drift_p50_deg": r["drift_p50_deg"],
-                    "qat.best_epoch": int(best["epoch"]), "qat.train_seconds": float(train_seconds)})
+                    "qat.best_epoch": int(best_epoch), "qat.train_seconds": float(train_seconds)})
     all_metrics = {**(base.get("metrics") or {}), **metrics}
-    if (run / "metrics.json").is_file():
-        all_metrics = {**read_metrics_json(run / "metrics.json"), **metrics}
-    info = fq.qat_export_info(model)
+    if (out / "metrics.json").is_file():
+        all_metrics = {**read_metrics_json(out / "metrics.json"), **metrics}
     keep = {k: v for k, v in base.items() if k not in ("format", "path")}  # e.g. the sigma calibration
-    save_checkpoint(run / "final.pt", {**keep, "model": fq.float_state_dict(model, base["model"]),
-                                       "metrics": all_metrics, "recipe": base.get("recipe") or cfg.to_dict(),
-                                       "qat": info})
-    write_metrics_json(run / "metrics.json", all_metrics)
-    print(f"qat: final.pt = epoch {best['epoch']} (0 = calibration only); test int8 "
+    save_checkpoint(out / "final.pt", {**keep, "model": fq.float_state_dict(model.cpu(), base["model"]),
+                                       "metrics": all_metrics, "recipe": base.get("recipe") or run.cfg.to_dict(),
+                                       "qat": fq.qat_export_info(model)})
+    write_metrics_json(out / "metrics.json", all_metrics)
+    print(f"qat: final.pt = epoch {best_epoch} (0 = calibration only); test int8 "
           f"{q['median_position_m']:.3f} m {q['median_rotation_deg']:.2f} deg, float "
-          f"{f['median_position_m']:.3f} m, drift {r['drift_p50_m'] * 100:.2f} cm; {wall:.0f} s")
+          f"{f['median_position_m']:.3f} m, drift {r['drift_p50_m'] * 100:.2f} cm", flush=True)
     return metrics

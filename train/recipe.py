@@ -77,6 +77,8 @@ class TrainConfig:
     resume: bool = False
     checkpoint_minutes: float = 10.0  # wall time between resume checkpoints (0: every epoch)
     memory_size: int = 4096  # training views kept in the model's pose memory (0: regressor only)
+    qat_epochs: int = 0  # stage 3, quantization-aware fine-tuning after stages 1-2 (0: none)
+    qat_lr: float = 1e-5  # 1 % of stage 1's learning rate
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -113,6 +115,7 @@ class StageSpec:
     lr: float
     loss_opts: Dict = field(default_factory=dict)
     steps_per_epoch: int = 1
+    warmup_steps: Optional[int] = None  # None: cfg.warmup_steps
 
     @property
     def steps(self) -> int:
@@ -164,6 +167,17 @@ def stages(cfg: TrainConfig, steps_per_epoch: int = 1) -> List[StageSpec]:
     ]
 
 
+def qat_stage(cfg: TrainConfig, steps_per_epoch: int = 1) -> StageSpec:
+    """Stage 3: ``cfg.qat_epochs`` of stage 1's pose loss at ``cfg.qat_lr``, no warm-up."""
+    if cfg.qat_epochs < 1:
+        raise ConfigError(f"--qat-epochs must be >= 1 for a QAT stage; got {cfg.qat_epochs}")
+    if not cfg.qat_lr > 0:
+        raise ConfigError(f"--qat-lr must be > 0; got {cfg.qat_lr}")
+    first = stages(cfg, steps_per_epoch)[0]
+    return StageSpec("qat", first.loss, int(cfg.qat_epochs), float(cfg.qat_lr), dict(first.loss_opts),
+                     first.steps_per_epoch, warmup_steps=0)
+
+
 def stage2_planned(cfg: TrainConfig) -> bool:
     """Whether stage 2 may run (its points must be loaded before the budget is known)."""
     return cfg.stage2_epochs != 0 and (cfg.stage2_epochs is not None or cfg.stage2_fraction > 0)
@@ -175,6 +189,7 @@ def make_optimizer(model: torch.nn.Module, objective: torch.nn.Module, lr: float
     groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr,
                "weight_decay": cfg.weight_decay, "name": "model"}]
     weighting = objective.weighting_parameters() if hasattr(objective, "weighting_parameters") else []
+    weighting = [p for p in weighting if p.requires_grad]  # QAT keeps stage 1's sp/sq fixed
     if weighting:
         groups.append({"params": weighting, "lr": cfg.weighting_lr, "weight_decay": 0.0, "name": "weighting"})
     return torch.optim.Adam(groups)

@@ -8,6 +8,12 @@ memory. Resume checkpoints (``stageN_last.pt`` and ``stageN_best.pt``) are writt
 step a SIGINT/SIGTERM arrives, not after every epoch: on small sets an epoch is one step and
 a checkpoint of the full network is ~60 MB with fsync. Both files are written together, so a
 resumed run sees the best state that matches its last one and replays the rest bit-exactly.
+
+Every stage runs through :func:`run_stage`: stages 1-2 and stage 3, quantization-aware
+fine-tuning (:mod:`edgepose.train.qat_stage`). What differs between them is a
+:class:`StageKind`: how the model and the objective are built, what a fresh start does before
+the first epoch (QAT calibrates its ranges), and how an epoch is scored for "best". Seeding,
+resume, checkpoints, progress, signals, DDP and the device are the loop's, for all of them.
 """
 from __future__ import annotations
 
@@ -51,18 +57,64 @@ def validation_period(epochs: int) -> int:
     return max(1, -(-int(epochs) // VALIDATIONS_PER_STAGE))
 
 
-def run_stage(run: Run, spec: StageSpec, index: int, init_state: Optional[Dict], resume: Optional[Dict]) -> StageOutcome:
+@dataclass
+class Score:
+    """One scoring of the model: ``score`` (lower is better, :func:`selection_score` units),
+    ``metrics`` (kept with the best weights as ``val.*``) and the ``row`` entries of metrics.csv."""
+
+    score: float
+    metrics: Dict[str, float]
+    row: Dict[str, float]
+
+
+class StageKind:
+    """Stages 1-2: a PoseNet of ``cfg`` (from ``init_state`` when given) trained with the
+    stage's loss, scored on the validation frames (none: the last epoch is the best)."""
+
+    def build(self, run: Run, spec: StageSpec, init_state: Optional[Dict]):
+        """``(model, objective)`` on the CPU."""
+        model = build_model(run.cfg, run.norm)
+        if init_state is not None:
+            model.load_state_dict(init_state)
+        return model, build_objective(spec.loss, uncertainty=run.cfg.uncertainty, **spec.loss_opts)
+
+    def step_module(self, model: nn.Module, objective: nn.Module) -> nn.Module:
+        return TrainStep(model, objective)
+
+    def start(self, run: Run, model: nn.Module) -> None:
+        """What a fresh (not resumed) start does before scoring epoch 0 and training."""
+
+    def scores_start(self, run: Run, init_state: Optional[Dict]) -> bool:
+        """Whether the starting weights are scored as epoch 0 (kept unless an epoch beats them)."""
+        return init_state is not None and run.val is not None
+
+    def score(self, run: Run, model: nn.Module, desc: str) -> Optional[Score]:
+        """The model's score, or ``None`` when there is nothing to score it on."""
+        if run.val is None:
+            return None
+        val = evaluate(model, run.val, run.device)
+        stop_if_nonfinite(run.out, model, desc, val)
+        return Score(selection_score(val, run.norm.scale), val,
+                     {"val_median_position_m": val["median_position_m"],
+                      "val_median_rotation_deg": val["median_rotation_deg"]})
+
+    def start_line(self, spec: StageSpec, start: Score) -> str:
+        return (f"{spec.name} starts at val {start.metrics['median_position_m']:.3f} m "
+                f"{start.metrics['median_rotation_deg']:.2f} deg (kept unless an epoch beats it)")
+
+
+def run_stage(run: Run, spec: StageSpec, index: int, init_state: Optional[Dict], resume: Optional[Dict],
+              kind: Optional[StageKind] = None) -> StageOutcome:
     """Train one stage; returns the weights of its best validation epoch (or its last)."""
     cfg, dist, device = run.cfg, run.dist, run.device
+    kind = kind or StageKind()
     torch.manual_seed(cfg.seed + index)  # head initialisation
-    model = build_model(cfg, run.norm)
-    if init_state is not None:
-        model.load_state_dict(init_state)
+    model, objective = kind.build(run, spec, init_state)
     model.to(device)
     if run.channels_last:
         model.to(memory_format=torch.channels_last)
-    objective = build_objective(spec.loss, uncertainty=cfg.uncertainty, **spec.loss_opts).to(device)
-    step_module: nn.Module = TrainStep(model, objective)
+    objective = objective.to(device)
+    step_module: nn.Module = kind.step_module(model, objective)
     if dist.enabled:
         # static_graph: the same ops every step; it also tolerates the backbone's unused
         # ImageNet classifier, which never receives a gradient
@@ -71,7 +123,8 @@ def run_stage(run: Run, spec: StageSpec, index: int, init_state: Optional[Dict],
     optimizer = make_optimizer(model, objective, spec.lr, cfg)
     sampler = EpochBatches(len(run.fit), cfg.batch_size, shuffle=True, seed=cfg.seed * 31 + index,
                            rank=dist.rank, world=dist.world_size)
-    scheduler = make_scheduler(optimizer, spec.epochs * sampler.batches_per_epoch(), cfg.warmup_steps)
+    scheduler = make_scheduler(optimizer, spec.epochs * sampler.batches_per_epoch(),
+                               cfg.warmup_steps if spec.warmup_steps is None else spec.warmup_steps)
     loader = make_loader(run.fit, sampler, workers=run.workers, pin_memory=device.type == "cuda")
     augment = torch.Generator()
     period = validation_period(spec.epochs)
@@ -81,9 +134,11 @@ def run_stage(run: Run, spec: StageSpec, index: int, init_state: Optional[Dict],
     best_state = None
     if resume is not None:
         model.load_state_dict(resume["model"])
-        objective.load_state_dict(resume["loss_state"])
+        if resume.get("loss_state") is not None:
+            objective.load_state_dict(resume["loss_state"])
         optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
+        if resume.get("scheduler") is not None:  # older QAT checkpoints lack it
+            scheduler.load_state_dict(resume["scheduler"])
         start_epoch, start_step = int(resume["epoch"]), int(resume.get("step", 0))
         rng = resume.get("rng")
         best = dict(resume.get("best", best))
@@ -111,14 +166,15 @@ def run_stage(run: Run, spec: StageSpec, index: int, init_state: Optional[Dict],
             save_checkpoint(checkpoint_path(run.out, spec.name, "last"), state(epoch, step, metrics))
         run.last_save = time.monotonic()
 
-    if resume is None and init_state is not None and run.val is not None and spec.epochs > 0:
-        # a fine-tuning stage starts from a model that already has a validation score: it keeps
-        # those weights ("best" at epoch 0) unless one of its epochs does better on validation
-        val0 = evaluate(model, run.val, device)
-        best = {"score": selection_score(val0, run.norm.scale), "epoch": 0}
-        best_state, best_metrics = _state_copy(model), flatten("val", val0)
-        run.say(f"{spec.name} starts at val {val0['median_position_m']:.3f} m "
-                f"{val0['median_rotation_deg']:.2f} deg (kept unless an epoch beats it)")
+    if resume is None and spec.epochs > 0:
+        kind.start(run, model)
+        start = kind.score(run, model, f"{spec.name} start") if kind.scores_start(run, init_state) else None
+        if start is not None:
+            # a fine-tuning stage starts from a model that already has a validation score: it keeps
+            # those weights ("best" at epoch 0) unless one of its epochs does better on validation
+            best = {"score": float(start.score), "epoch": 0}
+            best_state, best_metrics = _state_copy(model), flatten("val", start.metrics)
+            run.say(kind.start_line(spec, start))
 
     for epoch in range(start_epoch, spec.epochs):
         if start_step > 0 and rng is not None:
@@ -143,12 +199,11 @@ def run_stage(run: Run, spec: StageSpec, index: int, init_state: Optional[Dict],
         val_metrics: Dict[str, float] = {}
         improved = False
         if validate:
-            if run.val is not None:
-                val_metrics = evaluate(model, run.val, device)
-                stop_if_nonfinite(run.out, model, f"{spec.name} {epoch + 1}/{spec.epochs}", val_metrics)
-                score = selection_score(val_metrics, run.norm.scale)
-                row.update(val_median_position_m=val_metrics["median_position_m"],
-                           val_median_rotation_deg=val_metrics["median_rotation_deg"], val_score=score)
+            scored = kind.score(run, model, f"{spec.name} {epoch + 1}/{spec.epochs}")
+            if scored is not None:
+                score, val_metrics = scored.score, scored.metrics
+                row.update(scored.row)
+                row["val_score"] = score
             else:
                 score = -float(epoch)  # no validation frames: the last epoch is the best
             improved = score < best["score"]
@@ -176,5 +231,7 @@ def _epoch_line(spec: StageSpec, epoch: int, row: Dict, improved: bool) -> str:
         parts.append(f"sp {row['sp']:+.2f} sq {row['sq']:+.2f}")
     if "val_median_position_m" in row:
         parts.append(f"val {row['val_median_position_m']:.3f} m {row['val_median_rotation_deg']:.2f} deg")
+    if "val_drift_p50_m" in row:  # QAT: quantized vs float on the same frames
+        parts.append(f"drift {row['val_drift_p50_m'] * 100:.2f} cm")
     parts.append(f"{row['images_per_s']:.0f} img/s")
     return "  ".join(parts) + ("  *best" if improved else "")

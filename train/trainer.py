@@ -1,10 +1,12 @@
-"""The trainer: data once into memory, stage 1, stage 2, test evaluation, run folder.
+"""The trainer: data once into memory, stage 1, stage 2, test evaluation, run folder, QAT.
 
 Read it top to bottom: :func:`fit` prepares the run (:func:`prepare_data`), derives each
 stage's epochs from the step budget (:func:`edgepose.train.recipe.stages`), runs each stage
 (:func:`edgepose.train.stage.run_stage`, which loops
 :func:`edgepose.train.epoch.train_one_epoch`), then :func:`edgepose.train.finish.finish`
 evaluates on the test split beside the baselines and writes ``final.pt`` and ``metrics.json``.
+With ``qat_epochs`` > 0, stage 3 (:mod:`edgepose.train.qat_stage`) follows through the same
+``run_stage``; :func:`fine_tune_qat` runs stage 3 alone on a finished run folder.
 
 Reproducibility: the frame order, the dropout RNG and the augmentation RNG of epoch ``e`` of
 stage ``s`` are seeded from ``(seed, s, e, rank)`` at the start of the epoch, and a
@@ -26,11 +28,12 @@ import torch
 from edgepose.errors import ConfigError, EdgePoseError
 
 from . import distributed
-from .checkpoint import checkpoint_path, check_run_folder, claim_run_folder, latest_resume_point, load_state_or_none
+from .checkpoint import STAGES, check_run_folder, checkpoint_path, claim_run_folder, latest_resume_point, load_state_or_none
 from .data import Normalisation, build_cache, split_validation
 from .finish import finish
 from .metrics_log import MetricsLog
-from .recipe import StageSpec, TrainConfig, stage2_planned, stages
+from .qat_stage import finish_qat, qat_kind, qat_resume_point
+from .recipe import StageSpec, TrainConfig, qat_stage, stage2_planned, stages
 from .report import print_plan, print_summary
 from .run import Run
 from .sampling import EpochBatches
@@ -97,6 +100,20 @@ def fit(cfg: TrainConfig) -> Dict[str, object]:
     arrives (the CLI turns it into exit code 128 + signal).
     """
     stages(cfg)  # option errors before any data is read
+    if cfg.qat_epochs:
+        qat_stage(cfg)
+    return _session(cfg, _fit)
+
+
+def fine_tune_qat(cfg: TrainConfig) -> Dict[str, object]:
+    """Stage 3 alone (``cfg.qat_epochs`` epochs) on the finished run ``cfg.out`` (its
+    ``final.pt``; stages 1-2 are not run again); returns the ``qat.*`` metrics."""
+    qat_stage(cfg)
+    return _session(cfg, _fit_qat_only)
+
+
+def _session(cfg: TrainConfig, body) -> Dict[str, object]:
+    """Device, threads, determinism and the process group around ``body(cfg, device, dist, out)``."""
     device = resolve_device(cfg.device)
     info = distributed.env_info()
     if device.type == "cpu":
@@ -107,9 +124,48 @@ def fit(cfg: TrainConfig) -> Dict[str, object]:
         device = torch.device("cuda", dist.local_rank)
     out = Path(cfg.out)
     try:
-        return _fit(cfg, device, dist, out)
+        return body(cfg, device, dist, out)
     finally:
         distributed.shutdown(dist)
+
+
+def _trimmed_log(out: Path, resume) -> MetricsLog:
+    """``metrics.csv``'s rows up to each stage's last checkpoint (later rows are replayed)."""
+    log = MetricsLog(out / "metrics.csv")
+    if resume is None:
+        return log
+    done = {s: 10 ** 9 for s in STAGES[:STAGES.index(resume["stage"])]}
+    done[resume["stage"]] = int(resume["epoch"])
+    qat = qat_resume_point(out)
+    if qat is not None:
+        done["qat"] = int(qat["epoch"])
+    return log.load().keep_done(done)
+
+
+def _data(cfg: TrainConfig, dist: distributed.DistInfo):
+    """:func:`prepare_data`'s tuple and the optimiser steps of one epoch on this rank."""
+    data = prepare_data(cfg, dist)
+    return data, EpochBatches(len(data[0]), cfg.batch_size, rank=dist.rank, world=dist.world_size).batches_per_epoch()
+
+
+def _make_run(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, out: Path, data, log: MetricsLog,
+              stop: StopRequest) -> Run:
+    fit_c, val_c, test_c, norm, data_info, counts = data
+    workers = cfg.workers if cfg.workers >= 0 else (2 if device.type == "cuda" else 0)
+    return Run(cfg, dist, device, out, fit_c, val_c, test_c, norm, data_info, log, stop,
+               cfg.channels_last in ("auto", "on"), workers, counts)
+
+
+def _run_qat(run: Run, steps_per_epoch: int) -> Dict[str, object]:
+    """Stage 3 through :func:`run_stage`, then :func:`finish_qat` (rank 0)."""
+    kind = qat_kind(run)
+    t0 = time.perf_counter()
+    outcome = run_stage(run, qat_stage(run.cfg, steps_per_epoch), len(STAGES), None, qat_resume_point(run.out), kind)
+    metrics: Dict[str, object] = {}
+    if run.dist.is_main:
+        metrics = finish_qat(run, kind, outcome.best_state, outcome.best_epoch, time.perf_counter() - t0)
+    distributed.barrier(run.dist)
+    return metrics
 
 
 def _fit(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, out: Path) -> Dict[str, object]:
@@ -118,21 +174,15 @@ def _fit(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, out
     if not cfg.resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.pt")):
         raise ConfigError(f"{out} already holds checkpoints of another run",
                           hint=f"continue it with --resume, or choose another --out than {out}")
-    fit_c, val_c, test_c, norm, data_info, counts = prepare_data(cfg, dist)
-    steps_per_epoch = EpochBatches(len(fit_c), cfg.batch_size, rank=dist.rank, world=dist.world_size).batches_per_epoch()
+    data, steps_per_epoch = _data(cfg, dist)
     recipe: List[StageSpec] = stages(cfg, steps_per_epoch)
     if recipe[0].epochs == 0 and recipe[1].epochs > 0:
         if dist.is_main:
             print("warning: stage 2 (reprojection) starts from ImageNet weights, not from a stage-1 model: "
                   "the paper reports it can fail to converge; pass --stage1-epochs N", file=sys.stderr, flush=True)
-    channels_last = cfg.channels_last in ("auto", "on")
-    workers = cfg.workers if cfg.workers >= 0 else (2 if device.type == "cuda" else 0)
-    log = MetricsLog(out / "metrics.csv")
-    if resume is not None:
-        log.load().keep_before(resume["stage"], int(resume["epoch"]))
+    log = _trimmed_log(out, resume)
     with StopRequest() as stop:
-        run = Run(cfg, dist, device, out, fit_c, val_c, test_c, norm, data_info, log, stop, channels_last,
-                  workers, counts)
+        run = _make_run(cfg, device, dist, out, data, log, stop)
         if dist.is_main:
             claim_run_folder(out)
             print_plan(run, recipe, resume)
@@ -160,4 +210,15 @@ def _fit(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, out
             metrics = finish(run, outcomes, train_seconds)
             print_summary(run, metrics)
         distributed.barrier(dist)
+        if cfg.qat_epochs:
+            metrics = {**metrics, **_run_qat(run, steps_per_epoch)}
         return metrics
+
+
+def _fit_qat_only(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, out: Path) -> Dict[str, object]:
+    data, steps_per_epoch = _data(cfg, dist)
+    qat = qat_resume_point(out)
+    log = MetricsLog(out / "metrics.csv").load().keep_done({**{s: 10 ** 9 for s in STAGES},
+                                                            "qat": int(qat["epoch"]) if qat else 0})
+    with StopRequest() as stop:
+        return _run_qat(_make_run(cfg, device, dist, out, data, log, stop), steps_per_epoch)

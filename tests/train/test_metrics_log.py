@@ -1,4 +1,4 @@
-"""metrics.csv: the header grows with new quantities; resume drops rows past the checkpoint."""
+"""metrics.csv: the header grows with new quantities; resume drops rows past each stage's checkpoint."""
 import csv
 
 from edgepose.train.metrics_log import MetricsLog, flatten
@@ -19,14 +19,17 @@ def test_header_grows_and_keeps_leading_columns(tmp_path):
     assert got[0]["reproj"] == "" and got[1]["reproj"] == "0.5" and got[1]["sp"] == ""
 
 
-def test_keep_before_drops_rows_after_the_resume_point(tmp_path):
+def test_keep_done_drops_rows_after_each_stages_checkpoint(tmp_path):
     log = MetricsLog(tmp_path / "m.csv")
-    for st, ep in [("stage1", 1), ("stage1", 2), ("stage1", 3), ("stage2", 1)]:
+    for st, ep in [("stage1", 1), ("stage1", 2), ("stage1", 3), ("stage2", 1), ("qat", 1), ("qat", 2)]:
         log.append({"stage": st, "epoch": ep})
     log.write()
     again = MetricsLog(tmp_path / "m.csv").load()
-    again.keep_before("stage1", 2)
+    again.keep_done({"stage1": 2})  # resuming stage 1 after its epoch 2: later stages go too
     assert [(r["stage"], int(r["epoch"])) for r in again.rows] == [("stage1", 1), ("stage1", 2)]
+    qat = MetricsLog(tmp_path / "m.csv").load().keep_done({"stage1": 9, "stage2": 1, "qat": 1})
+    assert [(r["stage"], int(r["epoch"])) for r in qat.rows] == [("stage1", 1), ("stage1", 2), ("stage1", 3),
+                                                                ("stage2", 1), ("qat", 1)]
 
 
 def test_flatten_prefixes_keys():

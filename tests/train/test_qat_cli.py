@@ -1,13 +1,14 @@
 """Stage 3 (QAT) as users run it: train, add QAT to the finished run, resume it, export it.
 
-Subprocesses on the tiny real-PNG scene. Checks that QAT calibrates then fine-tunes, resumes
-after its last epoch instead of starting over, writes final.pt with the float weights and the
+Subprocesses on the tiny real-PNG scene. Checks that QAT calibrates then fine-tunes through the
+training loop (its epochs in metrics.csv), resumes after its last epoch instead of starting over, writes final.pt with the float weights and the
 per-Conv ranges, and that edgepose-export writes the INT8 graph from those ranges (manifest
 method "qat", no calibration frames) while a PTQ export prints the QAT command as next step.
 """
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ import pytest
 
 from edgepose.train.model import read_checkpoint
 
-from test_train_cli import ENV, PY, run_ok, train_cmd
+from test_train_cli import ENV, PY, csv_rows, run_ok, train_cmd
 from tiny_scene import write_csv_scene
 
 pytest.importorskip("onnxruntime")
@@ -43,8 +44,10 @@ def test_qat_stage_writes_ranges_and_metrics(qat_run):
 def test_resume_continues_qat_and_export_uses_its_ranges(qat_run, tmp_path):
     scene, out = qat_run
     res = run_ok(train_cmd(scene, out, "--resume", "--qat-epochs", "2"), timeout=600)
-    assert "qat: resuming after epoch 1 of 2" in res.stdout
-    assert "qat epoch 2/2" in res.stdout and "qat epoch 1/2" not in res.stdout
+    assert "qat: resuming at epoch 2, step 0" in res.stdout, res.stdout
+    assert re.search(r"qat epoch +2/2", res.stdout) and not re.search(r"qat epoch +1/2", res.stdout)
+    ran = [(r["stage"], r["epoch"]) for r in csv_rows(out) if r["stage"] == "qat"]
+    assert ran == [("qat", "1"), ("qat", "2")]  # epoch 1's row from the first run kept, epoch 2 added
     bundle = tmp_path / "bundle"
     res = subprocess.run([PY, "-m", "edgepose.export.cli", str(out), "--out", str(bundle), "--precision",
                           "fp32,int8", "--engine", "no"], capture_output=True, text=True, timeout=600, env=ENV)
