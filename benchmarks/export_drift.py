@@ -24,6 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import append_section  # noqa: E402
 
+from edgepose.frame_choice import CALIBRATION_FRAMES  # noqa: E402
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,7 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=None, help="dataset (default: the checkpoint's data root)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/export_drift.md"))
     p.add_argument("--label", default=None, help="section title (default: the run folder name)")
-    p.add_argument("--calib-frames", type=int, default=300)
+    p.add_argument("--calib-frames", type=int, default=CALIBRATION_FRAMES)
     p.add_argument("--guided-rel", type=float, default=0.10,
                    help="guided INT8 bound as a fraction of the FP32 median position error (default 0.10)")
     p.add_argument("--max-steps", type=int, default=18)

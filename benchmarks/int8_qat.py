@@ -29,6 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import append_section  # noqa: E402
 
+from edgepose.frame_choice import CALIBRATION_FRAMES  # noqa: E402
+
 
 
 def _ort_placement(f32, dst, calib):
@@ -56,7 +58,7 @@ def main(argv=None) -> int:
     p.add_argument("run", type=Path)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/int8_qat.md"))
     p.add_argument("--label", default=None)
-    p.add_argument("--calib-frames", type=int, default=300)
+    p.add_argument("--calib-frames", type=int, default=CALIBRATION_FRAMES)
     p.add_argument("--qat-epochs", type=int, default=1)
     p.add_argument("--qat-lr", type=float, default=1e-5)
     p.add_argument("--skip", default="", help="comma list of rows to skip: ort,entropy,percentile,modelopt,guided,qat")

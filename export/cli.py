@@ -23,10 +23,11 @@ from typing import Optional, Sequence
 from edgepose.argtypes import batch_size, integer, nonnegative_float, number
 from edgepose.bundle import MANIFEST
 from edgepose.errors import ConfigError
+from edgepose.frame_choice import CALIBRATION_FRAMES
 
 from .api import ExportResult, default_argv, export_bundle
 from .camera_graph import camera_sizes
-from .config import (CALIB_METHODS, DEFAULT_CALIB_FRAMES, DEFAULT_OPSET, DEFAULT_VAL_FRAMES, MAX_DLA_CORE,
+from .config import (CALIB_METHODS, DEFAULT_OPSET, DEFAULT_VAL_FRAMES, MAX_DLA_CORE,
                      MAX_WORKSPACE_GB, ExportConfig, parse_batch, parse_precisions)
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USER_ERROR = 0, 1, 2
@@ -83,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("INT8 calibration (training frames only)")
     g.add_argument("--calib", metavar="DATA", type=Path,
                    help="dataset folder for calibration and validation (default: the run's dataset)")
-    g.add_argument("--calib-frames", type=integer(1, 100000), default=DEFAULT_CALIB_FRAMES,
-                   help=f"calibration frames from the training split (default {DEFAULT_CALIB_FRAMES}; "
+    g.add_argument("--calib-frames", type=integer(1, 100000), default=CALIBRATION_FRAMES,
+                   help=f"calibration frames from the training split (default {CALIBRATION_FRAMES}; "
                         "fewer than 300 warns)")
     g.add_argument("--calib-method", choices=CALIB_METHODS, default="minmax",
                    help="activation range method of the Q/DQ pass (default minmax)")

@@ -19,12 +19,12 @@ from typing import List, Optional, Sequence, Tuple
 
 from edgepose.bundle import PRECISIONS
 from edgepose.errors import ConfigError
+from edgepose.frame_choice import CALIBRATION_FRAMES
 
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 INT8_ENGINE_MODES = ("qdq", "calibrator")
 ENGINE_MODES = ("auto", "yes", "no")
 INPUT_KINDS = ("uint8", "float32")
-DEFAULT_CALIB_FRAMES = 300
 DEFAULT_VAL_FRAMES = 200
 DEFAULT_OPSET = 17
 #: precisions exported from a run when none are asked (a bundle source: every ONNX it holds)
@@ -75,7 +75,7 @@ class ExportConfig:
     precisions: Optional[Sequence[str]] = None
     allow_slow_precision: bool = False
     calib: Optional[Path] = None
-    calib_frames: int = DEFAULT_CALIB_FRAMES
+    calib_frames: int = CALIBRATION_FRAMES
     calib_method: str = "minmax"
     int8_max_drift_m: Optional[float] = None
     int8_max_drift_deg: Optional[float] = None

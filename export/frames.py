@@ -14,6 +14,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 from edgepose.errors import EdgePoseError
+from edgepose.frame_choice import spread_indices
 
 from .config import GUIDE_EVERY, GUIDE_MAX_FRAMES, ExportConfig
 
@@ -71,8 +72,7 @@ def load_frames(cfg: ExportConfig, data_info: dict, size: Tuple[int, int], need_
             guide = ds.split("train")[::GUIDE_EVERY][:GUIDE_MAX_FRAMES]
             frames.guide = load_calibration_images(guide, size, progress=True, desc="guide frames (train split)")
     test = ds.split("test")
-    idx = np.unique(np.linspace(0, len(test) - 1, min(cfg.val_frames, len(test))).round().astype(int))
-    recs = [test[i] for i in idx]
+    recs = [test[i] for i in spread_indices(len(test), cfg.val_frames)]
     frames.val = load_calibration_images(recs, size, progress=True, desc="validation frames (test split)")
     frames.val_position = np.stack([r.position for r in recs])
     frames.val_rotation = np.stack([r.rotation for r in recs])

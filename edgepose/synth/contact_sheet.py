@@ -7,10 +7,12 @@ so a glance tells whether the test split lies inside the train coverage.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from edgepose.frame_choice import spread_indices
 
 from .trajectories import SequencePlan
 
@@ -19,13 +21,6 @@ TEST_RGB = (240, 140, 30)
 RANDOM_RGB = (120, 120, 120)
 LABEL_W = 86
 BG = (24, 24, 24)
-
-
-def sample_indices(n: int, k: int) -> List[int]:
-    """``k`` frame indices spread evenly over ``0..n-1`` (fewer when ``n < k``)."""
-    if n <= 0:
-        return []
-    return sorted(set(int(round(v)) for v in np.linspace(0, n - 1, min(k, n))))
 
 
 def top_down_map(plans: Sequence[SequencePlan], room_lo, room_hi, boxes, height: int) -> Image.Image:
@@ -63,7 +58,7 @@ def make_contact_sheet(out: Path, plans: Sequence[SequencePlan], columns: int, r
     cells, cell_h = [], None
     for p in plans:
         row = []
-        for i in sample_indices(len(p), columns):
+        for i in spread_indices(len(p), columns).tolist():
             with Image.open(out / p.name / f"frame-{i:06d}.color.png") as im:
                 im = im.convert("RGB")
                 if im.width != cell_width:

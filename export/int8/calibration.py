@@ -6,7 +6,7 @@ deterministic (seeded, spread evenly over the split), and :func:`frame_list_sha2
 ordered list of frame names so the manifest can say exactly which frames were used.
 
 :func:`check_calibration_count` applies the rules peers use (Ultralytics): fewer frames than one
-batch is an error; fewer than :data:`RECOMMENDED_FRAMES` (300) is a warning. Pure numpy + the
+batch is an error; fewer than :data:`~edgepose.frame_choice.CALIBRATION_FRAMES` (300) is a warning. Pure numpy + the
 shared preprocessing rule; no GPU, no torch.
 """
 from __future__ import annotations
@@ -19,9 +19,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from edgepose.errors import ConfigError, EdgePoseError
-
-RECOMMENDED_FRAMES = 300
-DEFAULT_FRAMES = 500
+from edgepose.frame_choice import CALIBRATION_FRAMES
 
 
 class CalibrationWarning(UserWarning):
@@ -29,18 +27,18 @@ class CalibrationWarning(UserWarning):
 
 
 def check_calibration_count(n: int, batch: int = 1, what: str = "calibration") -> None:
-    """Raise when ``n < batch``; warn (:class:`CalibrationWarning`) when ``n < 300``."""
+    """Raise when ``n < batch``; warn (:class:`CalibrationWarning`) when ``n <`` :data:`CALIBRATION_FRAMES`."""
     if batch < 1:
         raise ConfigError(f"{what} batch must be >= 1, got {batch}")
     if n < batch:
         raise EdgePoseError(f"{what} needs at least one full batch of {batch} frames; got {n}",
                             hint="use more training frames (--calib-frames) or a smaller --calib-batch")
-    if n < RECOMMENDED_FRAMES:
-        warnings.warn(f"{what} uses {n} frames; at least {RECOMMENDED_FRAMES} are recommended for stable "
+    if n < CALIBRATION_FRAMES:
+        warnings.warn(f"{what} uses {n} frames; at least {CALIBRATION_FRAMES} are recommended for stable "
                       "INT8 ranges", CalibrationWarning, stacklevel=2)
 
 
-def select_calibration_frames(records: Sequence, count: int = DEFAULT_FRAMES, seed: int = 0) -> List:
+def select_calibration_frames(records: Sequence, count: int = CALIBRATION_FRAMES, seed: int = 0) -> List:
     """Pick up to ``count`` frames from ``records`` (all must be ``split == "train"``).
 
     The frames are spread evenly over the split (every k-th after a seeded offset) and keep

@@ -11,6 +11,7 @@ import numpy as np
 
 from edgepose.argtypes import batch_size, nonnegative_float, positive_int, threads
 from edgepose.errors import ConfigError, EdgePoseError
+from edgepose.frame_choice import spread_indices
 from edgepose.outputs import check_outputs
 
 from .gate import EXIT_GATE, check_gate, parse_gate
@@ -99,8 +100,7 @@ def load_bench_data(root: str, fmt: Optional[str], split: str, max_frames: Optio
     if max_frames is not None and max_frames < len(frames):
         if max_frames < 1:
             raise EdgePoseError(f"--max-frames must be >= 1, got {max_frames}")
-        idx = np.unique(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))
-        frames = [frames[i] for i in idx]
+        frames = [frames[i] for i in spread_indices(len(frames), max_frames)]
     bar = progress_bar(total=len(frames), desc="decoding frames", enabled=progress, leave=False)
     images = []
     for f in frames:
