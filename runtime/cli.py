@@ -30,6 +30,11 @@ SOURCES (--source)
 BACKENDS (--backend)
   auto                    TensorRT engine matching this device, else ONNX Runtime, else torch
 %s
+CAMERA-RESOLUTION GRAPHS (--camera-graph)
+  A bundle exported with --camera-size 1920x1080 holds graphs that take the camera frame
+  itself: for frames of that size the host only copies the frame into the input buffer
+  (timings_ms.preprocess) and the crop and resize run inside the graph (timings_ms.infer).
+
 POLICIES (--policy)
   auto                    latest for live sources, every for recorded ones
   latest                  live: stale frames are dropped (and counted), latency stays bounded
@@ -75,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=threads, default=0,
                    help="intra-op CPU threads of ONNX Runtime / torch (0 = the library's default)")
     p.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the inference as a CUDA graph")
+    p.add_argument("--camera-graph", default="auto", choices=("auto", "off"),
+                   help="auto (default): frames whose size has a camera-resolution graph in the bundle "
+                        "(edgepose-export --camera-size) go to it and the host only copies them; off: "
+                        "preprocess every frame on the host")
     p.add_argument("--quiet", action="store_true", help="no live status line")
     ros_options.add_ros_arguments(p)
     return p
@@ -192,7 +201,7 @@ def _run(args, signals) -> int:
     try:
         with runner:
             pipe = Pipeline(runner, source, policy=args.policy, postprocess=ros_options.postprocess(args, make_filter(args.filter)),
-                            max_frames=args.max_frames)
+                            max_frames=args.max_frames, camera_graphs=args.camera_graph == "auto")
             try:
                 with pipe:  # joins every stage thread however the loop ends
                     for r in pipe:

@@ -16,7 +16,7 @@ pytest.importorskip("onnx")
 
 from edgepose.runtime import ArraySource, Pipeline, PoseEstimator, open_runner  # noqa: E402
 from edgepose.runtime.camera import InputRoutes, camera_graphs  # noqa: E402
-from edgepose.runtime.testing import make_synthetic_bundle  # noqa: E402
+from synthetic_bundles import make_synthetic_bundle  # noqa: E402
 
 NET = (64, 48)
 
@@ -112,3 +112,30 @@ def test_a_camera_graph_for_a_float_input_bundle_is_refused_by_the_cli(tmp_path)
     p = subprocess.run([sys.executable, "-m", "edgepose.export.cli", str(d), "--engine", "no",
                         "--camera-size", "640x480"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "uint8" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_edgepose_run_takes_the_camera_graph_unless_told_not_to(bundle, tmp_path):
+    import json
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    frames = _frames((640, 480), 3, seed=7)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"{i:03d}.png")
+    got = {}
+    for mode in ("auto", "off"):
+        out = tmp_path / f"{mode}.jsonl"
+        p = subprocess.run([sys.executable, "-m", "edgepose.runtime.cli", str(bundle), "--source", str(folder),
+                            "--backend", "onnxruntime", "--precision", "fp32", "--out", str(out), "--quiet",
+                            "--camera-graph", mode], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(rows) == 3 and all(r["ok"] for r in rows)
+        assert all("preprocess" in r["timings_ms"] and "infer" in r["timings_ms"] for r in rows)
+        got[mode] = np.array([r["position_m"] for r in rows])
+    with PoseEstimator.from_bundle(bundle, "onnxruntime", "fp32") as est:
+        cam = np.array([est.predict(f).position for f in frames])
+        est._routes = InputRoutes(est.runner, 0, enabled=False)
+        host = np.array([est.predict(f).position for f in frames])
+    assert np.allclose(got["auto"], cam, atol=1e-5) and np.allclose(got["off"], host, atol=1e-5)
+    assert not np.allclose(cam, host, atol=1e-7)  # the two paths are distinguishable
