@@ -30,12 +30,13 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the test-data makers (tests/synthetic_bundles.py, ...)
 TOPIC = "/camera/image_raw"
 
 
 def make_data(root: Path, n: int, size):
     from edgepose.runtime.ros.messages import get_typestore
-    from edgepose.runtime.ros.testing import compressed_message, frame_stamps, image_message
+    from ros_image_bags import compressed_message, frame_stamps, image_message
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     w, h = size
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
     from edgepose.runtime import open_runner
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     t_start = time.time()
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,6 +30,7 @@ from PIL import Image
 from edgepose.runtime.bench.runner import rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the test-data makers (tests/synthetic_bundles.py, ...)
 
 
 def make_frames(folder: Path, n: int, size=(320, 240)) -> Path:
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from edgepose.runtime import ArraySource, ImageFolderSource, open_runner
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     work = Path(tempfile.mkdtemp(prefix="edgepose-bench-runtime-"))
     bundle = args.bundle

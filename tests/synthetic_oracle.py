@@ -1,4 +1,4 @@
-"""The oracle for bundles made by ``edgepose.runtime.testing.make_synthetic_bundle``: the same
+"""The oracle for bundles made by ``make_synthetic_bundle`` (tests/synthetic_bundles.py): the same
 network computed with scipy from its description, never from the code that built the graph.
 ``tests/`` is on ``sys.path`` (its conftest.py lives there), so any test can
 ``from synthetic_oracle import synthetic_forward``."""

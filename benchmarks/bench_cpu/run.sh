@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # edgepose-bench on this CPU: a contract-conforming ONNX bundle (fp32 / fp16 / int8 Q/DQ,
 # random weights, 224x224 uint8 NHWC input, 3 strided 3x3 convs x 32 channels; made by
-# edgepose.runtime.testing, no torch) on REAL frames: the Middlebury dino set (640x480 PNG).
+# tests/synthetic_bundles.py, no torch) on REAL frames: the Middlebury dino set (640x480 PNG).
 # The accuracy columns are meaningless (random weights); latency, drift and the machinery are not.
 # For the trained model use the demo bundle instead:  make demo  (runs edgepose-bench itself).
 #
@@ -14,9 +14,9 @@ OUT="${1:-$HERE/results}"
 DATA="$(cd "${DATA:-$REPO/../shared/data/middlebury_dino/dino}" && pwd)"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-"$PY" - "$WORK/bundle" <<'PYEOF'
+PYTHONPATH="$REPO/tests${PYTHONPATH:+:$PYTHONPATH}" "$PY" - "$WORK/bundle" <<'PYEOF'  # the test-bundle maker lives in tests/
 import sys
-from edgepose.runtime.testing import make_synthetic_bundle
+from synthetic_bundles import make_synthetic_bundle
 make_synthetic_bundle(sys.argv[1], size=(224, 224), channels=32, depth=3, batch_max=8)
 PYEOF
 uptime > "$WORK/load_before"

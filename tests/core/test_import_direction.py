@@ -1,8 +1,7 @@
 """The arrows point toward the core (README, "Layout"): ``edgepose`` never imports a stage
 package; ``train`` never imports ``export`` or ``runtime``; ``runtime`` never imports
-``export`` (but for the test-bundle maker's FP16 pass), and imports torch or ``edgepose.train``
-only inside a function (the torch runner),
-never at import time. Read from the source (every import statement, and every
+``export``, and imports torch or ``edgepose.train`` only inside a function (the torch runner),
+never at import time (the test-data makers that use the exporter live in ``tests/``). Read from the source (every import statement, and every
 ``import_module`` / ``require`` / ``__import__`` of a literal name), then checked by importing
 every runtime module with torch made unimportable."""
 from __future__ import annotations
@@ -18,9 +17,6 @@ REPO = Path(__file__).resolve().parents[2]
 STAGES = ("edgepose.train", "edgepose.export", "edgepose.runtime")
 #: ``python -m edgepose CMD`` names each command's module to run it: the one allowed mention
 DISPATCHER = REPO / "edgepose" / "__main__.py"
-#: the synthetic-bundle maker for tests and benchmarks (not the runtime proper) runs the
-#: exporter's own FP16 pass, inside a function: the one allowed runtime -> export arrow
-TEST_BUNDLES = REPO / "runtime" / "testing.py"
 
 
 def _absolute(module: str, level: int, path: Path, root: str, dotted: str) -> str:
@@ -101,13 +97,21 @@ def test_runtime_imports_torch_and_train_only_lazily_and_never_export():
     bad = []
     for p, line, name, at_import in imports("runtime", "edgepose.runtime"):
         where = f"{p.relative_to(REPO)}:{line} imports {name}"
-        if _under(name, "edgepose.export") and (p != TEST_BUNDLES or at_import):
+        if _under(name, "edgepose.export"):
             bad.append(where)
         elif (_under(name, "torch") or _under(name, "torchvision") or _under(name, "edgepose.train")) and at_import:
             bad.append(where + " at import time")
         elif _under(name, "edgepose.train") and p.name != "torch_runner.py":
             bad.append(where + " (only the torch runner may reach into train)")
     assert not bad, "\n".join(bad)
+
+
+def test_test_data_makers_live_in_tests_not_in_the_shipped_packages():
+    # test bundles and bags are made by tests/synthetic_bundles.py and tests/ros_image_bags.py
+    shipped = [p.relative_to(REPO) for root in ("edgepose", "train", "export", "runtime")
+               for p in (REPO / root).rglob("testing.py")]
+    assert not shipped, shipped
+    assert (REPO / "tests" / "synthetic_bundles.py").is_file() and (REPO / "tests" / "ros_image_bags.py").is_file()
 
 
 def test_every_runtime_module_imports_with_torch_unimportable():

@@ -26,8 +26,8 @@ def run(*args, ok=(0,)):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from edgepose.runtime.ros.testing import frame_stamps, gradient_frames, write_image_bag
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from ros_image_bags import frame_stamps, gradient_frames, write_image_bag
+    from synthetic_bundles import make_synthetic_bundle
 
     root = tmp_path_factory.mktemp("rosbag_e2e")
     make_synthetic_bundle(root / "bundle", size=(32, 24), precisions=("fp32",))

@@ -18,7 +18,7 @@ from edgepose.export.camera_graph import (add_camera_input, camera_filename, cam
 from edgepose.export.graph_lint import lint_model  # noqa: E402
 from edgepose.preprocess import resize_crop  # noqa: E402
 from edgepose.resample import pooled_resample  # noqa: E402
-from edgepose.runtime.testing import make_synthetic_bundle  # noqa: E402
+from synthetic_bundles import make_synthetic_bundle  # noqa: E402
 
 NET = (64, 48)
 GRAPHS = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}

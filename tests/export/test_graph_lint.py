@@ -200,7 +200,7 @@ def test_every_rule_has_a_name_text_and_source():
 
 # --------------------------------------------------------------------------- real graphs
 def test_every_graph_of_the_synthetic_contract_bundle_passes(tmp_path):
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     make_synthetic_bundle(tmp_path)
     assert lint_bundle(tmp_path) == {"model.onnx": [], "model.fp16.onnx": [], "model.int8.onnx": []}

@@ -15,7 +15,7 @@ onnx = pytest.importorskip("onnx")
 from edgepose.errors import ConfigError, EdgePoseError  # noqa: E402
 from edgepose.export.parity import (check_parity, compare_outputs, evaluate_onnx, evaluate_onnx_model,  # noqa: E402
                                     make_session)
-from edgepose.runtime.testing import build_graph, make_params  # noqa: E402
+from synthetic_bundles import build_graph, make_params  # noqa: E402
 from synthetic_oracle import synthetic_forward  # noqa: E402  (tests/ is on sys.path: its conftest.py)
 
 SIZE = (20, 16)  # (W, H)

@@ -1,7 +1,7 @@
 """Real TensorRT builds from a real ONNX bundle (skipped here: no TensorRT, no GPU).
 
 On a machine with TensorRT and a GPU these build FP32/FP16/INT8 engines from the synthetic
-contract bundle of :mod:`edgepose.runtime.testing`, name them by the device fingerprint,
+contract bundle of tests/synthetic_bundles.py, name them by the device fingerprint,
 list them in the manifest with their sha256 and check that the files are plain TensorRT
 plans that a bare ``trt.Runtime`` deserializes (nothing glued to the bytes).
 """
@@ -16,7 +16,7 @@ trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (engines
 
 @pytest.fixture(scope="module")
 def contract_bundle(tmp_path_factory):
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     out = tmp_path_factory.mktemp("trt") / "bundle"
     make_synthetic_bundle(out)

@@ -109,7 +109,7 @@ def test_inspect_cli_prints_the_summary_and_fails_on_fp16_post_processing(tmp_pa
 
 
 def test_inspect_cli_on_a_bundle_without_engines_and_on_a_wrong_path(tmp_path):
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     make_synthetic_bundle(tmp_path / "b", precisions=("fp32",))
     r = _cli("--inspect", tmp_path / "b")
@@ -122,7 +122,7 @@ def test_inspect_cli_reads_the_report_stored_beside_an_engine(tmp_path):
     """A bundle as engines.py leaves it: the engine, and its report listed with role engine-report."""
     from edgepose.bundle import EngineFingerprint, engine_filename, file_entry, load_manifest, write_manifest
     from edgepose.export.tensorrt.inspector import engine_report_name
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     b = tmp_path / "b"
     make_synthetic_bundle(b, precisions=("fp32",))

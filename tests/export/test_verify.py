@@ -17,7 +17,7 @@ from edgepose.bundle import BundleFiles, file_entry, load_manifest, write_manife
 from edgepose.errors import BundleError  # noqa: E402
 from edgepose.export.bundle_writer import PARITY_NAME  # noqa: E402
 from edgepose.export.verify import TOLERANCE, record_parity, verify_bundle  # noqa: E402
-from edgepose.runtime.testing import make_synthetic_bundle  # noqa: E402
+from synthetic_bundles import make_synthetic_bundle  # noqa: E402
 from synthetic_oracle import synthetic_forward  # noqa: E402  (tests/ is on sys.path: its conftest.py)
 
 SIZE = (32, 24)

@@ -1,5 +1,5 @@
 """Fixtures for the runtime tests: small REAL bundles (onnx graphs that honour the model
-contract, see edgepose.runtime.testing) and a folder of real PNG frames with one corrupt."""
+contract, see tests/synthetic_bundles.py) and a folder of real PNG frames with one corrupt."""
 from __future__ import annotations
 
 import shutil
@@ -15,7 +15,7 @@ SIZE = (32, 24)  # network (W, H)
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory):
     """uint8 NHWC bundle with fp32 / fp16 / int8 ONNX files, dynamic batch 1..8; returns (path, params)."""
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     path = tmp_path_factory.mktemp("bundle") / "bundle"
     params = make_synthetic_bundle(path, size=SIZE)
@@ -24,7 +24,7 @@ def bundle(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bundle_fp32_only(tmp_path_factory):
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     path = tmp_path_factory.mktemp("bundle32") / "bundle"
     make_synthetic_bundle(path, size=SIZE, precisions=("fp32",))
@@ -34,7 +34,7 @@ def bundle_fp32_only(tmp_path_factory):
 @pytest.fixture(scope="session")
 def bundle_nchw(tmp_path_factory):
     """The float32 NCHW variant (values 0..255, normalised in the graph)."""
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     path = tmp_path_factory.mktemp("bundlenchw") / "bundle"
     params = make_synthetic_bundle(path, size=SIZE, precisions=("fp32",), layout="NCHW")

@@ -21,7 +21,7 @@ FAST = ["--warmup-s", "0.05", "--iters", "20", "--quiet"]
 
 @pytest.fixture(scope="session")
 def bench_inputs(tmp_path_factory):
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     root = tmp_path_factory.mktemp("bench")
     make_synthetic_bundle(root / "bundle", size=(32, 24))

@@ -108,7 +108,7 @@ def test_tensorrt_runner_matches_onnxruntime(tmp_path):
         pytest.skip(f"no usable CUDA GPU here: {err}")
     from edgepose.runtime import open_runner
     from edgepose.runtime.runners.tensorrt_runner import device_fingerprint
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     dst = tmp_path / "b"
     make_synthetic_bundle(dst, size=(32, 24), precisions=("fp32",))

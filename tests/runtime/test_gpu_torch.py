@@ -68,7 +68,7 @@ def frames(n=8, seed=1):
 def torch_bundle(tmp_path_factory):
     """A bundle whose checkpoint is :func:`reference_posenet`."""
     torch = pytest.importorskip("torch")
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
     from edgepose.train.model import CHECKPOINT_FORMAT
 
     out = tmp_path_factory.mktemp("gpu") / "bundle"

@@ -1,6 +1,6 @@
 """The test bundles, the exporter and the runtime share one manifest model.
 
-``runtime.testing.make_synthetic_bundle`` used to write its manifest by hand (outputs without
+``tests/synthetic_bundles.py``'s ``make_synthetic_bundle`` used to write its manifest by hand (outputs without
 dtypes, normalisation without its note); the ONNX and TensorRT fallbacks were two loops over
 one table. These tests hold them to the model in ``edgepose.bundle``.
 """
@@ -20,7 +20,7 @@ pytest.importorskip("onnx")
 
 @pytest.mark.parametrize("layout,dynamic", [("NHWC", True), ("NCHW", False)])
 def test_synthetic_bundle_manifest_is_the_model_s(tmp_path, layout, dynamic):
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     params = make_synthetic_bundle(tmp_path / "b", size=(32, 24), precisions=("fp32",), layout=layout,
                                    batch_max=4, dynamic_batch=dynamic)
@@ -35,7 +35,7 @@ def test_synthetic_bundle_manifest_is_the_model_s(tmp_path, layout, dynamic):
 def test_onnx_and_engine_fallbacks_pick_the_same_precision(tmp_path):
     """Asked fp16 with fp32 and int8 present: both backends serve fp32 (the nearest), with a warning."""
     from edgepose.runtime.runners.tensorrt_runner import bundle_profile, select_engine
-    from edgepose.runtime.testing import make_synthetic_bundle
+    from synthetic_bundles import make_synthetic_bundle
 
     src = tmp_path / "src"
     make_synthetic_bundle(src, precisions=("fp32", "int8"))

@@ -20,7 +20,7 @@ pytest.importorskip("rosbags", reason="the ROS tests need rosbags: pip install '
 from edgepose.errors import ConfigError, EdgePoseError  # noqa: E402
 from edgepose.runtime.ros.bag_sink import BagSink, summary_path  # noqa: E402
 from edgepose.runtime.ros.bag_source import BagSource  # noqa: E402
-from edgepose.runtime.ros.testing import frame_stamps, gradient_frames, write_image_bag  # noqa: E402
+from ros_image_bags import frame_stamps, gradient_frames, write_image_bag  # noqa: E402
 from edgepose.runtime.endpoints import open_source  # noqa: E402
 from ros_cli import edgepose_run_command  # noqa: E402
 
@@ -170,7 +170,7 @@ def test_live_message_source_feeds_the_pipeline(bundle):
     from edgepose.runtime.pipeline import Pipeline
     from edgepose.runtime.ros.live import MessageSource
     from edgepose.runtime.ros.messages import get_typestore
-    from edgepose.runtime.ros.testing import image_message
+    from ros_image_bags import image_message
 
     ts = get_typestore()
     stamps = frame_stamps(20)

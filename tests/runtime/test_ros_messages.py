@@ -20,7 +20,7 @@ from edgepose.errors import ConfigError, EdgePoseError  # noqa: E402
 from edgepose.runtime.results import PoseResult  # noqa: E402
 from edgepose.runtime.ros import images, messages  # noqa: E402
 from edgepose.runtime.ros.frames import CameraToBase, parse_camera_to_base  # noqa: E402
-from edgepose.runtime.ros.testing import compressed_message, image_message  # noqa: E402
+from ros_image_bags import compressed_message, image_message  # noqa: E402
 
 TS = messages.get_typestore()
 RGB = np.arange(5 * 4 * 3, dtype=np.uint8).reshape(5, 4, 3) * 3

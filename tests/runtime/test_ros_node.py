@@ -20,7 +20,7 @@ def test_node_publishes_stamped_poses(bundle):
 
     from edgepose.runtime.ros.messages import IMAGE_QOS, POSE_QOS, to_rclpy_qos
     from edgepose.runtime.ros.node import main
-    from edgepose.runtime.ros.testing import frame_stamps, gradient_frames
+    from ros_image_bags import frame_stamps, gradient_frames
 
     rc = {}
     argv = [str(bundle[0]), "--backend", "onnxruntime", "--precision", "fp32",  # ROS arguments as ROS users give them

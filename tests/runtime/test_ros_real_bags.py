@@ -72,7 +72,7 @@ def test_originals_list_their_topics_and_exit_0(name, bundle):
 def test_edgepose_run_over_each_real_bag_with_images(name, bundle, tmp_path):
     from rosbags.highlevel import AnyReader
 
-    from edgepose.runtime.ros.testing import copy_with_images, gradient_frames
+    from ros_image_bags import copy_with_images, gradient_frames
 
     src = tmp_path / name
     stamps = [SIM_T0 + i * 33_333_333 for i in range(N)]

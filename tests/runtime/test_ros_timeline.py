@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("rosbags", reason="the ROS tests need rosbags: pip install 'edgepose[ros]'")
 
-from edgepose.runtime.ros.testing import frame_stamps, gradient_frames, write_image_bag  # noqa: E402
+from ros_image_bags import frame_stamps, gradient_frames, write_image_bag  # noqa: E402
 from ros_cli import edgepose_run  # noqa: E402
 
 BAGS = Path(__file__).parent / "bags"

@@ -16,7 +16,7 @@ from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .messages import get_typestore
+from edgepose.runtime.ros.messages import get_typestore
 
 T0_NS = 1_700_000_000_123_456_789  # a realistic epoch stamp with every nanosecond digit used
 
@@ -170,7 +170,7 @@ def _copy_rosbag2_files(files: Sequence[Path], out: Path, storage: str, topic: s
     """Write the messages of ``files`` (one rosbag2 bag or one split file) and the images into ``out``."""
     from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
-    from .messages import QosChoice, to_rosbags_qos
+    from edgepose.runtime.ros.messages import QosChoice, to_rosbags_qos
 
     ts = get_typestore()
     with Reader(files[0]) as r, Writer(out, version=8, storage_plugin=StoragePlugin[storage.upper()]) as w:
