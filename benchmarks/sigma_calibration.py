@@ -71,7 +71,8 @@ def answers(run: Path):
     _, val_answers = fit_memory(model, fit, val, device, size=cfg.memory_size,
                                 same_sequence_out=sequence_disjoint(fit, test))  # resets sigma_scale to 1
     if val_answers is None:  # no memory: the regressor's own answers
-        val_answers = frame_errors(model, val, device)
+        e_p, e_q, s = frame_errors(model, val, device)
+        val_answers = [(e_p, s[:, 0]), (e_q, s[:, 1])]
     extend_memory(model, [fit, val], device, size=cfg.memory_size)
     return val_answers, frame_errors(model, test, device)
 
@@ -85,12 +86,12 @@ def main(argv=None) -> int:
                                                               [*ESTIMATORS, "test-oracle"]) + " | Spearman test |",
              "|---|---|---|" + "---|" * (len(ESTIMATORS) + 2)]
     for run in map(Path, a.run):
-        (ve_p, ve_q, vs), (te_p, te_q, ts) = answers(run)
+        pools, (te_p, te_q, ts) = answers(run)
         for j, what in ((0, "position"), (1, "rotation")):
-            ve, te = (ve_p, ve_q)[j], (te_p, te_q)[j]
+            (ve, vs), te = pools[j], (te_p, te_q)[j]
             cells = []
             for name, fn in [*ESTIMATORS.items(), ("test-oracle", None)]:
-                c = fit_sigma_scale(te, ts[:, j]) if fn is None else fn(ve, vs[:, j])
+                c = fit_sigma_scale(te, ts[:, j]) if fn is None else fn(ve, vs)
                 s = c * ts[:, j]
                 cells.append(f"x{c:.3f}: {100 * np.mean(te <= s):.0f}/{100 * np.mean(te <= 2 * s):.0f}")
             rho = spearman(ts[:, j], te)

@@ -6,7 +6,7 @@ After the stages, :func:`finish`
    that produced one);
 2. fills its pose memory with the training views and chooses how it blends with the regressor
    (:mod:`edgepose.train.memory_fit`; ``regressor.*`` metrics are the model without it);
-3. calibrates its sigma on the validation frames (:func:`calibrate_sigma`; one scale per
+3. calibrates its sigma on honest frames (:func:`calibrate_sigma`; one scale per
    output, :mod:`edgepose.uncertainty`), stores the scale in the model (``sigma_scale``, so
    every backend applies it) and in ``final.pt["calibration"]``;
 4. reports, beside the model, the mean-pose and the nearest-neighbour retrieval baselines
@@ -34,7 +34,8 @@ from .retrieval import retrieval_baseline
 from .run import Run, build_model_for_eval
 from .stage import StageOutcome
 
-CALIBRATION_METHOD = "one scale per output, the chi-3 error model's maximum-likelihood scale on the validation frames"
+CALIBRATION_METHOD = ("one scale per output, the chi-3 error model's maximum-likelihood scale on honest frames "
+                      "(validation; for an output the memory answers alone, also each fit frame answered by the others)")
 
 
 def frame_errors(model: PoseNet, cache: FrameCache, device: torch.device):
@@ -45,24 +46,29 @@ def frame_errors(model: PoseNet, cache: FrameCache, device: torch.device):
 
 def calibrate_sigma(model: PoseNet, val: Optional[FrameCache], device: torch.device,
                     answers=None) -> Dict[str, object]:
-    """Fit ``model.sigma_scale`` on the validation frames (in place); returns what was done.
+    """Fit ``model.sigma_scale`` on honest frames (in place); returns what was done.
 
-    ``answers``: the model's ``(position error, rotation error, sigma)`` on them when the caller
-    has them (the pose memory's fit, which keeps each frame away from its own sequence when the
-    test split is other sequences); else they are predicted here. Without validation frames the
-    scale stays 1 (``method`` says so).
+    ``answers``: per output ``[(position error m (N,), sigma m (N,)), (rotation error rad (M,),
+    sigma rad (M,))]`` of frames the model did not fit, when the caller has them (the pose
+    memory's fit: validation frames answered without their own sequence when the test split is
+    other sequences, and for an output the memory answers alone also each fit frame answered by
+    the others); else the validation frames are predicted here. Without either the scale stays
+    1 (``method`` says so).
     """
     with torch.no_grad():
         model.sigma_scale.fill_(1.0)
-    if val is None or len(val) < 2:
+    nominal = {f"{k}sigma": v for k, v in NOMINAL_COVERAGE.items()}
+    if answers is None and (val is None or len(val) < 2):
         return {"method": "none (no validation frames: pass --val-every K)", "scale": [1.0, 1.0], "frames": 0,
-                "nominal_coverage": {f"{k}sigma": v for k, v in NOMINAL_COVERAGE.items()}}
-    e_p, e_q, s = answers if answers is not None else frame_errors(model, val, device)
-    scale = [fit_sigma_scale(e_p, s[:, 0]), fit_sigma_scale(e_q, s[:, 1])]
+                "nominal_coverage": nominal}
+    if answers is None:
+        e_p, e_q, s = frame_errors(model, val, device)
+        answers = [(e_p, s[:, 0]), (e_q, s[:, 1])]
+    scale = [fit_sigma_scale(e, s) for e, s in answers]
     with torch.no_grad():
         model.sigma_scale.copy_(torch.tensor(scale, dtype=torch.float32))
-    return {"method": CALIBRATION_METHOD, "scale": scale, "frames": int(len(val)),
-            "nominal_coverage": {f"{k}sigma": v for k, v in NOMINAL_COVERAGE.items()}}
+    return {"method": CALIBRATION_METHOD, "scale": scale, "frames": int(len(answers[0][0])),
+            "frames_per_output": [int(len(e)) for e, _ in answers], "nominal_coverage": nominal}
 
 
 def uncertainty_summary(model: PoseNet, cache: FrameCache, device: torch.device) -> Dict[str, object]:
@@ -96,8 +102,10 @@ def finish(run: Run, outcomes: List[StageOutcome], train_seconds: float) -> Dict
     metrics.update(flatten("test", evaluate(model, run.test, device)))
     metrics.update(flatten("test", uncertainty_summary(model, run.test, device)))
     metrics.update({"calibration.scale_position": calib["scale"][0], "calibration.scale_rotation": calib["scale"][1],
-                    "calibration.frames": calib["frames"], "calibration.method": calib["method"]})
-    metrics.update(flatten("memory", {k: v for k, v in memory.items() if k != "val"}))
+                    "calibration.frames": calib["frames"], "calibration.method": calib["method"],
+                    "calibration.frames_per_output": calib.get("frames_per_output")})
+    metrics.update(flatten("memory", {k: v for k, v in memory.items() if k not in ("val", "sigma")}))
+    metrics.update(flatten("memory.sigma", memory.get("sigma") or {}))
     metrics.update(flatten("memory.val", memory.get("val") or {}))
     metrics.update(flatten("baseline.mean_pose", mean_pose_baseline(run.fit, run.test)))
     retrieval = retrieval_baseline(cfg.backbone, [run.fit, run.val], run.test, device, tuple(cfg.input_size))

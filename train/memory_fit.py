@@ -11,11 +11,14 @@
    frames never have, and they made validation choose the memory where it hurt on test;
 3. chooses the blend weights (position and rotation separately) on the validation frames, from
    the regressor's and the memory's answers there (median error, :data:`BLEND_GRID`);
-4. chooses the disagreement weight of sigma on the validation frames (Spearman rank
-   correlation of sigma with the error, :data:`DISAGREEMENT_GRID`).
+4. chooses how sigma combines its signals (head, regressor/memory disagreement, neighbours'
+   spread, feature distance; :mod:`edgepose.train.sigma_fit`) per output on honest frames: the
+   validation frames, and, for an output the memory answers alone, every fit frame answered by
+   the others (many more frames than validation has; only the memory's signals, since the
+   regressor fitted those frames).
 
-Sigma is then calibrated on the same validation answers (:func:`edgepose.train.finish.calibrate_sigma`,
-with the memory of the fit frames only, so no validation frame finds itself), and
+Sigma is then calibrated on the same honest answers (:func:`edgepose.train.finish.calibrate_sigma`,
+with the memory of the fit frames only, so no frame finds itself), and
 :func:`extend_memory` adds the validation frames to the memory: at test time the database is
 every training frame, as for the retrieval baseline.
 
@@ -31,17 +34,16 @@ import torch
 from .data import FrameCache
 from .evaluate import eval_batches
 from .geometry_torch import rotation_angle
-from .pose_memory import UNIFORM_TEMPERATURE, blend_with_memory, neighbour_pose
+from .pose_memory import SIGNAL_WEIGHTS, UNIFORM_TEMPERATURE, blend_with_memory, neighbour_pose, sigma_signals
+from .sigma_fit import fit_signal_weights
 
 #: candidates, chosen by leave-one-out over the fit frames
 K_GRID = (1, 2, 3, 5, 8)
 TEMPERATURE_GRID = (0.01, 0.03, UNIFORM_TEMPERATURE)
 #: weight of the memory's estimate, chosen on the validation frames (0: regressor only)
 BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
-#: weight of the regressor/memory disagreement in sigma, chosen on the validation frames
-DISAGREEMENT_GRID = (0.0, 0.5, 1.0, 2.0)
-#: fewer validation frames than this cannot rank sigma: the disagreement weight stays 1
-MIN_RANK_FRAMES = 8
+#: sigma's signal weights before (or without) a fit on enough honest frames
+DEFAULT_SIGNAL_WEIGHTS = {"head": 1.0, "disagreement": 1.0, "spread": 0.0, "distance": 0.0}
 #: the default cap on stored views (``--memory-size``); more training frames are subsampled evenly
 DEFAULT_SIZE = 4096
 
@@ -110,17 +112,69 @@ def _choose_neighbours(feats, pos, rot, exclude):
     return best if best is not None else (1, TEMPERATURE_GRID[0], float("nan"))
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return -1.0  # a constant cannot rank anything
-    r = spearmanr(a, b).correlation
-    return float(r) if np.isfinite(r) else -1.0
-
-
 def _empty(model) -> None:
-    model.memory.store(torch.zeros(0, model.memory.features.shape[1]), torch.zeros(0, 3), torch.zeros(0, 4), 1)
+    memory = model.memory
+    memory.store(torch.zeros(0, memory.features.shape[1]), torch.zeros(0, 3), torch.zeros(0, 4), 1)
+    for name, buf in SIGNAL_WEIGHTS:
+        getattr(memory, buf).fill_(DEFAULT_SIGNAL_WEIGHTS[name])
+
+
+def _honest(model, h, out, exclude, position_m, rotation_q):
+    """``(signals {name: (N, 2)}, position error m (N,), rotation error rad (N,), sigma (N, 2))``
+    of the model with its memory's current settings on frames with FC features ``h``, heads'
+    ``out`` and views they may not use ``exclude``; sigma with ``sigma_scale`` 1."""
+    sig = sigma_signals(model.memory, h, out, exclude)
+    p, q, sigma = model.to_world(blend_with_memory(model.memory, h, out, exclude))
+    e_p = (p.double().cpu() - torch.from_numpy(position_m)).norm(dim=-1).numpy()
+    e_q = rotation_angle(q.double().cpu(), torch.from_numpy(rotation_q)).numpy()
+    return ({name: sig[name].double().cpu().numpy() for name, _ in SIGNAL_WEIGHTS}, e_p, e_q,
+            sigma.double().cpu().numpy())
+
+
+def _fit_sigma(model, blend, feats, fit, rows, h_val, out_val, exclude_val, val, exclude_loo):
+    """Choose sigma's signal weights per output on honest frames (:mod:`edgepose.train.sigma_fit`)
+    and leave them and ``blend`` in the memory. Honest: the validation frames (memory of the fit
+    frames); for an output the memory answers alone (blend 1), also every stored fit frame
+    answered by the others, where only the memory's signals are honest (the regressor fitted
+    those frames). Returns ``(info, pools)``: what was chosen, and per output the honest
+    ``(error, sigma with scale 1)`` for the scale fit."""
+    memory = model.memory
+    memory.blend.copy_(torch.tensor(blend, dtype=torch.float32))
+    out_fit = model.heads(feats)
+    pos_m, rot_q = fit.position_m[rows], fit.rotation_q[rows]
+    names_all = tuple(name for name, _ in SIGNAL_WEIGHTS)
+    chosen = {name: [DEFAULT_SIGNAL_WEIGHTS[name]] * 2 for name in names_all}
+    info = {"frames": [0, 0], "spearman": [None, None], "signals": [[], []]}
+    v = _honest(model, h_val, out_val, exclude_val, val.position_m, val.rotation_q)
+    loo = _honest(model, feats, out_fit, exclude_loo, pos_m, rot_q)
+    for j in (0, 1):
+        if blend[j] >= 1.0:
+            names = ("spread", "distance")
+            sig = {n: np.concatenate([v[0][n][:, j], loo[0][n][:, j]]) for n in names}
+            err = np.concatenate([v[1 + j], loo[1 + j]])
+        else:
+            names = names_all
+            sig = {n: v[0][n][:, j] for n in names}
+            err = v[1 + j]
+        w, rho = fit_signal_weights(sig, err, names)
+        info["frames"][j] = int(len(err))
+        if w is not None:
+            for n in names_all:
+                chosen[n][j] = float(w.get(n, 0.0))
+            info["spearman"][j] = rho
+            info["signals"][j] = [n for n in names if w.get(n)]
+    for name, buf in SIGNAL_WEIGHTS:
+        getattr(memory, buf).copy_(torch.tensor(chosen[name], dtype=torch.float32))
+    info["weights"] = chosen
+    v = _honest(model, h_val, out_val, exclude_val, val.position_m, val.rotation_q)
+    loo = _honest(model, feats, out_fit, exclude_loo, pos_m, rot_q)
+    pools = []
+    for j in (0, 1):
+        if blend[j] >= 1.0:
+            pools.append((np.concatenate([v[1 + j], loo[1 + j]]), np.concatenate([v[3][:, j], loo[3][:, j]])))
+        else:
+            pools.append((v[1 + j], v[3][:, j]))
+    return info, pools
 
 
 @torch.no_grad()
@@ -143,6 +197,7 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
     if val is None or len(val) < 2:
         return {"size": 0, "method": "off: no validation frames to choose the blend on (pass --val-every K)"}, None
     feats, pos, rot, rows = _database(model, [fit], device, size)
+    feats = feats.to(memory.features.device)
     fit_seq = np.asarray(fit.sequence if fit.sequence is not None else [""] * len(fit), dtype=object)[rows]
     val_seq = val.sequence if val.sequence is not None else [""] * len(val)
     k, t, loo = _choose_neighbours(feats, pos, rot, _excluded(fit_seq, fit_seq, same_sequence_out, diagonal=True))
@@ -162,23 +217,17 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
 
     a = min(BLEND_GRID, key=lambda v: float(np.median(answer(v, 0.0)[0])))
     b = min(BLEND_GRID, key=lambda v: float(np.median(answer(0.0, v)[1])))
-    # disagreement weight of sigma: the ranking of the errors on validation
-    weights = [1.0, 1.0]
-    if len(val) >= MIN_RANK_FRAMES:
-        for j in (0, 1):
-            def rank(w, j=j):
-                ww = [1.0, 1.0]
-                ww[j] = w
-                e_p, e_q, sig = answer(a, b, ww)
-                return _spearman(sig[:, j], (e_p, e_q)[j]), -w
-            weights[j] = max(DISAGREEMENT_GRID, key=rank)
+    sigma_info, pools = _fit_sigma(model, (a, b), feats, fit, rows, h, out, exclude, val,
+                                   _excluded(fit_seq, fit_seq, same_sequence_out, diagonal=True))
     reg, mem = answer(0.0, 0.0), answer(1.0, 1.0)
-    e_p, e_q, sig = answer(a, b, weights)  # last: it leaves the chosen blend and weights in the memory
+    e_p, e_q, sig = answer(a, b, sigma_info["weights"]["disagreement"])  # last: it leaves the chosen blend in the memory
     model.config.update(memory_size=memory.size, memory_k=memory.k)
     info = {"size": memory.size, "k": int(k), "temperature": float(t), "blend": [float(a), float(b)],
-            "disagreement": [float(w) for w in weights], "leave_one_out_score": loo,
+            "disagreement": sigma_info["weights"]["disagreement"], "sigma": sigma_info, "leave_one_out_score": loo,
             "validation_excludes_own_sequence": bool(same_sequence_out),
-            "method": "k, temperature: leave-one-out over the fit frames; blend, disagreement: validation frames"
+            "method": "k, temperature: leave-one-out over the fit frames; blend: validation frames; sigma's weights: "
+                      "honest frames (validation; for an output the memory answers alone, also each fit frame "
+                      "answered by the others)"
                       + ("; no frame is answered from its own sequence (the test split is other sequences)"
                          if same_sequence_out else ""),
             "val": {"regressor_median_position_m": float(np.median(reg[0])),
@@ -187,7 +236,7 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
                     "memory_median_rotation_deg": float(np.degrees(np.median(mem[1]))),
                     "blend_median_position_m": float(np.median(e_p)),
                     "blend_median_rotation_deg": float(np.degrees(np.median(e_q)))}}
-    return info, (e_p, e_q, sig)
+    return info, pools
 
 
 @torch.no_grad()

@@ -10,12 +10,18 @@ second estimate that is blended with the regressor's:
 * ``position = p_reg + blend[0] * (p_mem - p_reg)`` (normalised scene units),
 * ``rotation = normalize(q_reg + blend[1] * (q_mem - q_reg))`` with ``q_reg`` on ``q_mem``'s
   hemisphere (both unit quaternions; 0 is the regressor, 1 the memory),
-* ``sigma^2 = sigma_head^2 + (w * d)^2`` per output, with ``d`` the disagreement of the two
-  estimates (``|p_reg - p_mem|``; for rotation the chord ``2 |q_reg - q_mem|``, the angle in
-  radians for small angles) and ``w`` the :attr:`disagreement` weight: when regressor and
-  memory disagree, at least one of them is wrong.
+* ``sigma^2 = (a * sigma_head)^2 + (w * d)^2 + (b * s)^2 + (c * f)^2`` per output, signals that
+  rise on hard frames: ``sigma_head`` the heteroscedastic head's, ``d`` the disagreement of
+  the two estimates (``|p_reg - p_mem|``; for rotation the chord ``2 |q_reg - q_mem|``, the
+  angle in radians for small angles: when regressor and memory disagree, at least one of them
+  is wrong), ``s`` the spread of the :data:`SPREAD_K` nearest views' poses (mean distance to
+  their mean; for rotation the chord as above: neighbours that disagree make an ambiguous
+  view) and ``f = 1 - cos`` the feature distance to the nearest view (a frame unlike every
+  training view). The weights ``a`` (:attr:`head_weight`, 1 by default), ``w``
+  (:attr:`disagreement`), ``b`` (:attr:`spread_weight`) and ``c`` (:attr:`distance_weight`,
+  units per unit of cosine distance) are 0 until a fit chooses them.
 
-The blend, ``k``, the temperature and ``w`` are chosen on held-out frames after training
+The blend, ``k``, the temperature and the sigma weights are chosen on held-out frames after training
 (:mod:`edgepose.train.memory_fit`); a memory of size 0 (every run before it, and
 ``--memory-size 0``) leaves the regressor's output untouched. The memory applies in eval mode
 only: in training mode the model is the pure regressor (a training frame would find itself).
@@ -33,6 +39,8 @@ from torch.nn import functional as F
 
 #: temperature that makes the softmax over k neighbours a plain average (similarities are <= 2 apart)
 UNIFORM_TEMPERATURE = 1e3
+#: nearest views whose pose spread is a sigma signal (fewer when the memory holds fewer)
+SPREAD_K = 4
 
 
 def _hemisphere(q: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -41,20 +49,42 @@ def _hemisphere(q: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return q * torch.where(dot < 0, -torch.ones_like(dot), torch.ones_like(dot))
 
 
-def neighbour_pose(sim: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor, k: int,
-                   temperature: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The pose of the ``k`` most similar views of each row of ``sim (N, M)``, weighted by a
-    softmax of their similarities over ``temperature``: ``(position, rotation, best similarity)``.
-    Rotations are averaged on the hemisphere of the nearest view's (a chordal mean)."""
+def nearest_views(sim: torch.Tensor, n: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(similarity (N, n), index (N, n))`` of the ``n`` most similar views of each row of ``sim (N, M)``."""
     if torch.onnx.is_in_onnx_export():
-        top, idx = torch.topk(sim, k, dim=1)  # ONNX TopK: equal values in index order (the spec)
-    else:  # the same order here (torch.topk leaves ties unordered): a degenerate model whose
-        # features all point one way must answer the same in PyTorch and ONNX Runtime
-        top, idx = torch.sort(sim, dim=1, descending=True, stable=True)
-        top, idx = top[:, :k], idx[:, :k]
+        return torch.topk(sim, n, dim=1)  # ONNX TopK: equal values in index order (the spec)
+    # the same order here (torch.topk leaves ties unordered): a degenerate model whose
+    # features all point one way must answer the same in PyTorch and ONNX Runtime
+    top, idx = torch.sort(sim, dim=1, descending=True, stable=True)
+    return top[:, :n], idx[:, :n]
+
+
+def weighted_pose(top: torch.Tensor, idx: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor,
+                  temperature: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pose of the views ``idx (N, k)`` (similarities ``top (N, k)``, best first), weighted by
+    a softmax of the similarities over ``temperature``: ``(position, rotation, best similarity)``.
+    Rotations are averaged on the hemisphere of the nearest view's (a chordal mean)."""
     w = torch.softmax((top - top[:, :1]) / temperature, dim=1).unsqueeze(-1)
     q = rotation[idx]
     return (w * position[idx]).sum(1), F.normalize((w * _hemisphere(q, q[:, :1])).sum(1), dim=-1), top[:, 0]
+
+
+def neighbour_pose(sim: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor, k: int,
+                   temperature: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`weighted_pose` of the ``k`` most similar views of each row of ``sim (N, M)``."""
+    top, idx = nearest_views(sim, k)
+    return weighted_pose(top, idx, position, rotation, temperature)
+
+
+def neighbour_spread(idx: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """``(N, 2)``: how far the views ``idx (N, n)`` lie from their mean pose, [position (mean
+    distance, position units), rotation (mean chord x 2 on the nearest view's hemisphere, ~rad)]."""
+    p = position[idx]
+    q = rotation[idx]
+    q = _hemisphere(q, q[:, :1])
+    sp = (p - p.mean(1, keepdim=True)).norm(dim=-1).mean(1)
+    sq = 2.0 * (q - F.normalize(q.mean(1), dim=-1).unsqueeze(1)).norm(dim=-1).mean(1)
+    return torch.stack([sp, sq], dim=-1)
 
 
 class PoseMemory(nn.Module):
@@ -63,7 +93,8 @@ class PoseMemory(nn.Module):
     Buffers (saved with the model): ``features (M, dim)`` unit length, ``position (M, 3)``
     normalised scene units, ``rotation (M, 4)`` unit wxyz, ``blend (2,)`` [position, rotation]
     weight of the memory's estimate, ``temperature (1,)`` of the softmax over the ``k``
-    neighbours' similarities, ``disagreement (2,)`` weight of the disagreement in sigma.
+    neighbours' similarities; sigma's weights [position, rotation] (module doc): ``head_weight (2,)``,
+    ``disagreement (2,)``, ``spread_weight (2,)``, ``distance_weight (2,)``.
     """
 
     def __init__(self, size: int = 0, dim: int = 1024, k: int = 1):
@@ -75,6 +106,9 @@ class PoseMemory(nn.Module):
         self.register_buffer("blend", torch.zeros(2))
         self.register_buffer("temperature", torch.full((1,), UNIFORM_TEMPERATURE))
         self.register_buffer("disagreement", torch.zeros(2))
+        self.register_buffer("head_weight", torch.ones(2))
+        self.register_buffer("spread_weight", torch.zeros(2))
+        self.register_buffer("distance_weight", torch.zeros(2))
 
     @property
     def size(self) -> int:
@@ -90,15 +124,27 @@ class PoseMemory(nn.Module):
         self.rotation = F.normalize(rotation.detach().float(), dim=-1).to(dev)
         self.k = max(1, min(int(k), self.size)) if self.size else 1
 
-    def lookup(self, h: torch.Tensor, exclude: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(position (N, 3), rotation (N, 4), best similarity (N,))`` from the ``k`` nearest views.
+    def similarity(self, h: torch.Tensor, exclude: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``(N, M)`` cosine similarity of the features ``h (N, dim)`` to the stored views.
 
-        ``exclude (N, M)`` bool: views a query may not use (fitting only: a validation frame must
-        not answer itself from its own sequence when the test frames come from other sequences)."""
+        ``exclude (N, M)`` bool: views a query may not use (fitting only: a frame must not answer
+        itself, nor from its own sequence when the test frames come from other sequences)."""
         sim = F.normalize(h.float(), dim=-1) @ self.features.t()
-        if exclude is not None:
-            sim = sim.masked_fill(exclude, -3.0)  # below any cosine
-        return neighbour_pose(sim, self.position, self.rotation, self.k, self.temperature)
+        return sim if exclude is None else sim.masked_fill(exclude, -3.0)  # below any cosine
+
+    def lookup(self, h: torch.Tensor, exclude: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(position (N, 3), rotation (N, 4), best similarity (N,))`` from the ``k`` nearest views."""
+        return neighbour_pose(self.similarity(h, exclude), self.position, self.rotation, self.k, self.temperature)
+
+    def lookup_signals(self, h: torch.Tensor, exclude: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """:meth:`lookup` and sigma's memory signals from one search: ``position (N, 3)``,
+        ``rotation (N, 4)``, ``spread (N, 2)`` (:func:`neighbour_spread` of the :data:`SPREAD_K`
+        nearest), ``distance (N,)`` (1 - cosine similarity of the nearest view)."""
+        n_spread = min(SPREAD_K, self.size)
+        top, idx = nearest_views(self.similarity(h, exclude), max(self.k, n_spread))
+        p, q, best = weighted_pose(top[:, : self.k], idx[:, : self.k], self.position, self.rotation, self.temperature)
+        return {"position": p, "rotation": q, "spread": neighbour_spread(idx[:, :n_spread], self.position, self.rotation),
+                "distance": 1.0 - best}
 
     def forward(self, h: torch.Tensor, out: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """:func:`blend_with_memory` in eval mode with a non-empty memory, else ``out`` itself."""
@@ -107,16 +153,36 @@ class PoseMemory(nn.Module):
         return blend_with_memory(self, h, out)
 
 
+def sigma_signals(memory: PoseMemory, h: torch.Tensor, out: Dict[str, torch.Tensor],
+                  exclude: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    """What the blend and sigma are made of, from the FC features ``h`` and the heads' ``out``:
+    the memory's ``p_mem (N, 3)``, ``q_mem (N, 4)``, the regressor's ``p_reg``, ``q_reg`` (on
+    ``q_mem``'s hemisphere), and sigma's signals (module doc), each ``(N, 2)`` [position units,
+    ~rad]: ``head`` (the head's sigma), ``disagreement``, ``spread``, ``distance`` (the same
+    feature distance in both columns)."""
+    mem = memory.lookup_signals(h, exclude)
+    p_mem, q_mem = mem["position"], mem["rotation"]
+    p_reg = out["position"].float()
+    q_reg = _hemisphere(F.normalize(out["rotation"].float(), dim=-1), q_mem)
+    d = torch.stack([(p_reg - p_mem).norm(dim=-1), 2.0 * (q_reg - q_mem).norm(dim=-1)], dim=-1)
+    return {"p_mem": p_mem, "q_mem": q_mem, "p_reg": p_reg, "q_reg": q_reg,
+            "head": torch.exp(out["log_sigma"].float()), "disagreement": d, "spread": mem["spread"],
+            "distance": mem["distance"].unsqueeze(-1).expand(-1, 2)}
+
+
+#: sigma's signals and the memory buffer holding each one's weight
+SIGNAL_WEIGHTS = (("head", "head_weight"), ("disagreement", "disagreement"), ("spread", "spread_weight"),
+                  ("distance", "distance_weight"))
+
+
 def blend_with_memory(memory: PoseMemory, h: torch.Tensor, out: Dict[str, torch.Tensor],
                       exclude: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
     """The blended ``position``, ``rotation`` and ``log_sigma`` (see the module doc) from the FC
     features ``h`` and the heads' ``out``. A plain function of the memory's buffers, so that the
     export's own module (``/post_memory``) owns the ONNX nodes it makes."""
-    p_mem, q_mem, _ = memory.lookup(h, exclude)
-    p_reg = out["position"].float()
-    q_reg = _hemisphere(F.normalize(out["rotation"].float(), dim=-1), q_mem)
-    position = p_reg + memory.blend[0] * (p_mem - p_reg)
-    rotation = F.normalize(q_reg + memory.blend[1] * (q_mem - q_reg), dim=-1)
-    d = torch.stack([(p_reg - p_mem).norm(dim=-1), 2.0 * (q_reg - q_mem).norm(dim=-1)], dim=-1)
-    var = torch.exp(2.0 * out["log_sigma"].float()) + (memory.disagreement * d) ** 2
-    return {"position": position, "rotation": rotation, "log_sigma": 0.5 * torch.log(var)}
+    s = sigma_signals(memory, h, out, exclude)
+    p_reg, q_reg = s["p_reg"], s["q_reg"]
+    position = p_reg + memory.blend[0] * (s["p_mem"] - p_reg)
+    rotation = F.normalize(q_reg + memory.blend[1] * (s["q_mem"] - q_reg), dim=-1)
+    var = sum((getattr(memory, buf) * s[name]) ** 2 for name, buf in SIGNAL_WEIGHTS)
+    return {"position": position, "rotation": rotation, "log_sigma": 0.5 * torch.log(var.clamp_min(1e-30))}

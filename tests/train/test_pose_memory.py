@@ -177,7 +177,12 @@ def test_fit_chooses_the_memory_when_validation_views_are_training_views_and_kee
     assert extend_memory(model, [fit, val], torch.device("cpu")) == 20
     assert model.config["memory_size"] == 20
     model.memory.blend.zero_()
-    assert np.median(answers[0]) < 1e-4 and answers[2].shape == (8, 2)  # the calibration's frames
+    # the calibration's frames: the 8 validation frames (answered exactly), then, since the memory
+    # answers alone, each of the 12 fit frames answered by the other 11 (all views differ: not exact)
+    (e_p, s_p), (e_q, s_q) = answers
+    assert len(e_p) == len(s_p) == len(e_q) == len(s_q) == 8 + 12
+    assert np.max(e_p[:8]) < 1e-4 < np.min(e_p[8:]) and np.max(e_q[:8]) < 1e-3 < np.min(e_q[8:])
+    assert np.all(s_p > 0) and np.all(s_q > 0)
     assert fit_memory(model, fit, None, torch.device("cpu"))[0]["size"] == 0 and model.memory.size == 0
     assert fit_memory(model, fit, val, torch.device("cpu"), size=0) == ({"size": 0, "method": "off (--memory-size 0)"}, None)
 
@@ -231,6 +236,8 @@ def test_exported_graph_with_a_memory_matches_pytorch_in_fp32_and_fp16(tmp_path,
     _filled(model, n=10, blend=(0.5, 0.75), disagreement=(1.0, 1.0))
     model.memory.k = 3
     model.memory.temperature.fill_(0.05)
+    model.memory.spread_weight.copy_(torch.tensor([0.5, 2.0]))  # every sigma signal inside the graph
+    model.memory.distance_weight.copy_(torch.tensor([3.0, 1.0]))
     x = _images(5, seed=5)  # stored views: exact matches, so the top-k order has margins
     path = tmp_path / "m.onnx"
     export_onnx(model, path, dynamic=dynamic, parity_images=x.numpy())
@@ -276,3 +283,45 @@ def test_the_memory_keeps_the_blend_the_fit_chose(monkeypatch):
                          torch.device("cpu"))
     assert info["blend"] == [0.0, 0.0] and model.memory.blend.tolist() == [0.0, 0.0]
     assert model.memory.disagreement.tolist() == info["disagreement"]
+
+
+def test_sigma_signals_match_a_brute_force_oracle():
+    # spread: mean distance of the SPREAD_K nearest views to their mean (rotation: 2 x chord on
+    # the nearest view's hemisphere); distance: 1 - cosine of the nearest view
+    from edgepose.train.pose_memory import SPREAD_K
+
+    m, feats, pos, rot = _memory(k=2, t=0.05, seed=3)
+    query = _rng(4).normal(size=(5, feats.shape[1])).astype(np.float32)
+    got = m.lookup_signals(torch.from_numpy(query))
+    f, qf = _unit(feats.astype(np.float64)), _unit(query.astype(np.float64))
+    for i, v in enumerate(qf):
+        sim = f @ v
+        near = np.argsort(-sim, kind="stable")[:SPREAD_K]
+        p = pos[near].astype(np.float64)
+        q = rot[near].astype(np.float64)
+        q = q * np.where(q @ q[0] < 0, -1.0, 1.0)[:, None]
+        want_sp = np.linalg.norm(p - p.mean(0), axis=1).mean()
+        want_sq = 2.0 * np.linalg.norm(q - _unit(q.mean(0)), axis=1).mean()
+        np.testing.assert_allclose(got["spread"][i].numpy(), [want_sp, want_sq], rtol=1e-5, atol=1e-6)
+        assert float(got["distance"][i]) == pytest.approx(1.0 - sim[near[0]], abs=1e-6)
+
+
+def test_sigma_is_the_root_sum_of_squares_of_the_weighted_signals():
+    from edgepose.train.pose_memory import blend_with_memory, sigma_signals
+
+    model = _model()
+    x = _filled(model, n=10, blend=(0.5, 0.5))
+    model.memory.k = 3
+    w = {"head_weight": (0.5, 2.0), "disagreement": (1.0, 0.0), "spread_weight": (3.0, 1.0), "distance_weight": (0.0, 4.0)}
+    for buf, v in w.items():
+        getattr(model.memory, buf).copy_(torch.tensor(v))
+    q = _images(6, seed=21)
+    with torch.no_grad():
+        h = model.forward_features(model.normalize_input(q))
+        out = model.heads(h)
+        s = {k: v.double().numpy() for k, v in sigma_signals(model.memory, h, out).items() if v.shape[-1] == 2}
+        got = torch.exp(blend_with_memory(model.memory, h, out)["log_sigma"]).double().numpy()
+    want = np.sqrt((np.array(w["head_weight"]) * s["head"]) ** 2 + (np.array(w["disagreement"]) * s["disagreement"]) ** 2
+                   + (np.array(w["spread_weight"]) * s["spread"]) ** 2 + (np.array(w["distance_weight"]) * s["distance"]) ** 2)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_allclose(s["head"], np.exp(out["log_sigma"].double().numpy()), rtol=1e-6)

@@ -98,7 +98,8 @@ def test_run_folder_contract(reference):
     assert m["test.n_frames"] == 4 and m["run.final_stage"] == "stage2"
     assert m["baseline.mean_pose.median_position_m"] > 0
     # sigma calibrated on the 2 validation frames, its coverage reported on the test split
-    assert m["calibration.frames"] == 2 and final["calibration"]["scale"] == [m["calibration.scale_position"],
+    # (and, where the memory answers alone, on each training frame answered by the others)
+    assert m["calibration.frames"] >= 2 and final["calibration"]["scale"] == [m["calibration.scale_position"],
                                                                            m["calibration.scale_rotation"]]
     assert final["model"]["sigma_scale"].tolist() == pytest.approx(final["calibration"]["scale"])
     assert all(0 <= m[f"test.within_{k}sigma_{w}"] <= 1 for k in (1, 2, 3) for w in ("position", "rotation"))
