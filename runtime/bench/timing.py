@@ -17,16 +17,18 @@ from edgepose.errors import ConfigError
 PERCENTILES = (50, 90, 99)
 
 
-def warm_up(fn: Callable[[], object], seconds: float, min_calls: int = 1) -> int:
-    """Call ``fn()`` until ``seconds`` have passed and at least ``min_calls`` were made.
+def warm_up(fn: Callable[[], object], seconds: float, min_calls: int = 1,
+            clock: Callable[[], float] = time.perf_counter) -> int:
+    """Call ``fn()`` until ``seconds`` have passed on ``clock`` (seconds) and at least
+    ``min_calls`` were made.
 
     Returns the number of calls made.
     """
     if seconds < 0:
         raise ConfigError(f"warm-up time must be >= 0 s, got {seconds}")
     calls = 0
-    end = time.perf_counter() + seconds
-    while calls < min_calls or time.perf_counter() < end:
+    end = clock() + seconds
+    while calls < min_calls or clock() < end:
         fn()
         calls += 1
     return calls

@@ -3,12 +3,14 @@ factory, edgepose-run and edgepose-bench read those declarations, and an option 
 takes is an error instead of being dropped."""
 from __future__ import annotations
 
+import ast
 import inspect
 
+import numpy as np
 import pytest
 
 from edgepose.bundle import PRECISIONS
-from edgepose.errors import ConfigError
+from edgepose.errors import ConfigError, EdgePoseError
 from edgepose.runtime import BACKENDS, DESCRIPTIONS, open_runner
 from edgepose.runtime.bench import rows
 from edgepose.runtime.bench.runner import BenchSettings, runner_options
@@ -40,20 +42,34 @@ def test_each_backend_declares_itself_and_its_options_match_its_constructor(name
     assert set(cls.settings.values()) <= set(cls.options)
 
 
-def test_the_declared_facts_are_the_ones_the_old_tables_held():
-    # hand-copied from the tables that used to live in bench/rows.py (the oracle)
-    assert {n: c.precisions for n, c in BACKENDS.items()} == {
-        "tensorrt": ("fp32", "fp16", "int8"), "onnxruntime": ("fp32", "fp16", "int8"),
-        "qdq-reference": ("int8",), "torch": ("fp32",), "torch-cuda": ("fp32", "fp16")}
-    assert {n: c.family_name() for n, c in BACKENDS.items()} == {
-        "tensorrt": "tensorrt", "onnxruntime": "onnxruntime", "qdq-reference": "onnxruntime", "torch": "torch",
-        "torch-cuda": "torch"}
-    assert {n: c.requires for n, c in BACKENDS.items()} == {
-        "tensorrt": ("tensorrt",), "onnxruntime": ("onnxruntime",), "qdq-reference": ("onnxruntime",),
-        "torch": ("torch",), "torch-cuda": ("torch",)}
-    assert {n: c.role for n, c in BACKENDS.items()} == {
-        "tensorrt": "engine", "onnxruntime": "onnx", "qdq-reference": "onnx", "torch": "checkpoint",
-        "torch-cuda": "checkpoint"}
+def _required_in_source(cls) -> set:
+    """The packages the class's module loads through ``require("pkg", ...)``: read from its
+    source, independently of the ``requires`` declaration."""
+    tree = ast.parse(inspect.getsource(inspect.getmodule(cls)))
+    return {n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call) and n.args
+            and getattr(n.func, "id", getattr(n.func, "attr", "")) == "require" and isinstance(n.args[0], ast.Constant)}
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_a_backend_declares_the_package_its_module_requires(name):
+    cls = BACKENDS[name]
+    assert set(cls.requires) == _required_in_source(cls)
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "qdq-reference"])
+def test_every_declared_precision_runs_on_a_real_bundle_and_the_others_are_refused(bundle, name):
+    path, _ = bundle  # fp32, fp16 and int8 ONNX files
+    cls = BACKENDS[name]
+    image = np.zeros((1,) + tuple(open_runner(path, name).input_spec.shape[1:]), np.uint8)
+    for precision in PRECISIONS:
+        if precision in cls.precisions:
+            with open_runner(path, name, precision, strict=True) as r:
+                poses = r.infer(image)
+            assert r.model_path.name == ("model.onnx" if precision == "fp32" else f"model.{precision}.onnx")
+            assert np.isfinite(poses.position).all()
+        else:
+            with pytest.raises(EdgePoseError, match=precision):
+                open_runner(path, name, precision, strict=True)
     assert rows.RowPlan("qdq-reference", "int8").note.startswith("Q/DQ evaluated in float")
     assert rows.RowPlan("onnxruntime", "fp32").note == ""
 

@@ -2,7 +2,6 @@
 sampler thread. No Jetson here: the sampler is driven by a child process that prints those
 lines, which exercises our reader thread and time-window summary, not tegrastats itself."""
 import sys
-import time
 
 import pytest
 
@@ -76,24 +75,27 @@ def test_energy_per_frame():
 
 
 def test_sampler_thread_reads_lines_and_summarises_a_window():
-    script = ("import sys, time\n"
-              "lines = [%r, %r]\n"
-              "for i in range(200):\n"
-              "    print(lines[i %% 2], flush=True); time.sleep(0.01)\n") % (
+    # a finite tegrastats stand-in: 6 lines, alternating 4.673 W and 6.0 W on VDD_IN, then exit;
+    # the window is chosen from the samples' own stamps, so no wall-clock timing is assumed
+    script = ("lines = [%r, %r]\n"
+              "for i in range(6):\n"
+              "    print(lines[i %% 2], flush=True)\n") % (
         ORIN_NANO_NX, ORIN_NANO_NX.replace("VDD_IN 4673mW/4673mW", "VDD_IN 6000mW/5000mW"))
     sampler = ts.TegrastatsSampler(10, command=[sys.executable, "-c", script])
     with sampler:
-        t0 = time.monotonic()
-        deadline = t0 + 10
-        while len(sampler.samples) < 6 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        t1 = time.monotonic()
-    summ = sampler.summary(t0, t1)
+        sampler._proc.wait(timeout=120)  # the tool has written everything ...
+        sampler._thread.join(timeout=120)  # ... and the reader has parsed it (EOF)
+    assert len(sampler.samples) == 6
+    summ = sampler.summary()
     assert summ["power_source"] == "tegrastats" and summ["power_rail"] == "VDD_IN"
-    assert summ["power_samples"] >= 4
-    assert 4.673 <= summ["mean_power_w"] <= 6.0 and summ["max_power_w"] == 6.0
+    assert summ["power_samples"] == 6
+    assert summ["mean_power_w"] == pytest.approx((3 * 4.673 + 3 * 6.0) / 6) and summ["max_power_w"] == 6.0
     assert summ["ram_used_peak_mb"] == 2272.0
-    assert sampler.summary(t1 + 100, t1 + 200)["mean_power_w"] is None  # nothing in that window
+    stamps = [t for t, _ in sampler.samples]
+    assert stamps == sorted(stamps)
+    first_two = sampler.summary(stamps[0], stamps[1])  # a window holds the samples stamped in it
+    assert first_two["power_samples"] == len([t for t in stamps if stamps[0] <= t <= stamps[1]]) >= 2
+    assert sampler.summary(stamps[-1] + 100, stamps[-1] + 200)["mean_power_w"] is None  # nothing in that window
 
 
 def test_no_sampler_without_tegrastats_or_jtop(monkeypatch):

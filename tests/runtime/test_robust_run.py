@@ -188,18 +188,23 @@ def test_signal_mid_run_flushes_every_sink_and_the_counts_agree(bundle, tmp_path
     proc = subprocess.Popen(cli("edgepose-run") + [str(bundle[0]), "--source", str(src), "--out", str(out),
                                                    "--csv", str(csv_path), "--plot", str(plot), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 120  # a hang guard, not a measurement
     while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 20):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
+    # freeze the run, queue the signal, thaw it: the signal is handled as it resumes, whatever
+    # this test's own scheduling, with ~2,900 frames (seconds of decoding) still to go
+    proc.send_signal(signal.SIGSTOP)
+    seen = out.read_text().count("\n")
     proc.send_signal(sig)
+    proc.send_signal(signal.SIGCONT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
     assert "interrupted" in err and "Traceback" not in err
     n_json = len([json.loads(x) for x in out.read_text().splitlines()])
     with open(csv_path, newline="") as fh:
         n_csv = len(list(csv.DictReader(fh)))
-    assert 20 <= n_json < 3000 and n_json == n_csv
+    assert 20 <= seen <= n_json < 3000 and n_json == n_csv
     assert f"ok {n_json}, failed 0" in err and f"edgepose-run: {n_json} frames" in err
     assert plot.is_file() and plot.stat().st_size > 1000
 
