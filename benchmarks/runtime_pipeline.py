@@ -47,7 +47,12 @@ def raw_fps(runner, seconds: float) -> float:
     from edgepose.runtime import preprocess_batch
 
     batch = preprocess_batch([np.zeros((240, 320, 3), np.uint8)], runner.input_spec, out=runner.allocate_input(1))
-    for _ in range(20):
+    return infer_rate(runner, batch, seconds)
+
+
+def infer_rate(runner, batch, seconds: float, warm_up: int = 20) -> float:
+    """Batches per second of ``runner.infer(batch)`` alone, after ``warm_up`` calls."""
+    for _ in range(warm_up):
         runner.infer(batch)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
