@@ -1,4 +1,4 @@
-"""Count what the dataset readers do with hostile input (issue 14: datasets and images).
+"""Count what the dataset readers do with hostile input (issues 14 and 22: datasets and images).
 
 Runs the fuzz strategies of ``tests/core/fuzz_datasets.py`` with more examples than the test
 suite (default 1000 per format) and counts every outcome instead of stopping at the first
@@ -31,7 +31,10 @@ from hypothesis import strategies as st  # noqa: E402
 
 CASE_FILES = ["tests/core/test_datasets_bad_numbers.py", "tests/core/test_datasets_leaks.py",
               "tests/core/test_datasets_tracebacks.py", "tests/core/test_image_decode.py",
-              "tests/runtime/test_source_folder_layout.py"]
+              "tests/runtime/test_source_folder_layout.py",
+              # issue 22: links judged like '../', silent acceptance, tracebacks (link loops, names)
+              "tests/core/test_datasets_symlinks.py", "tests/core/test_datasets_silent.py",
+              "tests/core/test_robust_guard.py"]
 
 
 def fuzz(fmt: str, root: Path, examples: int, rng_seed: int):
@@ -85,7 +88,7 @@ def main() -> int:
     summary = cases()
     load = os.getloadavg()
     text = "\n".join([
-        "# Robustness of the dataset readers and image decoding (issue 14: items 3-6)",
+        "# Robustness of the dataset readers and image decoding (issue 14: items 3-6; issue 22: families 2-4)",
         "",
         f"Command: `nice -n 10 .venv/bin/python benchmarks/robustness_data.py --examples {args.examples} "
         f"--seed {args.seed} --out benchmarks/results/robustness_data.md`",
