@@ -20,20 +20,25 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path, PurePosixPath
-from typing import Optional, Tuple, Union
+from typing import Iterator, Optional, Tuple, Union
 
 from .errors import BundleError
+
+
+def _chunks(path: Union[str, Path], chunk: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while True:
+            b = fh.read(chunk)
+            if not b:
+                return
+            yield b
 
 
 def sha256_file(path: Union[str, Path], chunk: int = 1 << 20) -> str:
     """The file's SHA-256 as 64 lowercase hex digits, read in ``chunk``-byte pieces."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            b = fh.read(chunk)
-            if not b:
-                break
-            h.update(b)
+    for b in _chunks(path, chunk):
+        h.update(b)
     return h.hexdigest()
 
 
@@ -42,18 +47,14 @@ _QDQ = b"QuantizeLinear"  # an op type in every Q/DQ graph's bytes (protobuf kee
 NAME_MAX = 255
 
 
-def _hash_and_find(path: Union[str, Path], needle: bytes, chunk: int = 1 << 20) -> Tuple[str, bool]:
+def _hash_and_find(path: Union[str, Path], needle: bytes) -> Tuple[str, bool]:
     """``(sha256, needle occurs in the file)`` in one read (``needle`` may span two chunks)."""
     h, found, tail = hashlib.sha256(), False, b""
-    with open(path, "rb") as fh:
-        while True:
-            b = fh.read(chunk)
-            if not b:
-                break
-            h.update(b)
-            if not found:
-                found = needle in tail + b
-                tail = b[-(len(needle) - 1):]
+    for b in _chunks(path):
+        h.update(b)
+        if not found:
+            found = needle in tail + b
+            tail = b[-(len(needle) - 1):]
     return h.hexdigest(), found
 
 

@@ -148,3 +148,14 @@ def test_content_must_agree_with_the_label(tmp_path):
     _write(tmp_path / "b", doc)
     with pytest.raises(BundleError, match="labelled int8 but it holds no QuantizeLinear"):
         verify_files(tmp_path / "b")
+
+
+def test_the_q_dq_marker_is_found_across_read_chunks(tmp_path):
+    doc = _doc(tmp_path / "b")
+    data = bytearray(b"\x00" * (2 << 20))
+    data[(1 << 20) - 7:(1 << 20) + 7] = b"QuantizeLinear"  # split by the 1 MiB read boundary
+    (tmp_path / "b" / "model.onnx").write_bytes(bytes(data))
+    doc["files"]["model.onnx"] = file_entry(tmp_path / "b", "model.onnx", "onnx", "fp32")
+    _write(tmp_path / "b", doc)
+    with pytest.raises(BundleError, match="labelled fp32 but it is a Q/DQ"):
+        verify_files(tmp_path / "b")
