@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Union
 
+from .jsonsafe import dumps
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -58,8 +60,6 @@ def atomic_write_text(path: PathLike, text: str) -> Path:
 
 def atomic_write_json(path: PathLike, obj, indent: int = 2) -> Path:
     """Write ``obj`` as strict JSON: NaN/Infinity become ``null`` with a reason (:mod:`edgepose.jsonsafe`)."""
-    from .jsonsafe import dumps
-
     return atomic_write_text(path, dumps(obj, indent=indent, sort_keys=False) + "\n")
 
 

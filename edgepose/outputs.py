@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Union
 
+from .atomic import atomic_write_json
 from .errors import ConfigError
 
 PathLike = Union[str, Path]
@@ -113,8 +114,6 @@ def read_owner(folder: PathLike) -> Optional[dict]:
 
 def write_owner(folder: PathLike, tool: str, files: Optional[List[str]] = None, **extra) -> Path:
     """Record that ``tool`` created ``folder`` and wrote ``files`` (relative paths) there."""
-    from .atomic import atomic_write_json
-
     record = {"tool": tool, "files": sorted(files or []), **extra}
     return atomic_write_json(Path(folder) / OWNER_FILE, record)
 

@@ -11,11 +11,12 @@ __all__ = ["ExportConfig", "ExportResult", "export_bundle"]
 
 def __getattr__(name: str):
     if name == "ExportConfig":
+        # lazy (PEP 562): `import edgepose.export` stays cheap; the exporter loads on first use
         from .config import ExportConfig
 
         return ExportConfig
     if name in ("ExportResult", "export_bundle"):
-        from . import api
+        from . import api  # lazy (PEP 562), as above
 
         return getattr(api, name)
     raise AttributeError(f"module 'edgepose.export' has no attribute {name!r}")

@@ -30,9 +30,12 @@ from .bundle_writer import CHECKPOINT_NAME, ONNX_NAMES, PARITY_NAME, assemble
 from .camera_graph import add_camera_graphs
 from .config import DEFAULT_RUN_PRECISIONS, PARITY_FRAMES, ExportConfig
 from .frames import calibration_frames_only, load_frames
+from .onnx_export import example_images
 from .out_folder import check_out_dir
-from .tensorrt.engines import build_engines, jetson_instructions, require_tensorrt
 from .passes import PassContext, run_pass
+from .tensorrt.engines import build_engines, jetson_instructions, require_tensorrt
+from .validation import measure
+from .verify import record_parity
 
 Log = Callable[[str], None]
 
@@ -146,6 +149,7 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
     check_out_dir(out, overwrite=cfg.overwrite)  # before any work: export never deletes a user's file
     trt = require_tensorrt(cfg.engine, str(out), precisions)  # fail fast, before any work
 
+    # lazy: torch, only on the checkpoint path; the engines-from-a-bundle path (a Jetson) runs without it
     from edgepose.train.model import load_model, read_checkpoint, resolve_checkpoint
 
     ckpt_path = resolve_checkpoint(source)
@@ -164,8 +168,6 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
     result = ExportResult(out, False, precisions, data_root=frames.root, checkpoint=Path(ckpt_path),
                           qat=bool(ckpt.get("qat")), source=source)
 
-    from .verify import record_parity
-
     with assemble(out, overwrite=cfg.overwrite) as asm:
         parity_images = frames.val[:PARITY_FRAMES] if frames.val is not None else None
         log(f"exporting {ckpt_path} ({config['backbone']}, {size[0]}x{size[1]}) to ONNX ...")
@@ -182,13 +184,9 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
         asm.add_file(ckpt_path, CHECKPOINT_NAME, "checkpoint", "fp32", format=ckpt.get("format"))
 
         if frames.val is not None:
-            from .validation import measure
-
             result.validation, result.failures = measure(asm.dir, onnx_files, frames, cfg.max_drift_m,
                                                          cfg.max_drift_deg)
         if parity_images is None:
-            from .onnx_export import example_images
-
             parity_images, parity_source = example_images(size, n=4), "synthetic (no dataset)"
         else:
             parity_source = f"test split of {frames.source}"

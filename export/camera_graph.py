@@ -27,6 +27,8 @@ from edgepose.atomic import atomic_write_bytes
 from edgepose.errors import ConfigError, EdgePoseError, require
 from edgepose.resample import PooledResample, pooled_resample
 
+from .graph_lint import tensorrt_graph_lint
+
 CHANNELS = ("rgb", "bgr")
 CAMERA_PREFIX = "camera"
 #: the manifest role of a camera-resolution graph (read by edgepose.runtime.camera)
@@ -182,8 +184,6 @@ def add_camera_graphs(asm, onnx_files, sizes: Sequence[Size], channels: str = "r
     the camera graph of every ``onnx_files`` entry (``{precision: relative path}``) for every
     frame size; each is linted like the precision graphs. Returns the relative paths written.
     The manifest lists each as role ``camera-onnx`` with ``camera: {size, channels, pool, window}``."""
-    from .graph_lint import tensorrt_graph_lint
-
     written = []
     for size in sizes:
         for precision, rel in onnx_files.items():

@@ -22,13 +22,19 @@ from typing import Optional, Sequence
 
 from edgepose.argtypes import batch_size, integer, nonnegative_float, number
 from edgepose.bundle import MANIFEST
-from edgepose.errors import ConfigError
+from edgepose.cli.guard import Signals, guarded
+from edgepose.errors import ConfigError, BundleError
 from edgepose.frame_choice import CALIBRATION_FRAMES
+from edgepose.int8_speed import onnx_gmacs, project
 
 from .api import ExportResult, default_argv, export_bundle
 from .camera_graph import camera_sizes
 from .config import (CALIB_METHODS, DEFAULT_OPSET, DEFAULT_VAL_FRAMES, MAX_DLA_CORE,
                      MAX_WORKSPACE_GB, ExportConfig, parse_batch, parse_precisions)
+from .int8.qat import expected_qat_gain
+from .onnx_export import NODE_GROUPS
+from .tensorrt.inspector import inspect_path
+from .verify import verify_bundle
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USER_ERROR = 0, 1, 2
 
@@ -154,8 +160,6 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
 # --------------------------------------------------------------------------- entry point
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from edgepose.cli.guard import Signals, guarded
-
     with Signals():  # SIGTERM (a service manager, a CI timeout) stops it like Ctrl-C: the bundle is built aside
         return guarded("edgepose-export", lambda: _main(args),
                        on_interrupt=f"{args.out or args.source} was left as it was")
@@ -165,18 +169,11 @@ def _main(args) -> int:
     if args.verify is not None:
         return run_verify(args.verify)
     if args.inspect is not None:
-        from .onnx_export import NODE_GROUPS
-        from .tensorrt.inspector import inspect_path
-
         return 0 if inspect_path(args.inspect, NODE_GROUPS["post"]) else EXIT_CHECK_FAILED
     return report(export_bundle(config_from_args(args)))
 
 
 def run_verify(bundle: Path) -> int:
-    from edgepose.errors import BundleError
-
-    from .verify import verify_bundle
-
     try:
         verify_bundle(bundle)
     except BundleError as exc:
@@ -201,8 +198,6 @@ def report(result: ExportResult) -> int:
         return EXIT_OK
     print_table(result.out, result.validation, result.onnx_files)
     if "int8" in result.precisions:
-        from edgepose.int8_speed import onnx_gmacs, project
-
         fp32 = Path(result.out) / result.onnx_files["fp32"]
         print(project(result.manifest.model.backbone, onnx_gmacs(fp32))["label"] + "\n")
     print(f"bundle written: {result.out} ({result.seconds:.0f} s)")
@@ -223,7 +218,6 @@ def print_qat_hint(result: ExportResult) -> None:
     v = result.validation
     if "int8" not in v or result.qat or not v.get("fp32", {}).get("median_position_m"):
         return
-    from .int8.qat import expected_qat_gain
 
     ckpt = result.checkpoint
     run = ckpt.parent if ckpt is not None and ckpt.name == "final.pt" else result.source

@@ -13,10 +13,12 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
+from edgepose.datasets import load_dataset
 from edgepose.errors import EdgePoseError
 from edgepose.frame_choice import spread_indices
 
 from .config import GUIDE_EVERY, GUIDE_MAX_FRAMES, ExportConfig
+from .int8.calibration import calibration_info, frame_names, load_calibration_images, select_calibration_frames
 
 
 @dataclass
@@ -44,10 +46,6 @@ class ExportFrames:
 def load_frames(cfg: ExportConfig, data_info: dict, size: Tuple[int, int], need_calib: bool,
                 log: Callable[[str], None] = print) -> ExportFrames:
     """Frames for calibration and drift; a missing dataset is an error only when INT8 needs it."""
-    from edgepose.datasets import load_dataset
-
-    from .int8.calibration import calibration_info, frame_names, load_calibration_images, select_calibration_frames
-
     frames = ExportFrames()
     root = cfg.calib or (Path(data_info["root"]) if data_info.get("root") else None)
     if root is None or not Path(root).exists():
@@ -83,9 +81,6 @@ def calibration_frames_only(cfg: ExportConfig, size: Tuple[int, int]) -> Optiona
     """Training-split frames of ``--calib DATA`` for TensorRT's implicit calibrator, or ``None``."""
     if cfg.calib is None:
         return None
-    from edgepose.datasets import load_dataset
-
-    from .int8.calibration import load_calibration_images, select_calibration_frames
 
     recs = select_calibration_frames(load_dataset(cfg.calib).split("train"), cfg.calib_frames)
     return load_calibration_images(recs, size, progress=True)

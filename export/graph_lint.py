@@ -31,7 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+from edgepose.bundle import BundleFiles, load_manifest
 from edgepose.errors import EdgePoseError, require
+
+from .int8.placement import placement_findings
+from .onnx_export import NODE_GROUPS
 
 #: ONNX TensorProto element types used below (numbers from onnx.proto, stable across versions)
 FLOAT, UINT8, INT8, INT32, INT64, FLOAT16, DOUBLE, BFLOAT16 = 1, 2, 3, 6, 7, 10, 11, 16
@@ -230,8 +234,6 @@ def _no_int32_bias_dq(f: GraphFacts) -> Iterator[Finding]:
 
 
 def _post_prefixes() -> Tuple[str, ...]:
-    from .onnx_export import NODE_GROUPS
-
     return tuple("/" + p + "/" for p in NODE_GROUPS["post"])
 
 
@@ -289,8 +291,6 @@ def _no_qdq_in_post_processing(f: GraphFacts) -> Iterator[Finding]:
 
 
 def _qdq_trt_placement(f: GraphFacts) -> Iterator[Finding]:
-    from .int8.placement import placement_findings
-
     yield from placement_findings(f.model)
 
 
@@ -357,8 +357,6 @@ def tensorrt_graph_lint(path: Union[str, Path], precision: str) -> dict:
 def lint_bundle(bundle_dir: Union[str, Path], manifest: Optional[dict] = None,
                 rules: Sequence[Rule] = RULES) -> Dict[str, List[Violation]]:
     """``{relative path: violations}`` for every ONNX file a bundle's manifest lists."""
-    from edgepose.bundle import BundleFiles, load_manifest
-
     bundle_dir = Path(bundle_dir)
     manifest = manifest if manifest is not None else load_manifest(bundle_dir)
     return {rel: lint_file(bundle_dir / rel, rules) for rel in BundleFiles.of(manifest).with_role("onnx")}

@@ -34,6 +34,8 @@ from edgepose.atomic import atomic_write_bytes
 from edgepose.errors import ConfigError, EdgePoseError, require
 from edgepose.input_spec import as_model_input
 
+from .parity import compare_outputs, evaluate_onnx_model, torch_outputs
+
 #: output names, in graph order
 OUTPUTS: Tuple[str, str, str] = ("position", "rotation", "sigma")
 INPUT = "image"
@@ -70,6 +72,7 @@ def build_export_module(model, input: str = "uint8"):
     torch = _torch()
     from torch import nn
 
+    # lazy: the model's torch pieces; the engines-from-a-bundle path (a Jetson) imports this module without torch
     from edgepose.train.model import canonical_quaternion
     from edgepose.train.pose_memory import blend_with_memory
     from edgepose.train.rotation_head import decode_rotation
@@ -251,8 +254,6 @@ def export_onnx(model, path: Union[str, Path], input: str = "uint8", batch: int 
     """
     torch = _torch()
     onnx = require("onnx", "ONNX export", "pip install 'edgepose[export]'")
-    from .parity import compare_outputs, evaluate_onnx_model, torch_outputs
-
     if not isinstance(opset, int) or not 7 <= opset <= MAX_OPSET:
         raise ConfigError(f"opset must be an integer in 7..{MAX_OPSET} (INT8 Q/DQ needs <= 20), got {opset!r}")
     profile, trace_batch = _batch_spec(batch, dynamic)
@@ -325,7 +326,6 @@ def _set_metadata(proto, model, input: str) -> None:
 def _simplify(proto, images: np.ndarray, reference: Dict[str, np.ndarray]):
     """``(simplified proto or None, note)``; None when onnxsim fails or changes the outputs."""
     onnx = require("onnx", "ONNX export")
-    from .parity import compare_outputs, evaluate_onnx_model
 
     try:
         onnxsim = require("onnxsim", "ONNX simplification", "pip install onnxsim")

@@ -25,8 +25,13 @@ from typing import Callable, Dict, List, Optional
 from edgepose.errors import EdgePoseError
 
 from .config import ExportConfig
+from .fp16 import to_fp16
 from .frames import ExportFrames
 from .graph_lint import tensorrt_graph_lint
+from .int8.qat import quantize_from_qat
+from .int8.qdq import quantize_int8
+from .int8.sensitivity import guided_int8
+from .onnx_export import export_onnx
 
 
 @dataclass
@@ -49,8 +54,6 @@ GraphCheck = Callable[[Path, str], Optional[dict]]
 
 def fp32_pass(ctx: PassContext) -> dict:
     """PyTorch -> ONNX (checked against PyTorch, simplified when safe)."""
-    from .onnx_export import export_onnx
-
     if ctx.model is None:
         raise EdgePoseError("the fp32 pass needs the PyTorch model", hint="export from a run or a checkpoint")
     cfg = ctx.cfg
@@ -62,8 +65,6 @@ def fp32_pass(ctx: PassContext) -> dict:
 
 def fp16_pass(ctx: PassContext) -> dict:
     """FP16 weights and arithmetic, FP32 pre/post-processing and I/O (:func:`~.fp16.to_fp16`)."""
-    from .fp16 import to_fp16
-
     return to_fp16(ctx.fp32, ctx.out, keep_heads_fp32=ctx.cfg.fp16_keep_heads_fp32)
 
 
@@ -72,7 +73,6 @@ def int8_pass(ctx: PassContext) -> dict:
     (guided mixed precision under a drift bound)."""
     cfg, frames = ctx.cfg, ctx.frames
     if ctx.checkpoint.get("qat"):  # quantization-aware fine-tuned: its own ranges, no calibration
-        from .int8.qat import quantize_from_qat
 
         ctx.log("int8: Q/DQ from the QAT stage's ranges (no re-calibration)")
         if cfg.guided:
@@ -90,7 +90,6 @@ def int8_pass(ctx: PassContext) -> dict:
         if frames.guide is None:
             raise EdgePoseError("guided INT8 (--int8-max-drift-*) needs training frames to rank layers on; "
                                 "the dataset was not found", hint="pass --calib DATA")
-        from .int8.sensitivity import guided_int8
 
         # layers are ranked on held-out training frames; the test split only reports the result
         info = guided_int8(ctx.fp32, ctx.out, frames.calib, frames.guide, max_drift_m=cfg.int8_max_drift_m,
@@ -101,8 +100,6 @@ def int8_pass(ctx: PassContext) -> dict:
             ctx.log(f"warning: guided INT8 did not reach the bound {info.get('bound')} within its steps; "
                     f"kept in float: {info.get('float_units')}")
     else:
-        from .int8.qdq import quantize_int8
-
         info = quantize_int8(ctx.fp32, ctx.out, frames.calib, method=cfg.calib_method)
     if frames.calib_info is not None and info.get("batch"):
         frames.calib_info["batch"] = int(info["batch"])

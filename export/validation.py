@@ -9,9 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from edgepose.metrics import within_bounds
 from edgepose.progress import progress
 
+from .drift import drift_row
 from .frames import ExportFrames
+from .parity import evaluate_onnx
 
 LABELS = {"int8": "INT8 Q/DQ run in float (TensorRT-like numerics)",
           "int8-ort": "INT8 through ONNX Runtime's int8 kernels (CPU; not what TensorRT runs)"}
@@ -22,11 +25,6 @@ def measure(bundle_dir: Path, onnx_files: Dict[str, str], frames: ExportFrames,
     """``(rows, failures)``: one row per graph (``fp32``, ``fp16``, ``int8``, ``int8-ort``) with
     accuracy against the ground truth and drift against FP32, and one line per row whose median
     drift exceeds a bound (``None`` = no bound)."""
-    from edgepose.metrics import within_bounds
-
-    from .drift import drift_row
-    from .parity import evaluate_onnx
-
     bundle_dir = Path(bundle_dir)
     runs = [(p, rel, "disable") for p, rel in onnx_files.items()]
     if "int8" in onnx_files:

@@ -28,10 +28,14 @@ from typing import Dict, Optional, Union
 import numpy as np
 
 from edgepose.bundle import verify_files
+from edgepose.errors import BundleError, EdgePoseError
 from edgepose.manifest import Manifest
-from edgepose.errors import BundleError
 
 from .bundle_writer import PARITY_NAME
+from .graph_lint import lint_bundle, tensorrt_graph_lint
+from .onnx_export import PARITY_POSITION_M, PARITY_ROTATION_DEG
+from .parity import compare_outputs, evaluate_onnx, torch_outputs
+from .passes import GRAPH_CHECKS, run_graph_checks
 
 #: (position tolerance as a fraction of position_scale, rotation tolerance deg) per precision:
 #: the same file on another CPU/ORT build may round differently; FP16/INT8 round more coarsely.
@@ -46,8 +50,6 @@ def record_parity(bundle_dir: Union[str, Path], images: np.ndarray, onnx_files: 
 
     ``onnx_files`` maps precision -> relative path. Returns the manifest ``parity`` section.
     """
-    from .parity import evaluate_onnx
-
     bundle_dir = Path(bundle_dir)
     arrays = {"images": np.ascontiguousarray(images, dtype=np.uint8)}
     for precision, rel in onnx_files.items():
@@ -98,7 +100,6 @@ def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) 
     if pfile is None:
         log("parity: the bundle has no parity.npz (written by an older export); hashes only")
         return report
-    from .parity import compare_outputs, evaluate_onnx
 
     data = _load_parity(bundle_dir / pfile)
     images = data["images"]
@@ -132,8 +133,6 @@ def verify_bundle(bundle_dir: Union[str, Path], parity: bool = True, log=print) 
 
 def _lint(bundle_dir: Path, manifest: Manifest, report: dict, log) -> list:
     """Run the TensorRT graph lint (:mod:`.graph_lint`) on every ONNX file; return the failures."""
-    from .graph_lint import lint_bundle
-
     failures = []
     for rel, found in lint_bundle(bundle_dir, manifest).items():
         report["lint"][rel] = [str(v) for v in found]
@@ -144,11 +143,6 @@ def _lint(bundle_dir: Path, manifest: Manifest, report: dict, log) -> list:
 
 def _graph_checks(path: Path, precision: str, row: dict, log) -> list:
     """:data:`~.passes.GRAPH_CHECKS` on one bundle graph; their summaries go into ``row["checks"]``."""
-    from edgepose.errors import EdgePoseError
-
-    from .graph_lint import tensorrt_graph_lint
-    from .passes import GRAPH_CHECKS, run_graph_checks
-
     others = [c for c in GRAPH_CHECKS if c is not tensorrt_graph_lint]  # the lint ran on every graph above
     if not others:
         return []
@@ -171,10 +165,7 @@ def _torch_parity(bundle_dir: Path, manifest: Manifest, images: np.ndarray, data
     except ImportError:
         log("parity torch: skipped (torch is not installed here; the ONNX checks above still ran)")
         return None
-    from edgepose.train.model import load_model
-
-    from .onnx_export import PARITY_POSITION_M, PARITY_ROTATION_DEG
-    from .parity import compare_outputs, torch_outputs
+    from edgepose.train.model import load_model  # lazy: torch, present (checked above); --verify runs without it
 
     ref = torch_outputs(load_model(bundle_dir / ckpt), images)
     d = compare_outputs({k: data[f"fp32.{k}"] for k in OUTPUT_KEYS}, ref)

@@ -8,7 +8,20 @@ import warnings
 from typing import List, Optional
 
 from edgepose.argtypes import frame_rate, positive_int, threads
+from edgepose.bundle import PRECISIONS
+from edgepose.cli.guard import Signals, guarded, is_disk_full
+from edgepose.metrics import summarize_errors
 from edgepose.outputs import check_outputs
+
+from .bundles import open_bundle
+from .endpoints import check_bag_file, open_sinks, open_source
+from .filter import make_filter
+from .pipeline import Pipeline, resolve_policy
+from .ros import options as ros_options
+from .ros.options import next_command
+from .runners import BACKENDS, open_runner, resolve_backend, runner_class
+from .runners.base import DEFAULT_PRECISION
+from .runners.factory import DESCRIPTIONS
 
 DESCRIPTION = """\
 Stream frames through an exported bundle: read -> preprocess (the trainer's resize/crop rule)
@@ -49,12 +62,6 @@ EXAMPLES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from edgepose.bundle import PRECISIONS
-
-    from .ros import options as ros_options
-    from .runners.base import DEFAULT_PRECISION
-    from .runners.factory import DESCRIPTIONS
-
     backends = "".join(f"  {k:<24}{v}\n" for k, v in DESCRIPTIONS.items())
     epilog = EPILOG % (ros_options.EPILOG_SOURCES, backends)
     p = argparse.ArgumentParser(prog="edgepose-run", description=DESCRIPTION, epilog=epilog,
@@ -92,9 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
 def make_runner(args):
     """The runner ``args`` ask for: ``--backend auto`` resolved FIRST, then ``--threads`` and
     ``--cuda-graph`` given to the backend that honours them (a warning names a flag it ignores)."""
-    from .bundles import open_bundle
-    from .runners import BACKENDS, open_runner, resolve_backend, runner_class
-
     view = open_bundle(args.bundle)
     backend, _ = resolve_backend(view, args.backend, args.precision)
     options, ignored = runner_class(backend).options_for(threads=args.threads, cuda_graph=args.cuda_graph)
@@ -139,23 +143,17 @@ def _summary(stats, written: int, failed: int, runner, errors: List[tuple], args
              f"{stats.elapsed_s:.2f} s: {stats.fps:.1f} FPS, end-to-end latency p50 {p50:.2f} ms p99 {p99:.2f} ms",
              f"  ok {written - failed}, failed {failed}, dropped {stats.dropped} (policy {args.policy})"]
     if errors:
-        from edgepose.metrics import summarize_errors
-
         s = summarize_errors([e[0] for e in errors], [e[1] for e in errors])
         lines.append(f"  vs ground truth ({s['n_frames']} frames): median {s['median_position_m']:.3f} m, "
                      f"{s['median_rotation_deg']:.2f} deg; p90 {s['p90_position_m']:.3f} m, {s['p90_rotation_deg']:.2f} deg")
     if args.out and args.out != "-":
         lines.append(f"  poses: {args.out}" + (f", {args.csv}" if args.csv else "") + (f", {args.plot}" if args.plot else ""))
-        from .ros.options import next_command
-
         lines.append(next_command(args) or f"next: look at one frame with `head -n 1 {args.out}`, or compare "
                      f"backends and precisions with `edgepose-bench {args.bundle}`")
     return "\n".join(lines)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from edgepose.cli.guard import Signals, guarded
-
     with Signals() as signals:  # Ctrl-C and SIGTERM alike, from start-up on
         return guarded("edgepose-run", lambda: _run(build_parser().parse_args(argv), signals),
                        on_interrupt="stopped during start-up: no frame was processed")
@@ -173,13 +171,6 @@ def _close_all(sinks) -> Optional[BaseException]:
 
 
 def _run(args, signals) -> int:
-    from edgepose.cli.guard import is_disk_full
-
-    from .filter import make_filter
-    from .pipeline import Pipeline, resolve_policy
-    from .ros import options as ros_options
-    from .endpoints import check_bag_file, open_sinks, open_source
-
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"edgepose-run: warning: {msg}\n"
     status = StatusLine(enabled=not args.quiet)

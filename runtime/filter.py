@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 from edgepose.covariance import per_axis_variance, sigma_to_covariance
+from edgepose.errors import ConfigError
 from edgepose.geometry import quat_canonical, quat_slerp
 
 from .results import PoseResult
@@ -134,6 +135,4 @@ def make_filter(name: Optional[str], **options) -> Optional[PoseFilter]:
         return None
     if name == "kalman":
         return PoseFilter(**options)
-    from edgepose.errors import ConfigError
-
     raise ConfigError(f"unknown filter {name!r}; expected 'none' or 'kalman'")

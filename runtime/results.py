@@ -14,6 +14,9 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from edgepose.covariance import sigma_to_covariance
+from edgepose.geometry import rotation_error_deg, translation_error
+
 
 @dataclass
 class PoseBatch:
@@ -86,8 +89,6 @@ class PoseResult:
             return None
         if self.covariance is not None:
             return np.asarray(self.covariance, np.float64)
-        from edgepose.covariance import sigma_to_covariance
-
         return sigma_to_covariance(self.sigma_position_m, math.radians(self.sigma_rotation_deg))
 
     @property
@@ -99,7 +100,6 @@ class PoseResult:
         """``{"position_m", "rotation_deg"}`` against ground truth, or ``None`` without it."""
         if not self.ok or self.truth_position is None or self.truth_rotation is None:
             return None
-        from edgepose.geometry import rotation_error_deg, translation_error
 
         return {
             "position_m": float(translation_error(self.position, self.truth_position)),

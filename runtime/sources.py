@@ -29,6 +29,7 @@ from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+from edgepose.datasets import load_dataset
 from edgepose.errors import ConfigError, EdgePoseError, require
 from edgepose.preprocess import load_image
 
@@ -265,8 +266,7 @@ class DatasetSource(Source):
 
     def __init__(self, root: Union[str, Path], split: str = "test", format: Optional[str] = None,
                  split_policy: Optional[str] = None, fps: float = 30.0):
-        datasets = require("edgepose.datasets", "the dataset source", "pip install -e .  (edgepose itself)")
-        self.dataset = datasets.load_dataset(root, format=format, split_policy=split_policy, check_images=False)
+        self.dataset = load_dataset(root, format=format, split_policy=split_policy, check_images=False)
         self.frames = self.dataset.split(split)
         self.fps = float(fps)
         self.name = f"dataset:{root}[{split}]"

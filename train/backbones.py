@@ -19,6 +19,8 @@ from torch import nn
 
 from edgepose.errors import ConfigError, EdgePoseError
 
+from .efficientnet_lite import efficientnet_lite0
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -115,8 +117,6 @@ def _googlenet(pretrained: bool) -> nn.Module:
 
 
 def _lite0(pretrained: bool) -> nn.Module:
-    from .efficientnet_lite import efficientnet_lite0
-
     return _Lite0(efficientnet_lite0(pretrained=pretrained))
 
 

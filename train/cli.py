@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from edgepose.argtypes import nonnegative_float, nonnegative_int, number, positive_float, positive_int, size
+from edgepose.cli.guard import guarded
 from edgepose.errors import ConfigError
 from edgepose.outputs import check_outputs
+
+from .signals import Interrupted
 
 DESCRIPTION = """\
 Train a camera-pose regressor (PoseNet, Kendall & Cipolla CVPR 2017) on DATA and write RUN.
@@ -48,6 +51,7 @@ row per epoch) and checkpoints/ (stage1/stage2 last and best, written every
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # lazy: torch loads only when the parser is built, so importing this entry point stays torch-free
     from .recipe import TrainConfig
     from .rotation_head import ROTATION_HEADS
 
@@ -131,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 def make_config(ns: argparse.Namespace):
     """A :class:`TrainConfig` from the parsed options; with ``--resume`` the options not given
     on the command line come from the run's latest checkpoint."""
+    # lazy: torch-backed modules, loaded by the command that needs them (torch-free entry point)
     from .checkpoint import check_run_folder, latest_resume_point
     from .recipe import TrainConfig
 
@@ -164,18 +169,17 @@ def _norm(v):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
-    ns = parser.parse_args(argv)
     # OpenMP threads that spin while waiting make torch 5x slower when the cores are shared
     # (measured at load ~10 on 2 cores, batch 4 at 64x48, 2 threads: 2.39 s/step ACTIVE vs
     # 0.52 PASSIVE); on a nearly idle machine PASSIVE costs ~12% (39.3 vs 34.5 img/s,
-    # benchmarks/results/train_throughput.md). Set before torch loads, only if the user has not.
+    # benchmarks/results/train_throughput.md). Set before torch loads (build_parser loads it),
+    # only if the user has not.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from edgepose.cli.guard import guarded
+    parser = build_parser()
+    ns = parser.parse_args(argv)
 
     def body() -> int:
-        from .signals import Interrupted
-        from .trainer import fit
+        from .trainer import fit  # lazy: torch-backed, loaded after OMP_WAIT_POLICY is set above
 
         cfg = make_config(ns)
         try:

@@ -23,10 +23,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from edgepose.datasets import visible_points
 from edgepose.errors import EdgePoseError
 from edgepose.geometry import quat_canonical
-from edgepose.progress import progress as show_progress
 from edgepose.preprocess import adjust_intrinsics, load_and_preprocess
+from edgepose.progress import progress as show_progress
 from edgepose.records import FrameRecord
 
 
@@ -106,8 +107,6 @@ class FrameCache:
 
 
 def _visible_points(record: FrameRecord, max_points: int, seed: int):
-    from edgepose.datasets import visible_points
-
     return visible_points(record, max_points=max_points, seed=seed)
 
 

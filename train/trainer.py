@@ -25,6 +25,7 @@ from typing import Dict, List
 
 import torch
 
+from edgepose.datasets import load_dataset
 from edgepose.errors import ConfigError, EdgePoseError
 
 from . import distributed
@@ -66,8 +67,6 @@ def configure_determinism(enabled: bool) -> None:
 # --------------------------------------------------------------------------- data
 def prepare_data(cfg: TrainConfig, dist: distributed.DistInfo):
     """Load the dataset, split off validation frames, fit the normalisation, fill the caches."""
-    from edgepose.datasets import load_dataset
-
     ds = load_dataset(cfg.data, format=cfg.format, split_policy=cfg.split_policy, check_images=True,
                       allow_outside=cfg.allow_outside_images)
     train_frames = ds.split("train")

@@ -6,8 +6,11 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from ..datasets import read_dataset
+from ..datasets.summary import summarize
 from ..errors import EdgePoseError
 from ..jsonsafe import dumps
+from .guard import guarded
 
 DESCRIPTION = """\
 Check a dataset before training: the format detected, frames per split, image sizes,
@@ -65,15 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from .guard import guarded
-
     return guarded("edgepose-inspect", lambda: _main(args))
 
 
 def _main(args) -> int:
-    from ..datasets import read_dataset
-    from ..datasets.summary import summarize
-
     try:
         report = read_dataset(args.data, format=args.format, split_policy=args.split_policy,
                               check_images=not args.no_check_images, allow_outside=args.allow_outside_images)

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 from ..argtypes import nonnegative_int, number, parse_size, positive_int
 from ..errors import ConfigError
+from ..synth import SynthConfig, generate
+from .guard import Signals, guarded
 
 DESCRIPTION = """\
 Render the built-in synthetic scene: a room of about 8 x 6 x 3 m whose walls, floor,
@@ -62,16 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from .guard import Signals, guarded
-
     with Signals():  # SIGTERM stops it like Ctrl-C: the render is written to a temporary folder
         return guarded("edgepose-synth", lambda: _main(args),
                        on_interrupt=f"{args.out} was left as it was (the render is written to a temporary folder)")
 
 
 def _main(args) -> int:
-    from ..synth import SynthConfig, generate
-
     cfg = SynthConfig(frames=args.frames, size=parse_size(args.size), seed=args.seed,
                       n_train=args.train_seqs, n_test=args.test_seqs, random_views=args.random_views,
                       aa=args.aa, hfov_deg=args.fov)

@@ -20,6 +20,8 @@ import numpy as np
 
 from edgepose.errors import ConfigError, EdgePoseError
 from edgepose.frame_choice import CALIBRATION_FRAMES
+from edgepose.preprocess import load_and_preprocess
+from edgepose.progress import progress as progress_bar
 
 
 class CalibrationWarning(UserWarning):
@@ -95,9 +97,6 @@ def load_calibration_images(records: Sequence, size: Tuple[int, int], progress: 
     Used for every frame set of an export (calibration, guide, validation); ``desc`` labels
     the progress bar.
     """
-    from edgepose.preprocess import load_and_preprocess
-    from edgepose.progress import progress as progress_bar
-
     W, H = int(size[0]), int(size[1])
     out = np.empty((len(records), H, W, 3), dtype=np.uint8)
     for i, r in enumerate(progress_bar(records, desc=desc, unit="img", enabled=progress)):

@@ -18,6 +18,7 @@ from typing import Dict, Iterable, List
 from edgepose.errors import EdgePoseError
 
 from ..onnx_export import node_group
+from .qdq import quantize_int8
 
 
 def backbone_convs(model, exclude: Iterable[str] = ()) -> List:
@@ -74,8 +75,6 @@ def expected_qat_gain(run: str, data: str, drift_share: float) -> str:
 def quantize_from_qat(src_onnx, dst_onnx, checkpoint: dict) -> dict:
     """The INT8 pass of a QAT run: Q/DQ from the checkpoint's ranges, no calibration."""
     import onnx
-
-    from .qdq import quantize_int8
 
     amax = qat_act_amax(onnx.load(str(src_onnx)), checkpoint["qat"])
     info = quantize_int8(src_onnx, dst_onnx, act_amax=amax)

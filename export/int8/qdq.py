@@ -27,12 +27,14 @@ from typing import Dict, Iterable, Optional, Union
 
 import numpy as np
 
+from edgepose.atomic import atomic_write_bytes
 from edgepose.errors import ConfigError, EdgePoseError, require
 from edgepose.input_spec import as_model_input
 
-from .calibration import check_calibration_count, iter_batches
 from ..onnx_export import MAX_OPSET, node_groups
+from .calibration import check_calibration_count, iter_batches
 from .placement import placement_problems, plan_placement, write_qdq
+from .ranges import activation_amax
 
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_PERCENTILE = 99.99
@@ -157,8 +159,6 @@ def quantize_int8(src_onnx: Union[str, Path], dst_onnx: Union[str, Path], calib_
     problems = placement_problems(qmodel)
     if problems:  # the writer's own placement must pass the rule it documents
         raise EdgePoseError(f"Q/DQ placement breaks TensorRT's recommendations: {problems[:3]}")
-    from edgepose.atomic import atomic_write_bytes
-
     dst = Path(dst_onnx)
     atomic_write_bytes(dst, qmodel.SerializeToString())
     quantized = quantized_nodes(qmodel)
@@ -185,13 +185,9 @@ def _cached_ranges(src, plan, images, name, kind, batch, method, percentile, cac
     import contextlib
     import io
 
-    from .ranges import activation_amax
-
     with contextlib.redirect_stdout(io.StringIO()):  # ORT's calibrators print progress lines
         amax = activation_amax(src, list(plan.tensors), make_reader(name, kind, images, batch), method, percentile)
     if cache is not None:
-        from edgepose.atomic import atomic_write_bytes
-
         atomic_write_bytes(Path(cache), json.dumps({"method": method, "amax": amax}).encode())
     return amax
 

@@ -32,8 +32,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
+from edgepose.errors import require
+
 from .plan import (INT8_MODES, BuildPlan, Shape, SlowPrecisionError, TensorRTBuildError,  # noqa: F401
                    TrtCaps, check_onnx_files, plan_build, trtexec_command)
+from ..onnx_export import NODE_GROUPS
+from .inspector import check_post_processing_fp32, engine_information, parse_engine_information
 from .reachability import choose_fp32_layers, network_layers, post_processing_inputs
 from .timing_cache import attach_timing_cache, save_timing_cache
 
@@ -151,9 +155,6 @@ def build_serialized_engine(trt, onnx_path: Union[str, Path], plan: BuildPlan, i
 def _inspect(trt, logger, data: bytes, plan: BuildPlan, onnx_path) -> Tuple[str, dict]:
     """The built engine's own per-layer report (JSON text) and its summary; refuse the engine
     when its post-processing is not FP32."""
-    from ..onnx_export import NODE_GROUPS
-    from .inspector import check_post_processing_fp32, engine_information, parse_engine_information
-
     engine = trt.Runtime(logger).deserialize_cuda_engine(data)
     if engine is None:
         raise TensorRTBuildError(f"TensorRT {trt.__version__} cannot load the {plan.precision} engine it just built "
@@ -168,10 +169,6 @@ def _pin_fp32(trt, network, config, plan: BuildPlan, onnx_path) -> dict:
 
     On a DLA build the pinned layers are also placed on the GPU (``IBuilderConfig.setDeviceType``):
     the DLA runs FP16/INT8 only."""
-    from edgepose.errors import require
-
-    from ..onnx_export import NODE_GROUPS
-
     onnx = require("onnx", "choosing the FP32 post-processing layers", "pip install onnx")
     starts = post_processing_inputs(onnx.load(str(onnx_path), load_external_data=False), NODE_GROUPS["post"])
     layers = network_layers(network)

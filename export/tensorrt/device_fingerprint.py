@@ -30,6 +30,8 @@ from edgepose.bundle import EngineFingerprint
 from edgepose.errors import EdgePoseError
 from edgepose.jetson import gpu_label, read_module
 
+from .plan import fast_precisions
+
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
 
 #: L4T release -> JetPack release (NVIDIA's JetPack archive; the L4T number is what is recorded
@@ -192,8 +194,6 @@ def detect_device(trt, builder=None, device: int = 0) -> DeviceInfo:
 
     ``builder`` (a ``trt.Builder``) is used for the DLA count; one is created when omitted.
     """
-    from .plan import fast_precisions
-
     if builder is None:
         builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
     gpu, cc = detect_gpu(device)

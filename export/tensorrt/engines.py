@@ -22,6 +22,8 @@ from edgepose.errors import EdgePoseError
 
 from ..bundle_writer import CALIBRATION_CACHE_NAME, ONNX_NAMES, BundleAssembly
 from .builder import TrtCaps, build_serialized_engine, check_onnx_files, import_tensorrt, plan_build, trtexec_command
+from .calibrator import CalibrationBatches, frames_for_calibration_batch, make_entropy_calibrator, read_usable_cache
+from .device_fingerprint import detect_device
 from .inspector import engine_report_name
 from .timing_cache import timing_cache_path
 
@@ -74,8 +76,6 @@ def build_engines(trt, asm: BundleAssembly, input_spec: dict, precisions: Sequen
                   allow_slow: bool = False, calib_images: Optional[np.ndarray] = None,
                   cache_dir=None, log=print) -> List[str]:
     """Build one engine per precision into ``asm``; return the engine file names."""
-    from .device_fingerprint import detect_device
-
     builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
     device = detect_device(trt, builder)
     caps = TrtCaps.from_module(trt)
@@ -175,9 +175,6 @@ def _camera_engines(trt, asm: BundleAssembly, input_spec: dict, plan, device, wo
 
 
 def _calibrator(trt, asm: BundleAssembly, input_spec: dict, calib_images, log):
-    from .calibrator import (CalibrationBatches, frames_for_calibration_batch, make_entropy_calibrator,
-                                      read_usable_cache)
-
     cache = asm.path(CALIBRATION_CACHE_NAME)
     if calib_images is None:
         if read_usable_cache(cache, str(trt.__version__), log=log) is None:

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Sequence, Tuple, Union
 
+from edgepose.bundle import MANIFEST
 from edgepose.errors import EdgePoseError
 
 #: datatypes that are not FP32 arithmetic on float data
@@ -204,8 +205,6 @@ def inspect_path(path, post_prefixes: Sequence[str], log=print) -> bool:
     JSON file, or of every engine a bundle lists (its stored summary, and the engine's own report
     where TensorRT can load it). Returns whether every post-processing checked is FP32."""
     from pathlib import Path
-
-    from edgepose.bundle import MANIFEST
 
     path = Path(path)
     if path.is_file():

@@ -10,6 +10,7 @@ import sys
 from typing import List, Optional
 
 from edgepose.argtypes import batch_size, nonnegative_float, positive_int, threads
+from edgepose.cli.guard import guarded
 
 from . import report as rep
 from .api import BenchResult, bench_bundle
@@ -99,8 +100,6 @@ def config_from_args(args: argparse.Namespace, argv: List[str]) -> BenchConfig:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    from edgepose.cli.guard import guarded  # the CLI package imports the stages' CLIs by name
-
     return guarded("edgepose-bench", lambda: print_result(bench_bundle(config_from_args(args, argv))),
                    on_interrupt="no report was written")
 

@@ -25,6 +25,8 @@ from edgepose.atomic import atomic_write_bytes
 from edgepose.errors import require
 from edgepose.uncertainty import chi3_coverage
 
+from .report import readable
+
 STYLE = {"fp32": "-", "fp16": "--", "int8": ":"}
 ACCURACY_ONLY = ("qdq-reference",)
 
@@ -60,8 +62,6 @@ def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    from .report import readable
-
     return readable(atomic_write_bytes(path, buf.getvalue()))
 
 

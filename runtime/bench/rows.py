@@ -22,15 +22,15 @@ from typing import Dict, List, Optional, Sequence, Tuple, Type
 from edgepose.bundle import PRECISIONS, check_precision
 from edgepose.errors import ConfigError
 
+from .. import runners
 from ..runners.base import Runner
 
 
 def registry() -> Dict[str, Type[Runner]]:
     """The runtime's registry: name -> runner class (each declares its precisions, family,
-    requirements and notes; nothing about a backend is written down here)."""
-    from ..runners import BACKENDS
-
-    return dict(BACKENDS)
+    requirements and notes; nothing about a backend is written down here). Read at each call:
+    :func:`~edgepose.runtime.register_backend` may have added one."""
+    return dict(runners.BACKENDS)
 
 
 @dataclass(frozen=True)

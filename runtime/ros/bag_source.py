@@ -25,6 +25,7 @@ from ..sources import Frame, Source
 from . import require_rosbags
 from .bag_reader import BagOpenError, open_bag
 from .images import IMAGE_TYPES, ImageDecodeError, decode_image, is_depth_topic, stamp_ns
+from .messages import get_typestore
 
 _READ_ERRORS = (struct.error, TypeError, ValueError, EOFError, OSError)
 
@@ -115,8 +116,6 @@ class BagSource(Source):
 
     def _prepare(self, path: Union[str, Path], topic: Optional[str], allow_depth: bool) -> None:
         require_rosbags("reading bags")
-        from .messages import get_typestore
-
         self.path = Path(path)
         if not self.path.exists():
             raise ConfigError(f"bag not found: {self.path}")

@@ -26,6 +26,11 @@ from edgepose.errors import EdgePoseError, require
 from ..runners.base import DEFAULT_PRECISION
 from .messages import (DEFAULT_FRAME_ID, DIAGNOSTICS_QOS, DIAGNOSTICS_TOPIC, IMAGE_QOS, POSE_QOS,
                        diagnostic_values, pose_message, to_rclpy, to_rclpy_qos)
+from ..filter import make_filter
+from ..pipeline import Pipeline
+from ..runners import open_runner
+from .frames import CameraToBase, chain
+from .live import MessageSource
 from .node_args import declare_settings, parse_ros_args, split_ros_args
 
 #: relative topic names: resolved in the node's namespace (-r __ns:=/front)
@@ -141,12 +146,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _serve(rclpy, node, cfg: dict, PoseWithCovarianceStamped, CompressedImage, Image) -> int:
     """Run the node with its declared settings ``cfg`` until shutdown; the exit code."""
-    from ..filter import make_filter
-    from ..pipeline import Pipeline
-    from ..runners import open_runner
-    from .frames import CameraToBase, chain
-    from .live import MessageSource
-
     log = node.get_logger()
     if not cfg["bundle"]:
         log.error("no bundle: give it as the first argument or as -p bundle:=/path/to/bundle")

@@ -4,7 +4,11 @@ from __future__ import annotations
 import argparse
 from typing import Callable, Optional
 
+from edgepose.errors import ConfigError
+
 from . import is_bag_output, is_bag_path
+from .bag_source import BagSource
+from .frames import CameraToBase, chain
 from .messages import DEFAULT_FRAME_ID, DEFAULT_POSE_TOPIC
 
 EPILOG_SOURCES = """\
@@ -37,8 +41,6 @@ def source_options(args) -> dict:
     if is_bag_path(args.source):
         return {"topic": args.topic, "allow_depth": args.allow_depth}
     if args.topic:
-        from edgepose.errors import ConfigError
-
         raise ConfigError(f"--topic {args.topic} is for a bag --source; {args.source!r} is not a bag "
                           "(.mcap, .db3, .bag or a rosbag2 folder with metadata.yaml)")
     return {}
@@ -49,7 +51,6 @@ def topic_listing(args) -> Optional[str]:
     for: printed on stdout, exit 0), else ``None``."""
     if args.topic or not is_bag_path(args.source):
         return None
-    from .bag_source import BagSource
 
     return (f"{args.source}: {BagSource.listing(args.source)}\n"
             f"next: edgepose-run {args.bundle} --source {args.source} --topic TOPIC --out poses.mcap")
@@ -78,8 +79,6 @@ def bag_sink_options(args, source) -> Optional[dict]:
         return None
     bag_source = source if hasattr(source, "take_record") else None
     if args.copy_images and bag_source is None:
-        from edgepose.errors import ConfigError
-
         raise ConfigError(f"--copy-images copies the image topic of a bag --source; {args.source!r} is not a bag",
                           hint="drop --copy-images, or pass a bag as --source")
     if not args.camera_to_base:
@@ -90,8 +89,6 @@ def bag_sink_options(args, source) -> Optional[dict]:
 
 def postprocess(args, step: Optional[Callable]) -> Optional[Callable]:
     """``step`` (the filter) followed by the ``--camera-to-base`` transform, if given."""
-    from .frames import CameraToBase, chain
-
     return chain(step, CameraToBase.from_option(args.camera_to_base))
 
 

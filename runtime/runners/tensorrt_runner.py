@@ -30,6 +30,7 @@ from edgepose.errors import BundleError, EdgePoseError, EngineMismatchError, req
 from edgepose.jetson import gpu_label, read_module
 
 from ..bundles import BundleView, PrecisionFallbackWarning
+from ..cuda import capture_graph, load_cuda
 from .base import OUTPUTS, Runner
 
 TRT_INSTALL = "JetPack's python3-libnvinfer on a Jetson; elsewhere: pip install tensorrt"
@@ -128,8 +129,6 @@ def local_fingerprint(trt_version: str, gpu: str, compute_capability: str, preci
 
 def device_fingerprint(precision: str = "fp32", device: int = 0) -> EngineFingerprint:
     """This machine's TensorRT version, GPU name (+ Jetson module) and compute capability."""
-    from ..cuda import load_cuda
-
     trt = _trt()
     gpu, cc = load_cuda().device_properties(device)
     return local_fingerprint(str(trt.__version__), gpu, cc, precision, read_module())
@@ -178,7 +177,6 @@ class TensorRTRunner(Runner):
     def available(cls) -> Optional[str]:
         try:
             _trt()
-            from ..cuda import load_cuda
 
             load_cuda().device_count()
         except EdgePoseError as exc:
@@ -192,8 +190,6 @@ class TensorRTRunner(Runner):
 
     # -- life cycle -----------------------------------------------------------------
     def _activate(self) -> None:
-        from ..cuda import load_cuda
-
         trt = self.trt = _trt()
         self.api = api = load_cuda()
         api.set_device(self.device)  # before any allocation: device N is used, not device 0
@@ -302,8 +298,6 @@ class TensorRTRunner(Runner):
             self._enqueue()
 
     def _capture(self, n: int) -> None:
-        from ..cuda import capture_graph
-
         api = self.api
         api.graph_destroy(self._graph, self._graph_exec)
         self._graph = self._graph_exec = None

@@ -22,6 +22,7 @@ import numpy as np
 from edgepose.bundle import check_precision
 from edgepose.errors import BundleError, EdgePoseError, require
 
+from ..bundles import PrecisionFallbackWarning
 from .base import Runner
 
 TORCH_INSTALL = "pip install 'edgepose[train]'  (or the JetPack torch wheel on a Jetson)"
@@ -50,8 +51,6 @@ class TorchRunner(Runner):
                                   f"{'/'.join(self.precisions)} only; asked {precision!r}",
                                   hint=f"use precision={self.precisions[0]!r} or another backend")
             import warnings
-
-            from ..bundles import PrecisionFallbackWarning
 
             warnings.warn(f"the {self.backend} backend runs the fp32 checkpoint in {'/'.join(self.precisions)} "
                           f"only; asked {precision}, using fp32", PrecisionFallbackWarning, stacklevel=3)

@@ -114,6 +114,33 @@ def test_test_data_makers_live_in_tests_not_in_the_shipped_packages():
     assert (REPO / "tests" / "synthetic_bundles.py").is_file() and (REPO / "tests" / "ros_image_bags.py").is_file()
 
 
+#: own-module imports allowed inside functions: torch-free entry points and optional heavy stages
+MAX_LAZY_OWN_IMPORTS = 20
+
+
+def _has_reason(lines, line: int) -> bool:
+    """A comment on the import's line, or on the comment line just above its group of imports."""
+    if "#" in lines[line - 1]:
+        return True
+    i = line - 2
+    while i >= 0 and lines[i].strip().startswith(("from ", "import ")):
+        i -= 1
+    return i >= 0 and lines[i].strip().startswith("#")
+
+
+def test_own_modules_are_imported_at_module_level_but_for_a_few_with_a_reason():
+    # an import of our own code inside a function hides the graph from a reader: allowed only
+    # where importing the module must stay cheap (a CLI entry point without torch, the
+    # engines-from-a-bundle path on a Jetson, a lazy package attribute), each saying why
+    lazy = [(p, line, name) for root, dotted in ROOTS for p, line, name, at_import in imports(root, dotted)
+            if not at_import and _under(name, "edgepose")]
+    where = [f"{p.relative_to(REPO)}:{line} imports {name}" for p, line, name in lazy]
+    assert len(lazy) <= MAX_LAZY_OWN_IMPORTS, f"{len(lazy)} own-module imports inside functions:\n" + "\n".join(where)
+    silent = [w for (p, line, _), w in zip(lazy, where) if not _has_reason(p.read_text().splitlines(), line)]
+    assert not silent, "say why each import inside a function is lazy (a comment on it or above it):\n" + \
+        "\n".join(silent)
+
+
 def test_every_runtime_module_imports_with_torch_unimportable():
     code = textwrap.dedent("""
         import importlib, pkgutil, sys
