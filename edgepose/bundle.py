@@ -55,9 +55,10 @@ from .manifest import (CONVENTIONS, MANIFEST, SCHEMA, Manifest, ModelInfo, Norma
                        now_iso, outputs_section)
 
 
-def find_file(manifest: Manifest, role: str, precision: Optional[str] = None) -> Optional[str]:
-    """Relative path of the first file with this role (and precision), or ``None``."""
-    return manifest.listing.find(role, precision)
+def find_file(manifest: Union[Manifest, dict], role: str, precision: Optional[str] = None) -> Optional[str]:
+    """Relative path of the first file with this role (and precision), or ``None`` (of a
+    :class:`Manifest`, or of its JSON document, checked by :meth:`BundleFiles.of`)."""
+    return BundleFiles.of(manifest).find(role, precision)
 
 
 def normalization_section(position_mean, position_scale: float) -> dict:

@@ -161,7 +161,7 @@ def test_swapped_precision_labels_are_refused_before_running(copy, frames, tmp_p
     proc = _run(copy, frames, tmp_path)
     assert proc.returncode == 2 and "labelled fp32 but it is a Q/DQ (int8) graph" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "p.jsonl").exists()
-    with pytest.raises(BundleError, match="labelled int8 but it holds no QuantizeLinear"):
+    with pytest.raises(BundleError, match="model.int8.onnx: labelled fp32 but it is a Q/DQ"):
         verify_files(copy)
 
 
