@@ -121,7 +121,7 @@ def parse_size(text: str, multiple_of: int = 1, minimum: int = 1, what: str = "-
         rule = f"both sides must be >= {low}" + (f" and multiples of {multiple_of}" if multiple_of > 1 else "")
         raise ConfigError(f"{what} {w}x{h}: {rule}", hint=f"e.g. {what} {example}")
     if w > maximum or h > maximum:
-        raise ConfigError(f"{what} {w}x{h}: each side must be <= {maximum} pixels", hint=f"e.g. {what} {example}")
+        raise ConfigError(f"{what} {w}x{h}: expected each side <= {maximum} pixels", hint=f"e.g. {what} {example}")
     return w, h
 
 

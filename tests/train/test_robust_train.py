@@ -33,6 +33,8 @@ PY = sys.executable
     (["--dropout", "nan"], "--dropout"),
     (["--batch-size", "0"], "--batch-size"),
     (["--hidden", "-5"], "--hidden"),
+    (["--input-size", "100000x100000"], "--input-size"),  # issue 22: 30 GB per frame
+    (["--input-size", "16384x96"], "--input-size"),
 ])
 def test_parser_refuses_absurd_numbers(args, option, capsys):
     from edgepose.train.cli import build_parser
