@@ -31,6 +31,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from edgepose.frame_choice import spread_indices
+
 from .data import FrameCache
 from .evaluate import eval_batches
 from .geometry_torch import rotation_angle
@@ -54,11 +56,6 @@ def fc_features(model, images: torch.Tensor, device: torch.device, batch_size: i
                                   lambda x: model.forward_features(model.normalize_input(x)).float().cpu(), batch_size))
 
 
-def _rows(n: int, cap: int) -> np.ndarray:
-    """Evenly spread row indices, at most ``cap`` of ``n``."""
-    return np.arange(n) if n <= cap else np.unique(np.linspace(0, n - 1, cap).round().astype(int))
-
-
 def _database(model, caches: Sequence[Optional[FrameCache]], device, cap: int):
     """Features, poses (the caches' own normalised positions and canonical rotations) and the
     kept rows of ``caches``, at most ``cap`` rows spread evenly."""
@@ -66,7 +63,7 @@ def _database(model, caches: Sequence[Optional[FrameCache]], device, cap: int):
     feats = torch.cat([fc_features(model, c.images, device) for c in caches])
     pos = torch.cat([c.position for c in caches])
     rot = torch.cat([c.rotation for c in caches])
-    rows = torch.from_numpy(_rows(len(feats), cap))
+    rows = torch.from_numpy(spread_indices(len(feats), cap))
     return feats[rows], pos[rows], rot[rows], rows.numpy()
 
 
