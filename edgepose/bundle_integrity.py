@@ -102,7 +102,7 @@ def content_problem(rel: str, role: str, precision: Optional[str], has_qdq: bool
     ONNX graph labelled fp32 or fp16 must hold no Q/DQ node (precision labels swapped by hand
     would run the INT8 graph as ``--precision fp32``). The converse is not a rule: guided INT8
     may keep every layer in float when the drift bound asks for it, and label that graph int8."""
-    if role == "onnx" and has_qdq and precision in ("fp32", "fp16"):
+    if role in ("onnx", "camera-onnx") and has_qdq and precision in ("fp32", "fp16"):
         return f"{rel}: labelled {precision} but it is a Q/DQ (int8) graph: the labels were swapped or edited"
     return None
 
