@@ -15,7 +15,7 @@ Camera axes are x right, y down, z forward (``x_cam = R (X - C)``), the same as 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Dict, List
 
 import numpy as np
@@ -72,6 +72,9 @@ def read_nvm(path: Path) -> NvmModel:
             raise DataFormatError(f"expected a positive focal length (pixels) in column 2; found {tok[1]}",
                                   path=path, line=ln)
         q_cw = checked_quaternion(v[1:5], path, ln, "world-to-camera quaternion")
+        if PurePosixPath(tok[0].replace("\\", "/")).name in ("", ".", ".."):
+            raise DataFormatError(f"expected an image file name in column 1; found {tok[0]!r} (a folder)",
+                                  path=path, line=ln)
         cameras.append(NvmCamera(tok[0], float(v[0]), v[5:8].copy(), quat_conjugate(q_cw) * 1.0,
                                  float(v[8]), ln))
         i += 1

@@ -49,3 +49,20 @@ def test_a_nerf_matrix_of_booleans_is_refused(tmp_path):
     (tmp_path / "transforms.json").write_text(json.dumps(meta))
     with pytest.raises(DataFormatError, match=r"frames\[0\]: expected transform_matrix"):
         load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("name", [".", "..", "./", "seq/.."])
+def test_an_nvm_camera_named_like_a_folder_is_a_message(tmp_path, name):
+    """Issue 22, family 3: Path('.').with_suffix('.png') raised ValueError (a traceback)."""
+    import numpy as np
+    from dataset_builders import write_cambridge
+
+    P, Q = random_poses(6)
+    write_cambridge(tmp_path, P, Q, np.ones((2, 3)))
+    nvm = tmp_path / "reconstruction.nvm"
+    lines = nvm.read_text().splitlines()
+    i = next(k for k, line in enumerate(lines) if line.split() and line.split()[0].lower().endswith((".jpg", ".png")))
+    lines[i] = " ".join([name] + lines[i].split()[1:])
+    nvm.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match=rf"reconstruction.nvm:{i + 1}: expected an image file name"):
+        load_dataset(tmp_path)
