@@ -22,8 +22,9 @@ from typing import Optional, Sequence
 
 from edgepose.argtypes import batch_size, integer, nonnegative_float, number
 from edgepose.bundle import MANIFEST
+from edgepose.cli.arg_groups import add_precision_list
 from edgepose.cli.guard import Signals, guarded
-from edgepose.errors import ConfigError, BundleError
+from edgepose.errors import BundleError, ConfigError
 from edgepose.frame_choice import CALIBRATION_FRAMES
 from edgepose.int8_speed import onnx_gmacs, project
 
@@ -82,9 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "post-processing is FP32), from the engine where TensorRT is here, else as recorded at "
                         "build; also takes an IEngineInspector JSON file. Exit 1 if post-processing is not FP32")
     g = p.add_argument_group("precision")
-    g.add_argument("--precision", default=None,
-                   help="comma list of fp32,fp16,int8 (default: fp32,fp16 from a run; every ONNX "
-                        "precision of a bundle). model.onnx (fp32) is always written")
+    add_precision_list(g, "fp32,fp16 from a run; every ONNX precision of a bundle. model.onnx (fp32) is always "
+                          "written")
     g.add_argument("--allow-slow-precision", action="store_true",
                    help="build FP16/INT8 engines even where TensorRT reports them as not fast")
     g = p.add_argument_group("INT8 calibration (training frames only)")

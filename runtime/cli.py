@@ -9,6 +9,7 @@ from typing import List, Optional
 
 from edgepose.argtypes import frame_rate, positive_int, threads
 from edgepose.bundle import PRECISIONS
+from edgepose.cli.arg_groups import add_precision
 from edgepose.cli.guard import Signals, guarded, is_disk_full
 from edgepose.metrics import summarize_errors
 from edgepose.outputs import check_outputs
@@ -69,9 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help="bundle folder (with edgepose.json), made by edgepose-export")
     p.add_argument("--source", required=True, help="frames folder, video, camera, GStreamer pipeline or dataset:ROOT")
     p.add_argument("--backend", default="auto", help="auto (default), " + ", ".join(DESCRIPTIONS))
-    p.add_argument("--precision", default=None, choices=PRECISIONS,
-                   help=f"model precision (default {DEFAULT_PRECISION}; fp32 on torch); a missing one falls "
-                        "back to the nearest, with a warning")
+    add_precision(p, PRECISIONS, f"model precision (default {DEFAULT_PRECISION}; fp32 on torch); a missing one falls "
+                                 "back to the nearest, with a warning")
     p.add_argument("--strict", action="store_true", help="fail instead of falling back to another precision")
     p.add_argument("--policy", default="auto", choices=("auto", "latest", "every"), help="frame policy (default auto)")
     p.add_argument("--filter", default="none", choices=("none", "kalman"),

@@ -10,6 +10,7 @@ import sys
 from typing import List, Optional
 
 from edgepose.argtypes import batch_size, nonnegative_float, positive_int, threads
+from edgepose.cli.arg_groups import add_backend_list, add_precision_list
 from edgepose.cli.guard import guarded
 
 from . import report as rep
@@ -21,7 +22,7 @@ EPILOG = """\
 what it does:
   For every row (backend x precision) it runs the whole --split through the bundle to
   measure accuracy against ground truth, drift against the FP32 row of the same backend
-  family (run implicitly, untimed, when --precisions leaves it out) and how well the
+  family (run implicitly, untimed, when --precision leaves it out) and how well the
   model's sigma predicts its errors; then it warms up for
   --warmup-s seconds and times --iters iterations, reporting p50/p90/p99 latency of
   inference alone and end to end (preprocess + copies + inference + postprocess),
@@ -44,8 +45,8 @@ exit codes:
 
 examples:
   edgepose-bench runs/demo/bundle --data runs/demo/scene --out runs/demo/bench
-  edgepose-bench BUNDLE --data 7scenes/chess --backends onnxruntime,qdq-reference \\
-      --precisions fp32,int8 --iters 500 --gate max-drift-m=0.05,max-drift-deg=1 --out bench/
+  edgepose-bench BUNDLE --data 7scenes/chess --backend onnxruntime,qdq-reference \\
+      --precision fp32,int8 --iters 500 --gate max-drift-m=0.05,max-drift-deg=1 --out bench/
 """
 
 
@@ -63,10 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "test"), help="which split to evaluate (default test)")
     p.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
                    help="use N frames evenly spread over the split (default: all)")
-    p.add_argument("--backends", default=None, metavar="LIST",
-                   help=f"comma list of {', '.join(known_backends())} (default: all available)")
-    p.add_argument("--precisions", default=None, metavar="LIST",
-                   help="comma list of fp32, fp16, int8 (default: every precision in the bundle)")
+    add_backend_list(p, known_backends())
+    add_precision_list(p, "every precision in the bundle")
     p.add_argument("--batch", type=batch_size, default=1, metavar="N", help="frames per inference (default 1)")
     p.add_argument("--warmup-s", type=nonnegative_float, default=2.0, metavar="S", help="warm-up time per row, seconds (default 2)")
     p.add_argument("--iters", type=positive_int, default=200, metavar="N", help="timed iterations per row (default 200)")
@@ -89,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, argv: List[str]) -> BenchConfig:
     """The :class:`BenchConfig` of parsed flags (``argv`` recorded as the report's command)."""
     return BenchConfig(args.bundle, args.data, args.out, format=args.format, split_policy=args.split_policy,
-                       split=args.split, max_frames=args.max_frames, backends=split_list(args.backends),
-                       precisions=split_list(args.precisions), batch=args.batch, warmup_s=args.warmup_s,
+                       split=args.split, max_frames=args.max_frames, backends=split_list(args.backend),
+                       precisions=split_list(args.precision), batch=args.batch, warmup_s=args.warmup_s,
                        iters=args.iters, max_time_s=args.max_time_s, threads=args.threads, gate=args.gate,
                        power_interval_ms=args.power_interval_ms, power=not args.no_power, plots=not args.no_plots,
                        progress=not args.quiet,

@@ -92,7 +92,7 @@ class BenchConfig:
         for name, flag in flags.items():
             if getattr(self, name) != default[name]:
                 argv += [flag, str(getattr(self, name))]
-        for name, flag in (("backends", "--backends"), ("precisions", "--precisions")):
+        for name, flag in (("backends", "--backend"), ("precisions", "--precision")):
             if getattr(self, name):
                 argv += [flag, ",".join(getattr(self, name))]
         argv += [flag for name, flag in (("power", "--no-power"), ("plots", "--no-plots"), ("progress", "--quiet"))

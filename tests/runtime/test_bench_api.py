@@ -61,3 +61,20 @@ def test_settings_that_cannot_run_are_refused_before_anything_is_written(inputs,
     with pytest.raises(ConfigError):
         bench_bundle(cfg, log=lambda s: None)
     assert not (tmp_path / "r").exists()
+
+
+def test_one_spelling_per_concept_with_the_old_ones_kept(inputs):
+    # --precision/--backend as export and run spell them; bench's --precisions/--backends still work
+    from edgepose.export.cli import build_parser as export_parser
+    from edgepose.runtime.cli import build_parser as run_parser
+
+    bundle, scene = inputs
+    base = [str(bundle), "--data", str(scene), "--out", "r"]
+    new = config_from_args(build_parser().parse_args(base + ["--precision", "fp32,int8", "--backend", "onnxruntime"]), [])
+    old = config_from_args(build_parser().parse_args(base + ["--precisions", "fp32,int8", "--backends", "onnxruntime"]),
+                           [])
+    assert new == old and new.precisions == ["fp32", "int8"] and new.backends == ["onnxruntime"]
+    assert "--precision fp32,int8" in " ".join(new.to_argv())
+    ex = export_parser()
+    assert ex.parse_args(["run", "--precision", "fp16"]).precision == ex.parse_args(["run", "--precisions", "fp16"]).precision
+    assert run_parser().parse_args([str(bundle), "--source", "x", "--precision", "int8"]).precision == "int8"
