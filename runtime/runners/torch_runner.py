@@ -14,18 +14,62 @@ default is on, which gave an "fp32" row 10-bit mantissas): ``runner.tf32`` recor
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Dict, Optional
 
 import numpy as np
 
 from edgepose.bundle import check_precision
-from edgepose.errors import BundleError, EdgePoseError, require
+from edgepose.errors import BundleError, ConfigError, EdgePoseError, require
 
 from ..bundles import PrecisionFallbackWarning
 from .base import Runner
 
 TORCH_INSTALL = "pip install 'edgepose[train]'  (or the JetPack torch wheel on a Jetson)"
+NO_CUDA_HINT = ("run the checkpoint on the CPU with --backend torch (Python: backend='torch'), or the exported "
+                "graph with --backend onnxruntime; on a GPU machine, `nvidia-smi` shows whether the driver sees it")
+
+
+def device_problem(device: str) -> Optional[str]:
+    """Why torch cannot run on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``) here, or ``None``.
+
+    Imports torch for a device other than ``"cpu"`` (the torch runners need it anyway). The
+    reason names what torch reports: a CPU-only build, no driver, ``CUDA_VISIBLE_DEVICES``
+    hiding the GPUs, or an index beyond the visible devices.
+    """
+    if device == "cpu":
+        return None
+    torch = require("torch", "the torch backend", TORCH_INSTALL)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        return f"{device!r} is not a device torch knows; expected 'cpu', 'cuda' or 'cuda:N'"
+    if dev.type == "cpu":
+        return None
+    if dev.type != "cuda":
+        return f"device {device!r}: the torch runners run on 'cpu', 'cuda' or 'cuda:N' only"
+    if not torch.cuda.is_available():
+        return "CUDA is not available here (torch.cuda.is_available() is False): " + _why_no_cuda(torch)
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        return f"CUDA device {dev.index} does not exist here ({count} visible: cuda:0 to cuda:{count - 1})"
+    return None
+
+
+def _why_no_cuda(torch) -> str:
+    """What torch says about its CUDA (called when ``torch.cuda.is_available()`` is False)."""
+    build = f"torch {torch.__version__}"
+    if torch.version.cuda is None:
+        return f"{build} is a CPU-only build (torch.version.cuda is None)"
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if hidden is not None and hidden.strip() in ("", "-1"):
+        return f"CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU from {build}"
+    try:
+        torch.cuda.init()  # its error is the reason (no driver, driver too old, no device)
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError or AssertionError here
+        return f"{build} (CUDA {torch.version.cuda}) says: {str(exc).splitlines()[0]}"
+    return f"{build} (CUDA {torch.version.cuda}) finds no usable CUDA device"
 
 
 class TorchRunner(Runner):
@@ -58,6 +102,10 @@ class TorchRunner(Runner):
         if self.checkpoint is None:
             raise BundleError(f"bundle {self.bundle.path} has no checkpoint (role 'checkpoint')",
                               hint="re-export with the checkpoint included, or use backend='onnxruntime'")
+        why = device_problem(device)
+        if why is not None:
+            raise ConfigError(f"the {self.backend} backend was asked to run on {device!r}, but {why}",
+                              hint=NO_CUDA_HINT)
         self.device = device
         self.threads = int(threads)
         self.model = None
@@ -126,8 +174,4 @@ class TorchCudaRunner(TorchRunner):
         why = TorchRunner.available()
         if why:
             return why
-        import torch
-
-        if not torch.cuda.is_available():
-            return "torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)"
-        return None
+        return device_problem("cuda")
