@@ -19,14 +19,16 @@ EXIF Orientation 2..8       ignored: the pixels stay as stored     applied (the 
 
 Sizes read from headers (:func:`upright_size`) apply the same orientation, so intrinsics
 and decoded pixels always agree. Only regular files are opened: a FIFO named like an image
-would block forever.
+would block forever. Encoded images in memory (a ROS ``CompressedImage``) go through
+:func:`decode_bytes`, the same rules; its caller may name its own 16-bit rule (``gray16``).
 """
 from __future__ import annotations
 
+import io
 import os
 import stat
 from pathlib import Path
-from typing import Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -86,8 +88,20 @@ def upright_size(path: Union[str, Path]) -> Tuple[int, int]:
                               hint="the file is corrupt or not an image") from None
 
 
-def to_rgb8(im: Image.Image, path: Union[str, Path] = "image") -> np.ndarray:
-    """A loaded PIL image as ``uint8 (H, W, 3)`` by the rules in the module docstring."""
+def full_range16(a: np.ndarray) -> np.ndarray:
+    """16-bit values (``(H, W)``, 0..65535) -> ``uint8`` by the type's range: ``round(v * 255 / 65535)``."""
+    return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+Gray16 = Callable[[np.ndarray], np.ndarray]
+
+
+def to_rgb8(im: Image.Image, path: Optional[Union[str, Path]] = "image", gray16: Optional[Gray16] = None) -> np.ndarray:
+    """A loaded PIL image as ``uint8 (H, W, 3)`` by the rules in the module docstring.
+
+    ``gray16`` maps 16-bit pixels (``uint16 (H, W)``) to ``uint8``; default :func:`full_range16`.
+    Errors name ``path`` (``None``: no path, e.g. bytes from a message).
+    """
     method = TRANSPOSE.get(orientation(im))
     if method is not None:
         im = im.transpose(method)
@@ -104,7 +118,7 @@ def to_rgb8(im: Image.Image, path: Union[str, Path] = "image") -> np.ndarray:
         if mode == "I" and a.size and (int(a.min()) < 0 or int(a.max()) > 65535):
             raise DataFormatError(f"32-bit integer pixels outside 0..65535 (found {int(a.min())}..{int(a.max())}): "
                                   "refused (no defined range to map to 8-bit)", path=path, hint=FLOAT_HINT)
-        g = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        g = (gray16 or full_range16)(a.astype(np.uint16))
         return np.repeat(g[:, :, None], 3, axis=2)
     return np.asarray(im.convert("RGB"))
 
@@ -112,10 +126,21 @@ def to_rgb8(im: Image.Image, path: Union[str, Path] = "image") -> np.ndarray:
 def decode_rgb8(path: Union[str, Path]) -> np.ndarray:
     """Read an image file as ``uint8 (H, W, 3)`` RGB, upright. Bad files raise DataFormatError."""
     require_regular_file(path, "image")
+    return _decode(path, path)
+
+
+def decode_bytes(data: bytes, gray16: Optional[Gray16] = None) -> np.ndarray:
+    """An encoded image in memory (PNG, JPEG, ...) as ``uint8 (H, W, 3)`` RGB by the rules of
+    :func:`decode_rgb8` (EXIF orientation, float refusal, corrupt data), with ``gray16`` as
+    the 16-bit rule (default :func:`full_range16`). Bad data raises DataFormatError."""
+    return _decode(io.BytesIO(bytes(data)), None, gray16)
+
+
+def _decode(fp, path, gray16: Optional[Gray16] = None) -> np.ndarray:
     try:
-        with Image.open(path) as im:
+        with Image.open(fp) as im:
             im.load()
-            return to_rgb8(im, path)
+            return to_rgb8(im, path, gray16)
     except DataFormatError:
         raise
     except Exception as exc:  # PIL raises many types for corrupt data

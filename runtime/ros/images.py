@@ -7,12 +7,10 @@ failed frame, the stream goes on.
 """
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
-from edgepose.errors import EdgePoseError
-from edgepose.image_decode import SIXTEEN_BIT_MODES
+from edgepose.errors import DataFormatError, EdgePoseError
+from edgepose.image_decode import decode_bytes
 
 #: ``Image.encoding`` -> (channels, dtype, channel order). 16-bit intensity is scaled by its
 #: range (:func:`scale16`); depth encodings (:data:`DEPTH_ENCODINGS`) are refused unless asked.
@@ -93,23 +91,23 @@ def decode_raw(msg, allow_depth: bool = False) -> np.ndarray:
 
 
 def decode_compressed(msg) -> np.ndarray:
-    """``sensor_msgs/CompressedImage`` (jpeg, png) -> RGB ``uint8 (H, W, 3)``, decoded by Pillow;
-    a 16-bit PNG (image_transport's ``mono16; png compressed mono16``) by :func:`scale16`."""
-    from PIL import Image, UnidentifiedImageError
+    """``sensor_msgs/CompressedImage`` (jpeg, png) -> RGB ``uint8 (H, W, 3)``, upright.
 
+    Decoded by the folder reader's decoder (:func:`edgepose.image_decode.decode_bytes`): EXIF
+    orientation applied, float pixels and corrupt data refused, by one rule. Its 16-bit rule is
+    this module's :func:`scale16` (a 16-bit PNG is image_transport's ``mono16; png compressed
+    mono16``), so a camera's compressed and raw topics decode alike.
+    """
     fmt = str(msg.format).lower()
     if not any(word in fmt for word in COMPRESSED) or "compresseddepth" in fmt:
         raise ImageDecodeError(f"unsupported CompressedImage format {msg.format!r}; supported: jpeg, png",
                                hint="depth images (compressedDepth) are not camera frames for pose regression")
     data = bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data.tobytes()
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.mode in SIXTEEN_BIT_MODES or im.mode == "I":
-                g = scale16(np.clip(np.asarray(im), 0, 65535).astype(np.uint16))
-                return np.repeat(g[:, :, None], 3, axis=2)
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageDecodeError(f"CompressedImage ({msg.format}, {len(data)} bytes) does not decode: {exc}") from None
+        return decode_bytes(data, gray16=scale16)
+    except DataFormatError as exc:
+        raise ImageDecodeError(f"CompressedImage ({msg.format}, {len(data)} bytes) does not decode: {exc.message}",
+                               hint=exc.hint) from None
 
 
 def decode_image(msg, msgtype: str, allow_depth: bool = False) -> np.ndarray:
