@@ -57,9 +57,19 @@ class Normalisation:
         return (np.asarray(points_m, dtype=np.float64) - np.asarray(self.mean)) / self.scale
 
 
-def split_validation(frames: Sequence[FrameRecord], every: int) -> Tuple[List[FrameRecord], List[FrameRecord]]:
-    """``(fit, val)``: every ``every``-th training frame (the last of each block of ``every``,
-    in dataset order) is held out for choosing the best epoch. ``every <= 0`` holds out none.
+def split_validation(frames: Sequence[FrameRecord], every: int,
+                     blocks: bool = False) -> Tuple[List[FrameRecord], List[FrameRecord]]:
+    """``(fit, val)``: about one frame in ``every`` is held out for choosing the best epoch and for
+    the post-training fits (the pose memory, sigma). ``every <= 0`` holds out none.
+
+    ``blocks`` False: every ``every``-th frame (the last of each block of ``every``, in dataset
+    order), each between training frames of its trajectory; right when the test frames are too
+    (a split by ``every:N``). ``blocks`` True (the test split is other sequences,
+    :func:`sequences_disjoint`): one contiguous block of ``round(n / every)`` frames from the
+    middle of each sequence of ``n`` training frames, so most validation frames are several
+    frames away from any training frame, as test frames of another trajectory are (every
+    ``every``-th frame sits next to near-copies: validation then flatters the regressor and
+    sigma's scale fitted there under-covers the test split).
 
     Deterministic, so a resumed run validates on the same frames. The test split is never
     used for selection.
@@ -67,12 +77,33 @@ def split_validation(frames: Sequence[FrameRecord], every: int) -> Tuple[List[Fr
     frames = list(frames)
     if every <= 0:
         return frames, []
-    val = [f for i, f in enumerate(frames) if i % every == every - 1]
-    fit = [f for i, f in enumerate(frames) if i % every != every - 1]
+    if blocks:
+        by_seq: Dict[str, List[int]] = {}
+        for i, f in enumerate(frames):
+            by_seq.setdefault(str(getattr(f, "sequence", "") or ""), []).append(i)
+        held = set()
+        for rows in by_seq.values():
+            m = max(1, int(round(len(rows) / every)))
+            if len(rows) > m:
+                start = (len(rows) - m) // 2
+                held.update(rows[start : start + m])
+        val = [f for i, f in enumerate(frames) if i in held]
+        fit = [f for i, f in enumerate(frames) if i not in held]
+    else:
+        val = [f for i, f in enumerate(frames) if i % every == every - 1]
+        fit = [f for i, f in enumerate(frames) if i % every != every - 1]
     if len(fit) < 2:
         raise EdgePoseError(f"only {len(frames)} training frames: nothing left to train on after holding "
                             f"out every {every}th for validation", hint="pass --val-every 0 or use more frames")
     return fit, val
+
+
+def sequences_disjoint(train: Sequence[FrameRecord], test: Sequence[FrameRecord]) -> bool:
+    """Whether every test frame names a sequence and none of them is a training frame's."""
+    test_seqs = {str(getattr(f, "sequence", "") or "") for f in test}
+    if not test_seqs or "" in test_seqs:
+        return False
+    return not test_seqs & {str(getattr(f, "sequence", "") or "") for f in train}
 
 
 @dataclass

@@ -71,10 +71,12 @@ def print_summary(run, metrics: Dict) -> None:
                         "add frames)" if ratio >= 1 else ""))
     if "test.within_1sigma_position" in metrics:
         lines.append(f"  sigma (calibrated x{metrics['calibration.scale_position']:.2f} / "
-                     f"x{metrics['calibration.scale_rotation']:.2f} on {metrics['calibration.frames']} val frames): "
+                     f"x{metrics['calibration.scale_rotation']:.2f} on {metrics['calibration.frames']} honest frames): "
                      f"within 1/2/3 sigma position {_pct(metrics, 'position')}, rotation {_pct(metrics, 'rotation')} "
                      f"(nominal 53/98/100 %), Spearman {_num(metrics.get('test.sigma_spearman_position'))} / "
-                     f"{_num(metrics.get('test.sigma_spearman_rotation'))}")
+                     f"{_num(metrics.get('test.sigma_spearman_rotation'))}, AUROC of the worst 10 % "
+                     f"{_num(metrics.get('test.sigma_auroc_worst10_position'))} / "
+                     f"{_num(metrics.get('test.sigma_auroc_worst10_rotation'))}")
     if metrics.get("memory.size"):
         blend = metrics["memory.blend"]
         lines.append(f"  memory: the {metrics['memory.k']} nearest training views' pose weighs {blend[0]:.2f} in position, "

@@ -30,7 +30,7 @@ from edgepose.errors import ConfigError, EdgePoseError
 
 from . import distributed
 from .checkpoint import STAGES, check_run_folder, checkpoint_path, claim_run_folder, latest_resume_point, load_state_or_none
-from .data import Normalisation, build_cache, split_validation
+from .data import Normalisation, build_cache, sequences_disjoint, split_validation
 from .finish import finish
 from .metrics_log import MetricsLog
 from .qat_stage import finish_qat, qat_kind, qat_resume_point
@@ -75,7 +75,8 @@ def prepare_data(cfg: TrainConfig, dist: distributed.DistInfo):
     except EdgePoseError:
         raise EdgePoseError(f"{cfg.data} has no test frames: the final metrics need a test split",
                             hint="pass --split-policy every:5 (or name test sequences with sequence:...)") from None
-    fit_frames, val_frames = split_validation(train_frames, cfg.val_every)
+    blocks = sequences_disjoint(train_frames, test_frames)  # validation like test: whole stretches away
+    fit_frames, val_frames = split_validation(train_frames, cfg.val_every, blocks=blocks)
     norm = Normalisation.fit([f.position for f in fit_frames])
     size = tuple(cfg.input_size)
     show = cfg.progress and dist.is_main
@@ -86,7 +87,8 @@ def prepare_data(cfg: TrainConfig, dist: distributed.DistInfo):
     test = build_cache(test_frames, size, norm, threads=threads, progress=show, desc="test")
     info = {"root": str(Path(cfg.data).resolve()), "format": str(ds.format),
             "split_policy": None if cfg.split_policy is None else str(cfg.split_policy),
-            "allow_outside_images": bool(cfg.allow_outside_images)}
+            "allow_outside_images": bool(cfg.allow_outside_images),
+            "validation": "a contiguous block from the middle of each sequence" if blocks else "every K-th frame"}
     counts = {"train": len(fit_frames), "val": len(val_frames), "test": len(test_frames)}
     return fit, val, test, norm, info, counts
 

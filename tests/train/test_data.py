@@ -82,3 +82,24 @@ def test_loader_serves_whole_batches_as_dicts(scene):
     b = batches[0]
     assert b["image"].shape == (3, 24, 32, 3) and b["position"].shape == (3, 3)
     assert torch.equal(b["image"], cache.images[b["index"]])
+
+
+def test_validation_blocks_are_contiguous_stretches_from_the_middle_of_each_sequence():
+    # test split of other sequences: hold out round(n / every) consecutive frames per sequence,
+    # from its middle, so most are several frames from any training frame
+    from edgepose.records import FrameRecord
+    from edgepose.train.data import sequences_disjoint
+
+    def rec(seq, i):
+        return FrameRecord(image=f"{seq}/{i}.png", position=(float(i), 0.0, 0.0), rotation=(1.0, 0.0, 0.0, 0.0),
+                           K=np.eye(3), width=8, height=8, sequence=seq)
+
+    train = [rec("a", i) for i in range(40)] + [rec("b", i) for i in range(25)]
+    fit, val = split_validation(train, 5, blocks=True)
+    assert [(f.sequence, int(f.position[0])) for f in val] == [("a", i) for i in range(16, 24)] + [("b", i) for i in range(10, 15)]
+    assert len(fit) + len(val) == len(train) and not {id(f) for f in fit} & {id(f) for f in val}
+    # the interleaved split leaves every validation frame beside a training frame; blocks do not
+    gap = lambda vs, fs: np.median([min(abs(v.position[0] - f.position[0]) for f in fs if f.sequence == v.sequence) for v in vs])
+    assert gap(val, fit) == 2.0 and gap(*split_validation(train, 5)[::-1]) == 1.0
+    assert sequences_disjoint(train, [rec("c", 0)]) and not sequences_disjoint(train, [rec("a", 0), rec("c", 1)])
+    assert not sequences_disjoint(train, [rec("", 0)])
