@@ -24,6 +24,9 @@ from .runners import BACKENDS, open_runner, resolve_backend, runner_class
 from .runners.base import DEFAULT_PRECISION
 from .runners.factory import DESCRIPTIONS
 
+#: the exit code of a run whose source ended before the end it declares (see EXIT CODES)
+EXIT_INCOMPLETE = 1
+
 DESCRIPTION = """\
 Stream frames through an exported bundle: read -> preprocess (the trainer's resize/crop rule)
 -> infer -> (filter) -> write, each stage in its own thread. Writes one JSON object per frame
@@ -53,6 +56,11 @@ POLICIES (--policy)
   auto                    latest for live sources, every for recorded ones
   latest                  live: stale frames are dropped (and counted), latency stays bounded
   every                   recorded: every frame is processed (back-pressure, lossless)
+
+EXIT CODES
+  0 done (a frame that cannot be read or inferred is a failed line, counted in the summary);
+  1 the source ended before the end it declares (a video that decodes fewer frames than its
+  container says: the summary says how many); 2 bad arguments, bundle or source; 128+N signal N
 
 EXAMPLES
   edgepose-run runs/demo/bundle --source frames/ --out poses.jsonl
@@ -135,13 +143,17 @@ class StatusLine:
             self.stream.write("\n")
 
 
-def _summary(stats, written: int, failed: int, runner, errors: List[tuple], args, options: dict) -> str:
-    """The closing lines; ``written``/``failed`` count the results every sink received."""
+def _summary(stats, written: int, failed: int, runner, errors: List[tuple], args, options: dict,
+             incomplete: Optional[str] = None) -> str:
+    """The closing lines; ``written``/``failed`` count the results every sink received;
+    ``incomplete``: why the source ended before its declared end (a truncated video), if it did."""
     p50, p99 = stats.latency_percentiles()
     opts = "".join(f", {k}={v}" for k, v in options.items())
     lines = [f"edgepose-run: {written} frames through {runner.name} ({runner.precision}{opts}) in "
              f"{stats.elapsed_s:.2f} s: {stats.fps:.1f} FPS, end-to-end latency p50 {p50:.2f} ms p99 {p99:.2f} ms",
              f"  ok {written - failed}, failed {failed}, dropped {stats.dropped} (policy {args.policy})"]
+    if incomplete:
+        lines.append(f"  incomplete source (exit {EXIT_INCOMPLETE}): {incomplete}")
     if errors:
         s = summarize_errors([e[0] for e in errors], [e[1] for e in errors])
         lines.append(f"  vs ground truth ({s['n_frames']} frames): median {s['median_position_m']:.3f} m, "
@@ -215,7 +227,8 @@ def _run(args, signals) -> int:
                 status.end()
                 closing = _close_all(sinks)
                 sinks = []
-                print(_summary(pipe.stats, written, failed, runner, truth_errors, args, options), file=sys.stderr)
+                print(_summary(pipe.stats, written, failed, runner, truth_errors, args, options, source.incomplete),
+                      file=sys.stderr)
     finally:
         _close_all(sinks)
     if isinstance(stop, KeyboardInterrupt):
@@ -227,7 +240,7 @@ def _run(args, signals) -> int:
         raise stop
     if closing is not None:
         raise closing
-    return 0
+    return EXIT_INCOMPLETE if source.incomplete else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
@@ -69,11 +70,20 @@ class Frame:
     stamp_ns: Optional[int] = None
 
 
+class IncompleteSourceWarning(UserWarning):
+    """A recorded source ended before the end it declares (a truncated or damaged video)."""
+
+
 class Source:
-    """Base: iterate for frames; ``live`` says whether frames arrive in real time."""
+    """Base: iterate for frames; ``live`` says whether frames arrive in real time.
+
+    ``incomplete`` is ``None``, or, once iteration has ended early, why: what the source
+    declared and what it delivered (``edgepose-run`` prints it and exits 1).
+    """
 
     live = False
     name = "source"
+    incomplete: Optional[str] = None
 
     def __iter__(self) -> Iterator[Frame]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -192,9 +202,12 @@ class _OpenCVSource(Source):
     open_hint = "check the path or device"
     max_bad_reads = 1
 
+    def _ended(self, read: int) -> None:
+        """Called when reads stop after ``read`` frames: a recorded source checks its length."""
+
     def __iter__(self) -> Iterator[Frame]:
         cap = self._open(self.target)
-        self.cap = cap
+        self.cap, self.incomplete = cap, None
         cv2, i, bad = self.cv2, 0, 0
         try:
             while True:
@@ -203,6 +216,7 @@ class _OpenCVSource(Source):
                 if not ok or bgr is None:
                     bad += 1
                     if bad >= self.max_bad_reads:
+                        self._ended(i)
                         return
                     continue
                 bad = 0
@@ -215,7 +229,13 @@ class _OpenCVSource(Source):
 
 
 class VideoFileSource(_OpenCVSource):
-    """Frames of a video file, decoded by OpenCV; timestamps from the container."""
+    """Frames of a video file, decoded by OpenCV; timestamps from the container.
+
+    The stream ends at the first frame that does not decode; when fewer frames were decoded
+    than the container declares (``CAP_PROP_FRAME_COUNT``: the header's count in MP4/AVI, an
+    estimate from duration x rate in some other containers), or none at all, the source is
+    :attr:`~Source.incomplete` and says so in an :class:`IncompleteSourceWarning`.
+    """
 
     open_hint = "the file is missing, corrupt, or its codec is not in this OpenCV build"
 
@@ -224,6 +244,26 @@ class VideoFileSource(_OpenCVSource):
         if not Path(path).is_file():
             raise ConfigError(f"video file not found: {path}")
         self.name = str(path)
+        self.declared: Optional[int] = None  #: the frame count the container declares (once opened)
+
+    def _open(self, target):
+        cap = super()._open(target)
+        n = cap.get(self.cv2.CAP_PROP_FRAME_COUNT)
+        self.declared = int(n) if n == n and 0 < n < 2**53 else None  # NaN, 0 and -1: unknown
+        return cap
+
+    def _ended(self, read: int) -> None:
+        """A video that decodes no frame, or fewer than its container declares, is incomplete:
+        :attr:`incomplete` says so and an :class:`IncompleteSourceWarning` is issued."""
+        if self.declared is not None and read < self.declared:
+            why = (f"{self.name}: the container declares {self.declared} frames but only {read} could be "
+                   f"decoded ({self.declared - read} missing): the file is truncated or damaged")
+        elif read == 0:
+            why = f"{self.name}: no frame could be decoded (an empty, truncated or damaged video)"
+        else:
+            return
+        self.incomplete = why
+        warnings.warn(why, IncompleteSourceWarning, stacklevel=2)
 
 
 class CameraSource(_OpenCVSource):
