@@ -1,0 +1,118 @@
+"""Sigma and the pose memory refitted on finished runs: before (the run's metrics.json) and after.
+
+For every finished run (``RUN/final.pt`` of ``edgepose-train``) this rebuilds the run's data
+split from its recipe and repeats what the end of training does after the stages, with the
+code of this checkout: the pose memory's fit, the sigma signal weights and the scale on honest
+frames, the memory extended with the validation frames (:func:`edgepose.train.finish.finish`'s
+steps, same trained weights). It reports on the test split, beside the run's own metrics:
+median errors, retrieval, sigma's Spearman, coverage at 1/2/3 sigma, the AUROC of sigma for the
+worst 10 % of frames, and each sigma signal's own Spearman with the test errors (what ranks).
+
+    python benchmarks/sigma_refit.py --run RUN1 --run RUN2 --name sigma_refit
+
+Training is not repeated: the regressor's weights are the run's, so the before/after difference
+is the post-training fit alone. The validation split is rebuilt by this checkout's rule
+(:func:`edgepose.train.data.split_validation`): refit only runs whose split it reproduces (a run
+with sequence-disjoint test frames trained before the block validation would find its own
+training frames among the validation frames).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.results_file import append_section  # noqa: E402
+from edgepose.uncertainty import spearman  # noqa: E402
+
+
+def refit(run: Path):
+    """``(metrics after, signal Spearman on test {name: (pos, rot)}, memory info)`` of ``run``."""
+    import torch
+
+    from edgepose.geometry import rotation_error_rad, translation_error
+    from edgepose.train import distributed
+    from edgepose.train.evaluate import evaluate, predict
+    from edgepose.train.finish import calibrate_sigma, uncertainty_summary
+    from edgepose.train.memory_fit import extend_memory, fc_features, fit_memory, sequence_disjoint
+    from edgepose.train.model import load_model, read_checkpoint
+    from edgepose.train.pose_memory import SIGNAL_WEIGHTS, sigma_signals
+    from edgepose.train.recipe import TrainConfig
+    from edgepose.train.trainer import prepare_data
+
+    cfg = TrainConfig.from_recipe(read_checkpoint(run / "final.pt").get("recipe"), max_points=0, progress=False)
+    fit, val, test, _norm, _info, _counts = prepare_data(cfg, distributed.env_info())
+    model = load_model(run / "final.pt").eval()
+    device = torch.device("cpu")
+    memory, answers = fit_memory(model, fit, val, device, size=cfg.memory_size,
+                                 same_sequence_out=sequence_disjoint(fit, test))
+    calibrate_sigma(model, val, device, answers)
+    extend_memory(model, [fit, val], device, size=cfg.memory_size)
+    after = {f"test.{k}": v for k, v in evaluate(model, test, device).items()}
+    after.update({f"test.{k}": v for k, v in uncertainty_summary(model, test, device).items()})
+    p, q, _ = predict(model, test.images, device)
+    e = (translation_error(p, test.position_m), rotation_error_rad(q, test.rotation_q))
+    signals = {}
+    if model.memory.size:
+        with torch.no_grad():
+            h = fc_features(model, test.images, device)
+            s = sigma_signals(model.memory, h, model.heads(h))
+        signals = {name: tuple(spearman(s[name][:, j].numpy(), e[j]) for j in (0, 1)) for name, _ in SIGNAL_WEIGHTS}
+    return after, signals, memory
+
+
+def _f(v, nd=2, pct=False):
+    if v is None:
+        return "-"
+    return f"{100 * v:.0f}" if pct else f"{v:.{nd}f}"
+
+
+def _row(name, m, label):
+    cov = lambda w: "/".join(_f(m.get(f"test.within_{k}sigma_{w}"), pct=True) for k in (1, 2, 3))
+    ret = m.get("baseline.retrieval.median_position_m")
+    return (f"| {name} | {label} | {_f(m.get('test.median_position_m'), 3)} m / {_f(m.get('test.median_rotation_deg'), 1)}° "
+            f"| {_f(ret, 3)} m / {_f(m.get('baseline.retrieval.median_rotation_deg'), 1)}° "
+            f"| {_f(m.get('test.sigma_spearman_position'))} / {_f(m.get('test.sigma_spearman_rotation'))} "
+            f"| {_f(m.get('test.sigma_auroc_worst10_position'))} / {_f(m.get('test.sigma_auroc_worst10_rotation'))} "
+            f"| {cov('position')} | {cov('rotation')} |")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", action="append", required=True, help="a finished training run folder (repeat)")
+    p.add_argument("--name", default="sigma_refit", help="results/<name>.md (a section is appended)")
+    a = p.parse_args(argv)
+    load_before = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    lines = ["| run | fit | median test error | retrieval | sigma Spearman pos / rot | AUROC worst 10 % pos / rot "
+             "| within 1/2/3 sigma pos % | rot % |", "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for run in map(Path, a.run):
+        before = json.loads((run / "metrics.json").read_text())
+        after, signals, memory = refit(run)
+        after.update({k: v for k, v in before.items() if k.startswith("baseline.")})
+        lines += [_row(run.name, before, "run (trained with its own code)"), _row(run.name, after, "refit here")]
+        sig = memory.get("sigma") or {}
+        notes.append(f"- {run.name}: blend {memory.get('blend')}, k {memory.get('k')}; sigma weights "
+                     f"{json.dumps(sig.get('weights'))} on {sig.get('frames')} honest frames (Spearman there "
+                     f"{sig.get('spearman')}); each signal's Spearman with the test error (pos / rot): "
+                     + ", ".join(f"{n} {_f(v[0])} / {_f(v[1])}" for n, v in signals.items()))
+    section = (f"\n## {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC (load {load_before})\n\n"
+               f"Command: `python benchmarks/sigma_refit.py {' '.join(argv or sys.argv[1:])}`\n"
+               "Nominal coverage (chi-3 error model): 53 / 98 / 100 % within 1 / 2 / 3 sigma.\n\n"
+               + "\n".join(lines) + "\n\n" + "\n".join(notes))
+    append_section(HERE / "results" / f"{a.name}.md",
+                   "# Sigma and the pose memory refitted on finished runs (before: the run; after: this checkout)\n",
+                   section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
