@@ -34,7 +34,8 @@ TEST_FILES = ["tests/core/test_robust_core.py", "tests/runtime/test_robust_run.p
               "tests/train/test_robust_train.py", "tests/export/test_robust_export.py",
               "tests/core/test_outputs.py", "tests/core/test_robust_guard.py", "tests/core/test_manifest_typed.py",
               "tests/core/test_datasets_symlinks.py", "tests/core/test_datasets_silent.py",
-              "tests/core/test_synth_output.py", "tests/runtime/test_robust_outputs.py"]
+              "tests/core/test_synth_output.py", "tests/runtime/test_robust_outputs.py",
+              "tests/runtime/test_robust_sources.py"]
 
 #: issue 22's families: (family, regular expression over "file::test") in order; the first match wins
 FAMILIES: List[Tuple[str, str]] = [
@@ -44,9 +45,10 @@ FAMILIES: List[Tuple[str, str]] = [
     ("symlink escape", r"test_datasets_symlinks\.py"),
     ("silent acceptance", r"test_datasets_silent\.py|each_bad_field|static_batch_range|every_problem_is_listed"
                           r"|content_must_agree|swapped_precision|wrong_shape|round_trip_keeps|older_bundle"
-                          r"|refuses_them_from_python|absurd_numbers_before_they_reach"),
+                          r"|refuses_them_from_python|absurd_numbers_before_they_reach"
+                          r"|truncated_video|whole_video_is_complete|compressed_image|compressed_data"),
     ("traceback", r"test_robust_guard\.py|not_a_manifest_are_a_message|folder_or_huge|corrupt_graph|piped_into"
-                  r"|run_parser_refuses_absurd"),
+                  r"|run_parser_refuses_absurd|torch_cuda_and_no_cuda|torch_device_that_is_not"),
 ]
 
 
