@@ -59,6 +59,16 @@ def rankdata(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def _finite_pairs(x, y, where: str):
+    """``x``, ``y`` as float64 ``(N,)`` with the frames where either is not finite dropped."""
+    x = np.asarray(x, np.float64).ravel()
+    y = np.asarray(y, np.float64).ravel()
+    if x.shape != y.shape:
+        raise EdgePoseError(f"{where}: lengths differ ({x.size} vs {y.size})")
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok]
+
+
 def spearman(x, y) -> Optional[float]:
     """Spearman rank correlation of ``x (N,)`` and ``y (N,)`` (Pearson on average ranks).
 
@@ -67,12 +77,7 @@ def spearman(x, y) -> Optional[float]:
     >>> spearman([1, 2, 3, 4], [10, 20, 30, 45])
     1.0
     """
-    x = np.asarray(x, np.float64).ravel()
-    y = np.asarray(y, np.float64).ravel()
-    if x.shape != y.shape:
-        raise EdgePoseError(f"spearman: lengths differ ({x.size} vs {y.size})")
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
+    x, y = _finite_pairs(x, y, "spearman")
     if x.size < 3:
         return None
     rx, ry = rankdata(x), rankdata(y)
@@ -99,12 +104,7 @@ def auroc_worst(sigma, err, fraction: float = WORST_FRACTION) -> Optional[float]
     >>> auroc_worst([0.1, 0.2, 0.3, 0.9], [1.0, 2.0, 3.0, 9.0], fraction=0.25)
     1.0
     """
-    s = np.asarray(sigma, np.float64).ravel()
-    e = np.asarray(err, np.float64).ravel()
-    if s.shape != e.shape:
-        raise EdgePoseError(f"auroc_worst: {s.size} sigmas but {e.size} errors")
-    ok = np.isfinite(s) & np.isfinite(e)
-    s, e = s[ok], e[ok]
+    s, e = _finite_pairs(sigma, err, "auroc_worst")
     if s.size < 3:
         return None
     n_pos = max(1, int(round(fraction * s.size)))
