@@ -31,10 +31,12 @@ from .errors import ConfigError
 from .preprocess import crop_box
 
 Size = Tuple[int, int]  # (width, height)
-#: the fewest pooled blocks the filter spans: 8 keeps the camera path within about one grey
-#: level of Pillow (tests/core/test_resample.py), and pose drift near what 1 grey level of
-#: noise causes (tests/export/test_camera_graph.py)
-MIN_TAPS = 8
+#: the fewest pooled blocks the filter spans. The block mean costs exactness: on the demo
+#: model, 1920x1080 frames moved the pose by 4.3 mm (median) with k = 2 and by 0.3 mm with
+#: Pillow's exact weights (k = 1), against a 0.435 m median error (benchmarks/results/
+#: camera_graph.md). 16 keeps k = 1 up to 8x downscaling of the crop (1920x1080 to 128x96 is
+#: 11.25x: 22.5-pixel triangles, 1.4 blocks of 16 -> k = 1) and pools beyond (4K: k = 2)
+MIN_TAPS = 16
 
 
 def resample_matrix(in_size: int, out_size: int, box: Tuple[float, float]) -> np.ndarray:
@@ -80,6 +82,8 @@ def pool_factor(in_size: int, out_size: int, box: Tuple[float, float], min_taps:
     scale`` source pixels wide) spanning at least ``min_taps`` blocks; 1 when not downscaling.
 
     >>> pool_factor(1920, 128, (240.0, 1680.0))   # 11.25 source pixels per output pixel
+    1
+    >>> pool_factor(3840, 128, (480.0, 3360.0))   # 4K: 22.5 source pixels per output pixel
     2
     >>> pool_factor(640, 128, (0.0, 640.0))
     1
@@ -135,21 +139,25 @@ class PooledResample:
     x: AxisPlan
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
-        """``float64 (H, W, C)`` from ``frame (h, w, C)`` (the numpy twin of the ONNX graph)."""
+        """``float64 (H, W, C)`` from ``frame (h, w, C)`` (the numpy twin of the ONNX graph): the
+        block mean, then Pillow's order, columns first, each pass rounded to whole grey levels
+        (Pillow keeps 8 bits between its passes; a trained network moves by millimetres for
+        one grey level on a tenth of the pixels, so the rounding is part of the rule)."""
         f = np.asarray(frame, np.float64)[self.y.start:self.y.stop, self.x.start:self.x.stop]
         c = f.shape[2]
         f = f.reshape(self.y.cells, self.y.k, self.x.cells, self.x.k, c).mean(axis=(1, 3))
-        return separable(self.y.weights, f, self.x.weights)
+        t = np.rint(np.tensordot(self.x.weights, f, axes=(1, 1)).transpose(1, 0, 2))  # (cy, W, C)
+        return np.rint(np.tensordot(self.y.weights, t, axes=(1, 0)))
 
 
 def pooled_resample(src: Size, dst: Size, k: int = 0) -> PooledResample:
     """The :class:`PooledResample` of ``src = (w, h)`` to ``dst = (W, H)`` under the rule
     (cover, centre crop). ``k = 0`` picks :func:`pool_factor` (the same for both axes, since
-    the rule scales both by the same factor).
+    the rule scales both by the same factor); ``k = 1``: no block mean, Pillow's exact weights.
 
-    >>> p = pooled_resample((1920, 1080), (128, 96))
+    >>> p = pooled_resample((3840, 2160), (128, 96))
     >>> (p.x.k, p.x.weights.shape, p.y.weights.shape)
-    (2, (128, 726), (96, 540))
+    (2, (128, 1451), (96, 1080))
     """
     (w, h), (W, H) = (int(src[0]), int(src[1])), (int(dst[0]), int(dst[1]))
     if min(w, h, W, H) < 1:

@@ -106,7 +106,7 @@ def test_written_file_and_record(bundle, tmp_path):
     rec = write_camera_graph(bundle / "model.onnx", tmp_path / camera_filename("model.onnx", (640, 480)),
                              (640, 480), "bgr")
     assert rec["size"] == [640, 480] and rec["channels"] == "bgr"
-    assert rec["pool"] == pooled_resample((640, 480), NET).x.k == 2  # 10 source pixels per output pixel
+    assert rec["pool"] == pooled_resample((640, 480), NET).x.k == 1  # 10x (to 64x48): exact weights
     assert (tmp_path / "model.cam640x480.onnx").is_file()
     assert camera_filename("model.fp16.onnx", (1920, 1080)) == "model.fp16.cam1920x1080.onnx"
 
