@@ -184,10 +184,11 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
 
     ``same_sequence_out``: a validation (and leave-one-out) frame may not use views of its own
     sequence (:func:`sequence_disjoint`: when the test split is other sequences).
-    Returns ``(info, val_answers)``: what was chosen with the validation scores behind it
-    (metres/degrees), and ``(position error m, rotation error rad, sigma (N, 2))`` of the
-    blended model on the validation frames with ``sigma_scale`` 1, for the sigma calibration
-    (``None`` when the memory stays empty: ``size`` 0 or no validation frames).
+    Returns ``(info, pools)``: what was chosen with the validation scores behind it
+    (metres/degrees), and per output ``[(position error m, sigma m), (rotation error rad,
+    sigma rad)]`` of the final model with ``sigma_scale`` 1 on its honest frames
+    (:func:`_fit_sigma`), for the sigma calibration (``None`` when the memory stays empty:
+    ``size`` 0 or no validation frames).
     """
     memory = model.memory
     _empty(model)
