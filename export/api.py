@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from edgepose.bundle import MANIFEST, PRECISIONS, InputSpec, verify_files
-from edgepose.errors import ConfigError
+from edgepose.errors import ConfigError, EdgePoseError, require
 from edgepose.jsonsafe import json_safe
 from edgepose.manifest import Manifest, ModelInfo, Normalization
 from edgepose.outputs import check_outputs
@@ -168,6 +168,7 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
     result = ExportResult(out, False, precisions, data_root=frames.root, checkpoint=Path(ckpt_path),
                           qat=bool(ckpt.get("qat")), source=source)
 
+    import_native_modules(cfg.simplify)  # before the partial folder exists (see its docstring)
     with assemble(out, overwrite=cfg.overwrite) as asm:
         parity_images = frames.val[:PARITY_FRAMES] if frames.val is not None else None
         log(f"exporting {ckpt_path} ({config['backbone']}, {size[0]}x{size[1]}) to ONNX ...")
@@ -223,6 +224,20 @@ def export_from_checkpoint(cfg: ExportConfig, log: Log = print) -> ExportResult:
     result.manifest = Manifest.load(out)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def import_native_modules(simplify: bool = True) -> None:
+    """Import onnx, onnxruntime (and onnxsim) now, before anything is written. Their first
+    import runs Python callbacks from C++ (nanobind/pybind11 module set-up); a SIGTERM whose
+    handler raises there cannot unwind through C++ and aborts the process (exit -6) instead of
+    the clean "interrupted" exit, leaving the partial bundle folder behind."""
+    require("onnx", "ONNX export", "pip install 'edgepose[export]'")
+    require("onnxruntime", "checking exported graphs", "pip install 'edgepose[export]'")
+    if simplify:
+        try:
+            require("onnxsim", "ONNX simplification", "pip install onnxsim")
+        except EdgePoseError:
+            pass  # optional: export_onnx says so when it skips simplification
 
 
 def default_argv() -> List[str]:
