@@ -84,6 +84,13 @@ class Route:
     pool: Optional[BufferPool]
     camera: bool
 
+    @property
+    def direct(self) -> bool:
+        """A camera frame can go to the runner as it is, not even copied: the runner reads
+        host arrays in place (ONNX Runtime on the CPU). A runner that copies from pinned
+        buffers (``pinned_input``: TensorRT) gets the frame copied into one of the pool's."""
+        return self.camera and not getattr(self.runner, "pinned_input", False)
+
 
 class InputRoutes:
     """The routes of one runner: the runner itself (host preprocessing) and, lazily, one twin

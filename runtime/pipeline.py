@@ -2,20 +2,17 @@
 stage in its own thread, joined by bounded queues; it knows nothing about CUDA.
 
 * Order is kept: one thread per stage and FIFO queues.
-* Policies: ``every`` (recorded input: lossless, a full queue blocks the source =
-  back-pressure; preprocessing overlaps inference one frame ahead) and ``latest`` (live
-  input: the source never waits and keeps only its newest frame; the inference thread takes
-  that frame when it is free and prepares it itself, so a result is at most one source
-  interval plus one preparation and one inference old; skipped frames are counted).
+* Policies: ``every`` (recorded: lossless, back-pressure; preprocessing overlaps inference)
+  and ``latest`` (live: the source keeps only its newest frame, which the inference thread
+  takes and prepares when it is free: one source interval + one inference old at most).
 * Preprocessing writes straight into a fixed :class:`~edgepose.runtime.buffers.BufferPool`
   of the runner's input buffers (pinned on TensorRT) with THE rule of
-  :func:`edgepose.preprocess.resize_crop`; nothing is allocated per frame. A frame whose size
-  has a camera-resolution graph in the bundle is only copied into that graph's buffers: the
-  rule runs inside the graph (:mod:`edgepose.runtime.camera`).
+  :func:`edgepose.preprocess.resize_crop`; nothing is allocated per frame. A frame of a
+  camera-resolution graph's size goes to that graph (:mod:`edgepose.runtime.camera`): copied
+  into its pinned buffers on TensorRT, handed over as it is on ONNX Runtime.
 * A frame that cannot be read or inferred becomes a failed :class:`PoseResult` with the
-  reason; the stream goes on. Any other exception stops every stage and is re-raised to
-  the consumer. End of source, ``close()`` (e.g. after Ctrl-C in the consumer) and errors
-  all join every thread before returning.
+  reason; the stream goes on. Any other exception stops every stage and is re-raised to the
+  consumer. End of source, ``close()`` and errors all join every thread before returning.
 
 .. code-block:: python
 
@@ -153,7 +150,6 @@ class Pipeline:
         self._started = self._closed = False
         self._lock = threading.Lock()
 
-    # -- queue helpers that never block forever ---------------------------------------
     def _put(self, q: queue.Queue, item) -> None:
         while True:
             if self._stop.is_set():
@@ -172,7 +168,7 @@ class Pipeline:
                 if self._stop.is_set():
                     raise _Stopped() from None
 
-    def _put_latest(self, q: queue.Queue, item, on_drop: Optional[Callable] = None) -> None:
+    def _put_latest(self, q: queue.Queue, item) -> None:
         """Put without waiting; if ``q`` is full, drop the stale item in it (counted)."""
         while True:
             if self._stop.is_set():
@@ -188,8 +184,6 @@ class Pipeline:
                 if stale is _END:  # never drop the end marker (it is always the last item)
                     q.put_nowait(stale)
                     continue
-                if on_drop is not None:
-                    on_drop(stale)
                 with self._lock:
                     self.stats.dropped += 1
 
@@ -242,6 +236,8 @@ class Pipeline:
         slot, err, route = None, frame.error, self.routes.host
         if err is None:
             route = self._route(frame)
+            if route.direct and frame.image.flags.c_contiguous:  # the frame itself is the batch
+                return frame, frame.image[None], None, {"preprocess": (time.perf_counter() - t0) * 1e3}, route
             try:
                 slot, buf = route.pool.acquire(self._stop)
             except PoolClosed:
@@ -255,9 +251,8 @@ class Pipeline:
             frame.image = None  # the decoded frame is not needed any more
         return frame, slot, err, {"preprocess": (time.perf_counter() - t0) * 1e3}, route
 
-    def _scratch(self) -> np.ndarray:
-        spec = self.runner.input_spec
-        return np.empty((spec.size[1], spec.size[0], 3), np.uint8)  # for NCHW / float inputs
+    def _scratch(self) -> np.ndarray:  # for NCHW / float inputs
+        return np.empty((self.runner.input_spec.size[1], self.runner.input_spec.size[0], 3), np.uint8)
 
     def _run_preprocess(self) -> None:
         """``every``: preprocessing overlaps inference, one frame ahead (lossless, full throughput)."""
@@ -289,12 +284,14 @@ class Pipeline:
             poses = None
             if slot is not None:
                 t0 = time.perf_counter()
+                pooled = not isinstance(slot, np.ndarray)
                 try:
-                    poses = runner.infer(route.pool.buffers[slot])
+                    poses = runner.infer(route.pool.buffers[slot] if pooled else slot)
                 except EdgePoseError as exc:
                     err = f"inference: {exc.message}"
                 finally:
-                    route.pool.release(slot)
+                    if pooled:
+                        route.pool.release(slot)
                 timings["infer"] = (time.perf_counter() - t0) * 1e3
                 if "compute" in runner.last_timing:
                     timings["compute"] = runner.last_timing["compute"]
@@ -363,7 +360,7 @@ class Pipeline:
         alive = [t.name for t in self._threads if t.is_alive()]
         if not alive:
             self.routes.close()
-        if alive:
+        else:
             raise PipelineError(f"pipeline threads did not stop within {timeout:.0f} s: {alive}",
                                 hint="a source or backend call is blocked (e.g. a camera read)")
 

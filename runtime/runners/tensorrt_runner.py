@@ -142,6 +142,8 @@ class TensorRTRunner(Runner):
     requires = ("tensorrt",)
     role = "engine"
     camera_role = "camera-engine"
+    #: batches are copied to the GPU from pinned host buffers (the pipeline fills them)
+    pinned_input = True
     options = {"cuda_graph": "capture the enqueue after a warm-up run and replay it",
                "dla_core": "run on this DLA core (default: the one the engine was built for)",
                "device": "CUDA device index (default 0)"}

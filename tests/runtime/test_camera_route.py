@@ -139,3 +139,15 @@ def test_edgepose_run_takes_the_camera_graph_unless_told_not_to(bundle, tmp_path
         host = np.array([est.predict(f).position for f in frames])
     assert np.allclose(got["auto"], cam, atol=1e-5) and np.allclose(got["off"], host, atol=1e-5)
     assert not np.allclose(cam, host, atol=1e-7)  # the two paths are distinguishable
+
+
+def test_on_onnx_runtime_the_pipeline_hands_camera_frames_over_without_a_copy(bundle):
+    frames = _frames((640, 480), 3, seed=9)
+    with open_runner(bundle, "onnxruntime", "fp32") as r:
+        pipe = Pipeline(r, ArraySource(frames), policy="every")
+        twin = pipe.routes.route(frames[0]).runner  # opened before the stream starts, to watch it
+        got, infer = [], twin.infer
+        twin.infer = lambda batch: got.append(batch) or infer(batch)
+        results = list(pipe)
+    assert [res.ok for res in results] == [True] * 3
+    assert len(got) == 3 and all(np.shares_memory(b, f) for b, f in zip(got, frames))
