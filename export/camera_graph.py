@@ -25,6 +25,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from edgepose.argtypes import parse_size
 from edgepose.atomic import atomic_write_bytes
 from edgepose.errors import ConfigError, EdgePoseError, require
 from edgepose.resample import PooledResample, pooled_resample
@@ -35,26 +36,18 @@ CHANNELS = ("rgb", "bgr")
 CAMERA_PREFIX = "camera"
 #: the manifest role of a camera-resolution graph (read by edgepose.runtime.camera)
 CAMERA_ROLE = "camera-onnx"
-#: largest camera frame side accepted (pixels): 8K
-MAX_SIDE = 8192
 
 Size = Tuple[int, int]
 
 
 def parse_camera_size(text: str) -> Size:
-    """``"1920x1080"`` -> ``(1920, 1080)``; :class:`ConfigError` saying what is expected otherwise.
+    """``"1920x1080"`` -> ``(1920, 1080)``; :class:`ConfigError` saying what is expected otherwise
+    (:func:`edgepose.argtypes.parse_size`, each side 1..:data:`~edgepose.input_spec.MAX_SIDE`).
 
     >>> parse_camera_size("1920x1080")
     (1920, 1080)
     """
-    parts = str(text).lower().replace("*", "x").split("x")
-    try:
-        w, h = (int(p) for p in parts)
-    except ValueError:
-        raise ConfigError(f"--camera-size {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 1920x1080") from None
-    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
-        raise ConfigError(f"--camera-size {text!r}: each side must be 1..{MAX_SIDE} pixels")
-    return w, h
+    return parse_size(text, what="--camera-size")
 
 
 def camera_filename(onnx_name: str, size: Size) -> str:
@@ -132,10 +125,9 @@ def add_camera_input(model, size: Size, channels: str = "rgb"):
                             hint="camera graphs exist for bundles exported with --input uint8 (the default)")
     inp = g.input[0]
     dims = inp.type.tensor_type.shape.dim
-    H, W = int(dims[1].dim_value), int(dims[2].dim_value)
     batch = dims[0].dim_param or int(dims[0].dim_value)
     cast = _input_cast(g, inp.name)
-    plan = pooled_resample(size, (W, H))
+    plan = pooled_resample(size, _network_size(m))
     nodes, inits = _prefix_nodes(plan, inp.name, f"{CAMERA_PREFIX}_rgb_f32", channels)
     if cast.attribute[0].i == TensorProto.FLOAT:  # the prefix's float32 output replaces the Cast's
         last = nodes[-1]
@@ -162,15 +154,15 @@ def write_camera_graph(src_onnx: Union[str, Path], dst: Union[str, Path], size: 
     """Write the camera graph of ``src_onnx`` at ``dst`` (atomically); returns its record
     ``{"path", "size": [w, h], "channels", "pool": k, "window": [x0, y0, x1, y1]}``."""
     onnx = require("onnx", "camera-resolution graphs", "pip install 'edgepose[export]'")
-    model = add_camera_input(onnx.load(str(src_onnx)), size, channels)
-    atomic_write_bytes(Path(dst), model.SerializeToString())
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    plan = pooled_resample(size, _network_size(onnx.load(str(src_onnx))))
-    return {"path": str(dst), "size": [int(dims[2].dim_value), int(dims[1].dim_value)], "channels": channels,
+    src = onnx.load(str(src_onnx))
+    plan = pooled_resample(size, _network_size(src))  # the plan add_camera_input builds, for the record
+    atomic_write_bytes(Path(dst), add_camera_input(src, size, channels).SerializeToString())
+    return {"path": str(dst), "size": [int(size[0]), int(size[1])], "channels": channels,
             "pool": plan.x.k, "window": [plan.x.start, plan.y.start, plan.x.stop, plan.y.stop]}
 
 
 def _network_size(model) -> Size:
+    """``(W, H)`` of a network graph's uint8 NHWC input."""
     dims = model.graph.input[0].type.tensor_type.shape.dim
     return int(dims[2].dim_value), int(dims[1].dim_value)
 

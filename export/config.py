@@ -20,6 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 from edgepose.bundle import PRECISIONS
 from edgepose.errors import ConfigError
 from edgepose.frame_choice import CALIBRATION_FRAMES
+from edgepose.input_spec import MAX_SIDE
 
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 INT8_ENGINE_MODES = ("qdq", "calibrator")
@@ -128,8 +129,8 @@ class ExportConfig:
             raise ConfigError("--camera-size needs --input uint8: a camera graph takes the camera's uint8 frame",
                               hint="drop --input float32, or drop --camera-size")
         for w, h in self.camera_sizes:
-            if not (1 <= int(w) <= 8192 and 1 <= int(h) <= 8192):
-                raise ConfigError(f"--camera-size {w}x{h}: each side must be 1..8192 pixels")
+            if not (1 <= int(w) <= MAX_SIDE and 1 <= int(h) <= MAX_SIDE):
+                raise ConfigError(f"--camera-size {w}x{h}: each side must be 1..{MAX_SIDE} pixels")
         if self.dynamic_batch is None:
             if self.batch < 1:
                 raise ConfigError(f"--batch must be >= 1; got {self.batch}")
