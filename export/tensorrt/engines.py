@@ -108,26 +108,11 @@ def build_engines(trt, asm: BundleAssembly, input_spec: dict, precisions: Sequen
         finally:
             if calibrator is not None:
                 calibrator.free()
-        if "dla_layers" in report:
-            log(f"  DLA takes {report['dla_layers']['on_dla']} of {report['dla_layers']['total']} layers; "
-                "the rest run on the GPU")
         fp = device.fingerprint(plan.precision, plan.dla_core, onnx_sha256=asm.files[onnx_rel].sha256,
                                 profile=[list(s) for s in shapes])
-        rel = engine_filename(fp)
-        layers_json = report.pop("inspector_json", None)
-        for old in (rel, engine_report_name(rel)):
-            if old in asm.files:  # a rebuild for the same device replaces the engine (and its stale build inputs)
-                asm.remove(old)
-        asm.add_bytes(data, rel, "engine", plan.precision, fingerprint=fp.to_json(), onnx=onnx_rel,
-                      build={**plan.to_json(), **report}, device={"jetpack": device.jetpack, "l4t": device.l4t,
-                                                                   "module": device.module})
-        if layers_json:  # the engine's own per-layer report, beside it (edgepose-export --inspect reads it)
-            asm.add_bytes(layers_json.encode(), engine_report_name(rel), "engine-report", None, engine=rel)
-            pp = report["inspector"]["post_processing"]
-            log(f"  engine report: {report['inspector']['by_precision']}; post-processing {pp['layers']} layers, FP32")
+        rel = _list_engine(asm, data, report, engine_filename(fp), "engine", plan, fp, onnx_rel, device, log)
         if plan.calibrator and asm.path(CALIBRATION_CACHE_NAME).is_file():
             asm.register(CALIBRATION_CACHE_NAME, "calibration-cache", "int8", trt_version=device.trt_version)
-        log(f"  wrote {rel} ({len(data) / 1e6:.1f} MB)")
         built.append(rel)
         if not plan.calibrator:  # the implicit calibrator calibrates at the network size only
             built += _camera_engines(trt, asm, input_spec, plan, device, workspace_gb, cache, log)
@@ -161,17 +146,35 @@ def _camera_engines(trt, asm: BundleAssembly, input_spec: dict, plan, device, wo
         log(f"building {plan.precision} engine for {size[0]}x{size[1]} camera frames from {cam_rel} ...")
         data = build_serialized_engine(trt, asm.path(cam_rel), plan, spec["name"], shapes, workspace_gb=workspace_gb,
                                        timing_cache=cache, report=report)
-        report.pop("inspector_json", None)
         fp = device.fingerprint(plan.precision, plan.dla_core, onnx_sha256=entry.sha256,
                                 profile=[list(s) for s in shapes])
-        rel = camera_engine_name(engine_filename(fp), size)
-        if rel in asm.files:
-            asm.remove(rel)
-        asm.add_bytes(data, rel, "camera-engine", plan.precision, fingerprint=fp.to_json(), onnx=cam_rel,
-                      camera=dict(entry.extra["camera"]), build={**plan.to_json(), **report})
-        log(f"  wrote {rel} ({len(data) / 1e6:.1f} MB)")
-        out.append(rel)
+        out.append(_list_engine(asm, data, report, camera_engine_name(engine_filename(fp), size), "camera-engine",
+                                plan, fp, cam_rel, device, log, camera=dict(entry.extra["camera"])))
     return out
+
+
+def _list_engine(asm: BundleAssembly, data: bytes, report: dict, rel: str, role: str, plan, fp, onnx_rel: str,
+                 device, log, **extra) -> str:
+    """Put one built engine into the bundle as ``rel`` (role ``engine`` or ``camera-engine``)
+    with its fingerprint, build plan and report summary, and its full per-layer report beside
+    it (role ``engine-report``, what ``edgepose-export --inspect`` reads); a rebuild for the same
+    device replaces both. Returns ``rel``."""
+    if "dla_layers" in report:
+        log(f"  DLA takes {report['dla_layers']['on_dla']} of {report['dla_layers']['total']} layers; "
+            "the rest run on the GPU")
+    layers_json = report.pop("inspector_json", None)
+    for old in (rel, engine_report_name(rel)):
+        if old in asm.files:
+            asm.remove(old)
+    asm.add_bytes(data, rel, role, plan.precision, fingerprint=fp.to_json(), onnx=onnx_rel,
+                  build={**plan.to_json(), **report}, device={"jetpack": device.jetpack, "l4t": device.l4t,
+                                                               "module": device.module}, **extra)
+    if layers_json:
+        asm.add_bytes(layers_json.encode(), engine_report_name(rel), "engine-report", None, engine=rel)
+        pp = report["inspector"]["post_processing"]
+        log(f"  engine report: {report['inspector']['by_precision']}; post-processing {pp['layers']} layers, FP32")
+    log(f"  wrote {rel} ({len(data) / 1e6:.1f} MB)")
+    return rel
 
 
 def _calibrator(trt, asm: BundleAssembly, input_spec: dict, calib_images, log):

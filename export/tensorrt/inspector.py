@@ -30,6 +30,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple, Union
 
 from edgepose.bundle import MANIFEST
 from edgepose.errors import EdgePoseError
+from edgepose.manifest import Manifest
 
 #: datatypes that are not FP32 arithmetic on float data
 REDUCED = ("FP16", "BF16", "INT8", "FP8", "FP4", "INT4")
@@ -215,14 +216,14 @@ def inspect_path(path, post_prefixes: Sequence[str], log=print) -> bool:
     if not manifest.is_file():
         raise EdgePoseError(f"--inspect: {path} is neither an engine-information JSON file nor a bundle "
                             f"(no {MANIFEST})", hint="pass a bundle folder or a file written by IEngineInspector")
-    files = json.loads(manifest.read_text()).get("files", {})
-    engines = {rel: e for rel, e in files.items() if isinstance(e, dict) and e.get("role") == "engine"}
+    listing = Manifest.load(path).listing
+    engines = {**listing.with_role("engine"), **listing.with_role("camera-engine")}
     if not engines:
         log(f"{path}: no TensorRT engine in this bundle (build them on the device: --engine yes)")
         return True
     ok = True
     for rel, entry in sorted(engines.items()):
-        summary = (entry.get("build") or {}).get("inspector")
+        summary = (entry.extra.get("build") or {}).get("inspector")
         live = _live_summary(path / rel, post_prefixes)
         stored = path / engine_report_name(rel)
         if live is not None:
