@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.results_file import append_section  # noqa: E402
+from benchmarks.train_targets import num, pct  # noqa: E402  (the results tables' number formats)
 from edgepose.uncertainty import spearman  # noqa: E402
 
 
@@ -69,20 +70,13 @@ def refit(run: Path):
     return after, signals, memory
 
 
-def _f(v, nd=2, pct=False):
-    if v is None:
-        return "-"
-    return f"{100 * v:.0f}" if pct else f"{v:.{nd}f}"
-
-
 def _row(name, m, label):
-    cov = lambda w: "/".join(_f(m.get(f"test.within_{k}sigma_{w}"), pct=True) for k in (1, 2, 3))
     ret = m.get("baseline.retrieval.median_position_m")
-    return (f"| {name} | {label} | {_f(m.get('test.median_position_m'), 3)} m / {_f(m.get('test.median_rotation_deg'), 1)}° "
-            f"| {_f(ret, 3)} m / {_f(m.get('baseline.retrieval.median_rotation_deg'), 1)}° "
-            f"| {_f(m.get('test.sigma_spearman_position'))} / {_f(m.get('test.sigma_spearman_rotation'))} "
-            f"| {_f(m.get('test.sigma_auroc_worst10_position'))} / {_f(m.get('test.sigma_auroc_worst10_rotation'))} "
-            f"| {cov('position')} | {cov('rotation')} |")
+    return (f"| {name} | {label} | {num(m.get('test.median_position_m'))} m / {num(m.get('test.median_rotation_deg'), 1)}° "
+            f"| {num(ret)} m / {num(m.get('baseline.retrieval.median_rotation_deg'), 1)}° "
+            f"| {num(m.get('test.sigma_spearman_position'), 2)} / {num(m.get('test.sigma_spearman_rotation'), 2)} "
+            f"| {num(m.get('test.sigma_auroc_worst10_position'), 2)} / {num(m.get('test.sigma_auroc_worst10_rotation'), 2)} "
+            f"| {pct(m, 'position')} | {pct(m, 'rotation')} |")
 
 
 def main(argv=None) -> int:
@@ -103,7 +97,7 @@ def main(argv=None) -> int:
         notes.append(f"- {run.name}: blend {memory.get('blend')}, k {memory.get('k')}; sigma weights "
                      f"{json.dumps(sig.get('weights'))} on {sig.get('frames')} honest frames (Spearman there "
                      f"{sig.get('spearman')}); each signal's Spearman with the test error (pos / rot): "
-                     + ", ".join(f"{n} {_f(v[0])} / {_f(v[1])}" for n, v in signals.items()))
+                     + ", ".join(f"{n} {num(v[0], 2)} / {num(v[1], 2)}" for n, v in signals.items()))
     section = (f"\n## {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC (load {load_before})\n\n"
                f"Command: `python benchmarks/sigma_refit.py {' '.join(argv or sys.argv[1:])}`\n"
                "Nominal coverage (chi-3 error model): 53 / 98 / 100 % within 1 / 2 / 3 sigma.\n\n"
