@@ -13,7 +13,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from .bundle_integrity import path_problem
 from .errors import BundleError, ConfigError
-from .manifest_checks import Checker
+from .input_spec import MAX_SIDE
+from .manifest_checks import Checker, is_whole
 
 #: precision names, in canonical order (the order files, rows and tables use)
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -22,6 +23,8 @@ _NEAREST: Dict[str, Tuple[str, ...]] = {"fp32": ("fp16", "int8"), "fp16": ("fp32
 #: what a listed file is for
 ROLES = ("onnx", "camera-onnx", "engine", "camera-engine", "engine-report", "checkpoint", "parity",
          "calibration-cache")
+#: roles of camera-resolution graphs and their engines: each entry names its ``camera`` frame
+CAMERA_ROLES = ("camera-onnx", "camera-engine")
 #: roles whose files exist once per precision
 PER_PRECISION = ("onnx", "camera-onnx", "engine", "camera-engine")
 #: the largest file a manifest may list (1 TiB): a larger size is a corrupt entry
@@ -112,6 +115,13 @@ class FileEntry:
                 if fp.get("precision") != precision:
                     check.note(f"{key}.fingerprint.precision is {fp.get('precision')!r} but the entry says "
                                f"{precision!r}: one of them was edited")
+        if role in CAMERA_ROLES:  # the camera frame a camera-resolution graph (or its engine) takes
+            cam = check.obj(entry, "camera", f"{key}.camera")
+            if cam is not None:
+                wh = cam.get("size")
+                if not (isinstance(wh, list) and len(wh) == 2 and all(is_whole(v) and 1 <= v <= MAX_SIDE for v in wh)):
+                    check.bad(f"{key}.camera.size", wh, f"[width, height] in pixels, each 1..{MAX_SIDE}")
+                check.text(cam, "channels", f"{key}.camera.channels", choices=("rgb", "bgr"), default="rgb")
         if None in (role, sha, size) or (role in PER_PRECISION and precision is None):
             return None
         return cls(role, precision, sha, size, extra)  # type: ignore[arg-type]

@@ -19,7 +19,6 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from edgepose.bundle_integrity import verified_file
-from edgepose.errors import BundleError
 
 from .buffers import BufferPool
 from .spec import InputSpec
@@ -41,17 +40,13 @@ class CameraGraph:
 
 def camera_graphs(view, precision: Optional[str] = None, role: str = CAMERA_ROLE) -> List[CameraGraph]:
     """The camera graphs a :class:`~edgepose.runtime.bundles.BundleView` lists (of ``precision``):
-    ONNX files (``camera-onnx``) or, with ``role="camera-engine"``, TensorRT engines."""
+    ONNX files (``camera-onnx``) or, with ``role="camera-engine"``, TensorRT engines. Their
+    ``camera`` sections were validated with the manifest (:mod:`edgepose.bundle_files`)."""
     out = []
     for rel, entry in view.listing.with_role(role, precision).items():
-        cam = entry.extra.get("camera") or {}
-        try:
-            w, h = (int(v) for v in cam["size"])
-            channels = str(cam.get("channels", "rgb"))
-        except (KeyError, TypeError, ValueError):
-            raise BundleError(f"{view.path}/edgepose.json: files[{rel!r}].camera is {cam!r}; expected "
-                              '{"size": [w, h], "channels": "rgb"}', hint="re-export the bundle") from None
-        out.append(CameraGraph(rel, str(entry.precision), (w, h), channels))
+        cam = entry.extra["camera"]
+        out.append(CameraGraph(rel, str(entry.precision), (int(cam["size"][0]), int(cam["size"][1])),
+                               str(cam.get("channels", "rgb"))))
     return out
 
 

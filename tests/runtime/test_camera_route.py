@@ -151,3 +151,25 @@ def test_on_onnx_runtime_the_pipeline_hands_camera_frames_over_without_a_copy(bu
         results = list(pipe)
     assert [res.ok for res in results] == [True] * 3
     assert len(got) == 3 and all(np.shares_memory(b, f) for b, f in zip(got, frames))
+
+
+@pytest.mark.parametrize("camera", [{"size": ["640", 480]}, {"size": [640]}, {"size": [0, 480]},
+                                    {"size": [640, 480], "channels": "yuv"}, None])
+def test_a_bundle_whose_camera_section_is_wrong_is_refused_when_it_loads(bundle, tmp_path, camera):
+    import json
+    import shutil
+
+    from edgepose.errors import BundleError
+    from edgepose.runtime import open_bundle
+
+    d = tmp_path / "b"
+    shutil.copytree(bundle, d)
+    doc = json.loads((d / "edgepose.json").read_text())
+    rel = next(r for r, e in doc["files"].items() if e["role"] == "camera-onnx")
+    if camera is None:
+        del doc["files"][rel]["camera"]
+    else:
+        doc["files"][rel]["camera"] = camera
+    (d / "edgepose.json").write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match=rf"files\[{rel!r}\]\.camera"):
+        open_bundle(d)
