@@ -25,6 +25,8 @@ ROLES = ("onnx", "camera-onnx", "engine", "camera-engine", "engine-report", "che
          "calibration-cache")
 #: roles of camera-resolution graphs and their engines: each entry names its ``camera`` frame
 CAMERA_ROLES = ("camera-onnx", "camera-engine")
+#: the channel orders a camera graph takes (bgr: OpenCV and many ROS drivers)
+CAMERA_CHANNELS = ("rgb", "bgr")
 #: roles whose files exist once per precision
 PER_PRECISION = ("onnx", "camera-onnx", "engine", "camera-engine")
 #: the largest file a manifest may list (1 TiB): a larger size is a corrupt entry
@@ -121,7 +123,7 @@ class FileEntry:
                 wh = cam.get("size")
                 if not (isinstance(wh, list) and len(wh) == 2 and all(is_whole(v) and 1 <= v <= MAX_SIDE for v in wh)):
                     check.bad(f"{key}.camera.size", wh, f"[width, height] in pixels, each 1..{MAX_SIDE}")
-                check.text(cam, "channels", f"{key}.camera.channels", choices=("rgb", "bgr"), default="rgb")
+                check.text(cam, "channels", f"{key}.camera.channels", choices=CAMERA_CHANNELS, default="rgb")
         if None in (role, sha, size) or (role in PER_PRECISION and precision is None):
             return None
         return cls(role, precision, sha, size, extra)  # type: ignore[arg-type]

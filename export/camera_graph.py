@@ -27,12 +27,12 @@ import numpy as np
 
 from edgepose.argtypes import parse_size
 from edgepose.atomic import atomic_write_bytes
+from edgepose.bundle_files import CAMERA_CHANNELS
 from edgepose.errors import ConfigError, EdgePoseError, require
 from edgepose.resample import PooledResample, pooled_resample
 
 from .graph_lint import tensorrt_graph_lint
 
-CHANNELS = ("rgb", "bgr")
 CAMERA_PREFIX = "camera"
 #: the manifest role of a camera-resolution graph (read by edgepose.runtime.camera)
 CAMERA_ROLE = "camera-onnx"
@@ -115,8 +115,8 @@ def add_camera_input(model, size: Size, channels: str = "rgb"):
     onnx = require("onnx", "camera-resolution graphs", "pip install 'edgepose[export]'")
     from onnx import TensorProto, helper
 
-    if channels not in CHANNELS:
-        raise ConfigError(f"--camera-channels {channels!r}: expected one of {', '.join(CHANNELS)}")
+    if channels not in CAMERA_CHANNELS:
+        raise ConfigError(f"--camera-channels {channels!r}: expected one of {', '.join(CAMERA_CHANNELS)}")
     m = onnx.ModelProto()
     m.CopyFrom(model)
     g = m.graph

@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 
 from edgepose.argtypes import batch_size, integer, nonnegative_float, number
 from edgepose.bundle import MANIFEST
+from edgepose.bundle_files import CAMERA_CHANNELS
 from edgepose.cli.arg_groups import add_precision_list
 from edgepose.cli.guard import Signals, guarded
 from edgepose.errors import BundleError, ConfigError
@@ -117,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "preprocessing rule's crop and anti-aliased resize inside: the device then only copies "
                         "frames of that size. Repeat for several cameras, e.g. --camera-size 1920x1080 "
                         "--camera-size 640x480. With a BUNDLE as SOURCE they are added to it (no torch needed)")
-    g.add_argument("--camera-channels", choices=("rgb", "bgr"), default="rgb",
+    g.add_argument("--camera-channels", choices=CAMERA_CHANNELS, default="rgb",
                    help="channel order of those camera frames (bgr: OpenCV and many ROS drivers; default rgb)")
     g = p.add_argument_group("validation (test split)")
     g.add_argument("--val-frames", type=integer(1, 100000), default=DEFAULT_VAL_FRAMES,

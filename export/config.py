@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 from edgepose.bundle import PRECISIONS
+from edgepose.bundle_files import CAMERA_CHANNELS
 from edgepose.errors import ConfigError
 from edgepose.frame_choice import CALIBRATION_FRAMES
 from edgepose.input_spec import MAX_SIDE
@@ -124,7 +125,7 @@ class ExportConfig:
         _choice("--int8-engine", self.int8_engine, INT8_ENGINE_MODES)
         _choice("--engine", self.engine, ENGINE_MODES)
         _choice("--input", self.input, INPUT_KINDS)
-        _choice("--camera-channels", self.camera_channels, ("rgb", "bgr"))
+        _choice("--camera-channels", self.camera_channels, CAMERA_CHANNELS)
         if self.camera_sizes and self.input != "uint8":
             raise ConfigError("--camera-size needs --input uint8: a camera graph takes the camera's uint8 frame",
                               hint="drop --input float32, or drop --camera-size")

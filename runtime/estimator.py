@@ -17,6 +17,7 @@ from typing import Iterator, Optional, Union
 
 import numpy as np
 
+from edgepose.bundle_files import CAMERA_CHANNELS
 from edgepose.errors import EdgePoseError
 from edgepose.preprocess import load_image
 
@@ -80,7 +81,7 @@ class PoseEstimator:
             if isinstance(image, (str, Path)):
                 image = load_image(image)
             frame.read_ms = (time.perf_counter() - t0) * 1e3
-            if channels not in ("rgb", "bgr"):
+            if channels not in CAMERA_CHANNELS:
                 raise EdgePoseError(f"channels={channels!r}: expected 'rgb' or 'bgr'")
             route = self._routes.route(image, channels)
             if channels == "bgr" and not route.camera and isinstance(image, np.ndarray) and image.ndim == 3:
