@@ -10,17 +10,15 @@ from typing import List, Optional
 from edgepose.argtypes import frame_rate, positive_int, threads
 from edgepose.bundle import PRECISIONS
 from edgepose.cli.arg_groups import add_precision
-from edgepose.cli.guard import Signals, guarded, is_disk_full
+from edgepose.cli.guard import Signals, guarded
 from edgepose.metrics import summarize_errors
 from edgepose.outputs import check_outputs
 
-from .bundles import open_bundle
+from .driver import StreamConfig, drive, open_configured_runner, stopped_exit
 from .endpoints import check_bag_file, open_sinks, open_source
-from .filter import make_filter
-from .pipeline import Pipeline, resolve_policy
+from .pipeline import resolve_policy
 from .ros import options as ros_options
 from .ros.options import next_command
-from .runners import BACKENDS, open_runner, resolve_backend, runner_class
 from .runners.base import DEFAULT_PRECISION
 from .runners.factory import DESCRIPTIONS
 
@@ -104,17 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_runner(args):
-    """The runner ``args`` ask for: ``--backend auto`` resolved FIRST, then ``--threads`` and
-    ``--cuda-graph`` given to the backend that honours them (a warning names a flag it ignores)."""
-    view = open_bundle(args.bundle)
-    backend, _ = resolve_backend(view, args.backend, args.precision)
-    options, ignored = runner_class(backend).options_for(threads=args.threads, cuda_graph=args.cuda_graph)
-    for key in ignored:
-        users = [b for b, c in BACKENDS.items() if key in c.settings]
-        warnings.warn(f"--{key.replace('_', '-')} has no effect on the {backend} backend (it applies to "
-                      f"{', '.join(users)})", RuntimeWarning)
-    return open_runner(view, backend, args.precision, strict=args.strict, **options), options
+def stream_config(args) -> StreamConfig:
+    """The driver's :class:`StreamConfig` of edgepose-run's parsed arguments."""
+    return StreamConfig(bundle=args.bundle, backend=args.backend, precision=args.precision, strict=args.strict,
+                        threads=args.threads, cuda_graph=args.cuda_graph, policy=args.policy, filter=args.filter,
+                        camera_to_base=args.camera_to_base, max_frames=args.max_frames,
+                        camera_graphs=args.camera_graph == "auto")
 
 
 class StatusLine:
@@ -197,47 +190,33 @@ def _run(args, signals) -> int:
                   {"BUNDLE": args.bundle, "--source": source_path})
     source = open_source(args.source, fps=args.fps, split=args.split, **ros_options.source_options(args))
     args.policy = resolve_policy(args.policy, source)
-    runner, options = make_runner(args)
+    config = stream_config(args)
+    runner, options = open_configured_runner(config)  # before the outputs: a bad backend writes nothing
     sinks = open_sinks(args.out, args.csv, args.plot, bag=ros_options.bag_sink_options(args, source))
-    truth_errors, written, failed = [], 0, 0
-    stop: Optional[BaseException] = None
+    truth_errors = []
+
+    def write(r) -> None:  # one result to every sink (the driver holds signals meanwhile)
+        for s in sinks:
+            s.write(r)
+        e = r.errors()
+        if e is not None:
+            truth_errors.append((e["position_m"], e["rotation_deg"]))
+
     try:
-        with runner:
-            pipe = Pipeline(runner, source, policy=args.policy, postprocess=ros_options.postprocess(args, make_filter(args.filter)),
-                            max_frames=args.max_frames, camera_graphs=args.camera_graph == "auto")
-            try:
-                with pipe:  # joins every stage thread however the loop ends
-                    for r in pipe:
-                        with signals.protect():  # one result reaches every sink, or none does
-                            for s in sinks:
-                                s.write(r)
-                            written, failed = written + 1, failed + (not r.ok)
-                            e = r.errors()
-                            if e is not None:
-                                truth_errors.append((e["position_m"], e["rotation_deg"]))
-                        status.update(pipe.stats)
-            except KeyboardInterrupt as exc:
-                stop = exc
-            except OSError as exc:
-                if not is_disk_full(exc):
-                    raise
-                stop = exc
-            with signals.protect():  # a second signal does not cut the summary short
-                status.update(pipe.stats, force=True)
-                status.end()
-                closing = _close_all(sinks)
-                sinks = []
-                print(_summary(pipe.stats, written, failed, runner, truth_errors, args, options, source.incomplete),
-                      file=sys.stderr)
+        outcome = drive(config, source, write, runner=runner, options=options, signals=signals,
+                        on_progress=status.update)
+        with signals.protect():  # a second signal does not cut the summary short
+            status.update(outcome.stats, force=True)
+            status.end()
+            closing = _close_all(sinks)
+            sinks = []
+            print(_summary(outcome.stats, outcome.written, outcome.failed, runner, truth_errors, args, options,
+                           source.incomplete), file=sys.stderr)
     finally:
         _close_all(sinks)
-    if isinstance(stop, KeyboardInterrupt):
-        signum = getattr(stop, "signum", 2)
-        print(f"edgepose-run: interrupted ({'SIGTERM' if signum == 15 else 'Ctrl-C'}); the {written} results so "
-              "far are written", file=sys.stderr)
-        return 128 + signum
-    if stop is not None:
-        raise stop
+    code = stopped_exit("edgepose-run", outcome)
+    if code is not None:
+        return code
     if closing is not None:
         raise closing
     return EXIT_INCOMPLETE if source.incomplete else 0

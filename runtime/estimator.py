@@ -22,8 +22,8 @@ from edgepose.errors import EdgePoseError
 from edgepose.preprocess import load_image
 
 from .camera import InputRoutes
-from .filter import make_filter
-from .pipeline import Pipeline, make_result
+from .driver import StreamConfig, open_pipeline
+from .pipeline import make_result
 from .results import PoseResult
 from .runners import open_runner
 from .endpoints import open_source
@@ -109,8 +109,8 @@ class PoseEstimator:
         ``"kalman"``. Leaving the loop early
         (break, Ctrl-C, an error) stops and joins every pipeline thread."""
         src = open_source(source, **source_options)
-        self.last_pipeline = Pipeline(self.runner, src, policy=policy, postprocess=make_filter(filter),
-                                      max_frames=max_frames, camera_graphs=self.camera_graphs)
+        config = StreamConfig(policy=policy, filter=filter, max_frames=max_frames, camera_graphs=self.camera_graphs)
+        self.last_pipeline = open_pipeline(self.runner, src, config)
         return iter(self.last_pipeline)
 
     def close(self) -> None:
