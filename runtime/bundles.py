@@ -2,8 +2,10 @@
 which backend and precision (with the never-silent precision fallback)."""
 from __future__ import annotations
 
+import os
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -13,6 +15,10 @@ from edgepose.errors import BundleError, ConfigError
 from edgepose.manifest import Manifest
 
 from .spec import InputSpec
+
+
+#: a file modified this recently (s) is hashed at every load (see :meth:`BundleView.verified`)
+RACY_S = 2.0
 
 
 class PrecisionFallbackWarning(UserWarning):
@@ -25,6 +31,8 @@ class BundleView:
 
     path: Path
     manifest: Manifest
+    #: rel -> ((size, mtime ns, inode) when verified, path): see :meth:`verified`
+    _verified: Dict[str, tuple] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def input_spec(self) -> InputSpec:
@@ -45,7 +53,28 @@ class BundleView:
         """The path of the ``role`` file (of ``precision``), verified before anything loads it:
         inside the bundle, no symbolic link, size and sha256 as listed."""
         rel = self.listing.find(role, precision)
-        return None if rel is None else verified_file(self.path, self.manifest, rel)
+        return None if rel is None else self.verified(rel)
+
+    def verified(self, rel: str) -> Path:
+        """:func:`~edgepose.bundle_integrity.verified_file` of listed file ``rel``, hashed once
+        per view while the file is unchanged (same size, modification time and inode, link or
+        not): a runner's camera twins and a reopened graph do not hash it again. A file modified
+        less than :data:`RACY_S` before it was hashed is not remembered (file times are coarse:
+        a rewrite within the same tick would keep them, git's "racily clean" rule)."""
+        try:
+            st = os.lstat(self.path / rel)
+            key = (st.st_size, st.st_mtime_ns, st.st_ino)
+            if time.time() - st.st_mtime < RACY_S:
+                key = None
+        except OSError:
+            key = None
+        seen = self._verified.get(rel)
+        if key is not None and seen is not None and seen[0] == key:
+            return seen[1]
+        p = verified_file(self.path, self.manifest, rel)
+        if key is not None:
+            self._verified[rel] = (key, p)
+        return p
 
     def resolve_precision(self, role: str, precision: str, strict: bool = False,
                           allowed: Optional[Tuple[str, ...]] = None) -> Tuple[str, Path]:

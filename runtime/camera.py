@@ -18,8 +18,6 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from edgepose.bundle_integrity import verified_file
-
 from .buffers import BufferPool
 from .spec import InputSpec
 
@@ -59,7 +57,7 @@ def camera_spec(network: InputSpec, size: Size) -> InputSpec:
 
 def camera_file(view, graph: CameraGraph):
     """The verified path of ``graph`` (inside the bundle, size and sha256 as listed)."""
-    return verified_file(view.path, view.manifest, graph.rel)
+    return view.verified(graph.rel)
 
 
 def frame_size(image) -> Optional[Size]:

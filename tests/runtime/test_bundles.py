@@ -80,3 +80,36 @@ def test_a_present_precision_is_used_silently_and_allowed_limits_the_fallback(bu
         view.resolve_precision("engine", "fp16")
     with pytest.raises(BundleError, match="bf16"):
         view.resolve_precision("onnx", "bf16")
+
+
+def test_a_file_verified_once_is_checked_again_when_it_changes(bundle_with, monkeypatch):
+    """The view hashes an unchanged file once (a runner's camera twins reuse it), but a file
+    edited or swapped after the first load is refused at the next one: the memo is keyed on
+    what a change alters (size, modification time, inode), never trusted blindly; a file
+    written within RACY_S of its hashing is hashed every time (coarse file times)."""
+    import os
+
+    import edgepose.bundle_integrity as integrity
+
+    hashed = []
+    real = integrity._hash_and_find
+    monkeypatch.setattr(integrity, "_hash_and_find", lambda p, *a: hashed.append(p.name) or real(p, *a))
+    view = bundle_with("fp32", "fp16")
+    path = view.file_for("onnx", "fp16")
+    assert view.file_for("onnx", "fp16") == path
+    assert hashed == ["model.fp16.onnx"] * 2  # just written: racy, hashed at each load
+    old = path.stat().st_mtime - 60
+    os.utime(path, (old, old))
+    hashed.clear()
+    assert view.file_for("onnx", "fp16") == path and view.file_for("onnx", "fp16") == path
+    assert hashed == ["model.fp16.onnx"]  # settled and unchanged: hashed once
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size, different bytes, a new modification time
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256 differs"):
+        view.file_for("onnx", "fp16")
+    path.unlink()  # another file in its place, dated back: a new inode
+    shutil.copyfile(view.path / "model.onnx", path)
+    os.utime(path, (old, old))
+    with pytest.raises(BundleError, match="size|sha256"):
+        view.file_for("onnx", "fp16")
