@@ -10,7 +10,9 @@ network-size graph) and after (the camera graph: the host only copies the frame)
 1. host ms per raw frame outside the runner (640x480, 1280x720, 1920x1080), and the runner's
    own ms for each path;
 2. the streaming pipeline on raw 1920x1080 frames held in memory: `every` frames/s over the
-   runner alone on the same path, and `latest` p50 latency over the runner's frame time;
+   runner alone on the same path (the stream's rate, from its first result to its last; the
+   start-up before the first result is reported apart), and `latest` p50 latency over the
+   runner's frame time; repeated back to back (--repeats), median and range;
 3. with --scene SIZE=DATA (a dataset rendered at that size): median drift of the camera
    graph's poses from the host path's, over the host path's median error against the ground
    truth, per precision (target: <= 2 % for FP32).
@@ -99,10 +101,29 @@ def runner_fps(runner, frame, seconds=3.0):
     return infer_rate(runner, preprocess_batch([frame], runner.input_spec, out=runner.allocate_input(1)), seconds, 5)
 
 
-def pipeline_rows(bundle: Path, precision: str, n: int = 120, spin: bool = False, threads: int = 0):
-    """``{path: (every fps, runner fps, latest p50 ms, runner frame ms)}`` on raw 1920x1080 frames.
-    "Runner alone" is the runner on an already prepared input of that path (for the host path
-    the network-size graph, so its efficiency shows what host preprocessing costs)."""
+def _steady(pipe):
+    """``(results/s from the first result to the last, ms to the first result, latencies ms)``.
+    The start-up (threads, the camera graph's session opened at the first frame of its size,
+    the first inference) is a one-time cost, reported apart from the stream's rate."""
+    t0 = time.perf_counter()
+    t_first = t_last = None
+    lat = []
+    for res in pipe:
+        t_last = time.perf_counter()
+        t_first = t_first or t_last
+        if res.ok:
+            lat.append(res.timings_ms["latency"])
+    n = len(lat)
+    return (n - 1) / (t_last - t_first), (t_first - t0) * 1e3, lat
+
+
+def pipeline_rows(bundle: Path, precision: str, n: int = 120, spin: bool = False, threads: int = 0,
+                  repeats: int = 3):
+    """``{path: [(every fps, runner fps, latest p50 ms, start-up ms), ...]}``, one tuple per
+    repeat, on raw 1920x1080 frames. Each repeat measures the runner alone, then `every`, then
+    `latest`, back to back, so that a change of load hits both sides of a ratio. "Runner alone"
+    is the runner on an already prepared input of that path (for the host path the network-size
+    graph, so its efficiency shows what host preprocessing costs)."""
     from edgepose.runtime import ArraySource, Pipeline, open_runner
     from edgepose.runtime.camera import InputRoutes
 
@@ -111,19 +132,16 @@ def pipeline_rows(bundle: Path, precision: str, n: int = 120, spin: bool = False
     for path, use_camera in (("host preprocessing", False), ("camera graph", True)):
         with open_runner(bundle, "onnxruntime", precision, strict=True, allow_spinning=spin,
                          intra_op_threads=threads) as r:
-            routes = InputRoutes(r, 0, enabled=use_camera)
-            alone = runner_fps(routes.route(frames[0]).runner, frames[0])
-            routes.close()
-            src = ArraySource([frames[i % len(frames)] for i in range(n)])
-            pipe = Pipeline(r, src, policy="every", camera_graphs=use_camera)
-            t0 = time.perf_counter()
-            done = sum(1 for _ in pipe)
-            every_fps = done / (time.perf_counter() - t0)
-            # a live camera twice as fast as this path's pipeline can go: `latest` must drop
-            live = ArraySource([frames[i % len(frames)] for i in range(n)], rate=2 * every_fps, live=True)
-            pipe = Pipeline(r, live, policy="latest", camera_graphs=use_camera)
-            lat = [res.timings_ms["latency"] for res in pipe if res.ok]
-            out[path] = (every_fps, alone, float(np.median(lat[3:] or lat)), 1e3 / alone)
+            for _ in range(repeats):
+                routes = InputRoutes(r, 0, enabled=use_camera)
+                alone = runner_fps(routes.route(frames[0]).runner, frames[0])
+                routes.close()
+                src = ArraySource([frames[i % len(frames)] for i in range(n)])
+                every_fps, start_ms, _ = _steady(Pipeline(r, src, policy="every", camera_graphs=use_camera))
+                # a live camera twice as fast as this path's pipeline can go: `latest` must drop
+                live = ArraySource([frames[i % len(frames)] for i in range(n)], rate=2 * every_fps, live=True)
+                _, _, lat = _steady(Pipeline(r, live, policy="latest", camera_graphs=use_camera))
+                out.setdefault(path, []).append((every_fps, alone, float(np.median(lat[3:] or lat)), start_ms))
     return out
 
 
@@ -164,6 +182,7 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=120, help="frames per pipeline run (default 120)")
     p.add_argument("--spin", action="store_true", help="part 2: let ONNX Runtime's idle threads spin (its default)")
     p.add_argument("--threads", type=int, default=0, help="part 2: ONNX Runtime intra-op threads (0: its default)")
+    p.add_argument("--repeats", type=int, default=3, help="part 2: back-to-back repeats per path (default 3)")
     p.add_argument("--out", type=Path, default=None, help="append the results to this Markdown file")
     args = p.parse_args(argv)
     scenes = []
@@ -176,7 +195,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = add_cameras(args.bundle, sizes, Path(tmp))
         cost = host_cost(bundle, args.precision)
-        pipe = pipeline_rows(bundle, args.precision, args.frames, args.spin, args.threads)
+        pipe = pipeline_rows(bundle, args.precision, args.frames, args.spin, args.threads, args.repeats)
         have = [q for q in args.parity_precisions.split(",") if (bundle / ("model.onnx" if q == "fp32" else f"model.{q}.onnx")).is_file()]
         parity = parity_rows(bundle, scenes, have) if scenes else []
     load1 = os.getloadavg()[0]
@@ -190,11 +209,19 @@ def main(argv=None) -> int:
     for (w, h), hb, ha, rb, ra in cost:
         lines.append(f"| {w}x{h} | {hb:.2f} | {ha:.3f} | {ha / hb:.3f} | {rb:.2f} | {ra:.2f} |")
     lines += ["", f"### 2. Streaming pipeline on raw 1920x1080 frames in memory (ORT threads {args.threads or 'default'}, "
-              f"spinning {'on' if args.spin else 'off'})\n",
-              "| path | `every` frames/s | runner alone frames/s | efficiency | `latest` p50 ms | runner frame ms | p50 / frame time |",
-              "|---|---|---|---|---|---|---|"]
-    for path, (fps, alone, p50, frame_ms) in pipe.items():
-        lines.append(f"| {path} | {fps:.1f} | {alone:.1f} | {fps / alone:.3f} | {p50:.2f} | {frame_ms:.2f} | {p50 / frame_ms:.2f} |")
+              f"spinning {'on' if args.spin else 'off'}; {args.repeats} repeats, median [min-max])\n",
+              "`every` frames/s run from the first result to the last; the start-up before the first result "
+              "(threads, the camera graph's session opened at the first frame of its size, the first "
+              "inference) is its own column.\n",
+              "| path | `every` frames/s | runner alone frames/s | efficiency | start-up ms | `latest` p50 ms | "
+              "runner frame ms | p50 / frame time |",
+              "|---|---|---|---|---|---|---|---|"]
+    for path, reps in pipe.items():
+        fps, alone, p50, start = (np.array(v) for v in zip(*reps))
+        eff, ratio = fps / alone, p50 * alone / 1e3
+        span = lambda v, f: f"{f.format(np.median(v))} [{f.format(v.min())}-{f.format(v.max())}]"  # noqa: E731
+        lines.append(f"| {path} | {np.median(fps):.1f} | {np.median(alone):.1f} | {span(eff, '{:.3f}')} | "
+                     f"{np.median(start):.0f} | {np.median(p50):.2f} | {1e3 / np.median(alone):.2f} | {span(ratio, '{:.2f}')} |")
     if parity:
         lines += ["", "### 3. Poses: camera graph vs the host path on rendered scenes\n",
                   "| frames rendered at | precision | frames | host path median error m | drift median m | drift p95 m | drift / error |",
