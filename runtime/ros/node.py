@@ -18,20 +18,23 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from edgepose.bundle import PRECISIONS
-from edgepose.errors import EdgePoseError, require
+from edgepose.cli.arg_groups import (add_backend, add_bundle, add_precision, add_runner_settings, add_stream_options,
+                                     add_threads)
+from edgepose.cli.guard import Signals, guarded
+from edgepose.errors import ConfigError, require
 
+from ..bundles import open_bundle
+from ..driver import Outcome, StreamConfig, drive, open_configured_runner, stopped_exit
 from ..runners.base import DEFAULT_PRECISION
-from .messages import (DEFAULT_FRAME_ID, DIAGNOSTICS_QOS, DIAGNOSTICS_TOPIC, IMAGE_QOS, POSE_QOS,
-                       diagnostic_values, pose_message, to_rclpy, to_rclpy_qos)
-from ..filter import make_filter
-from ..pipeline import Pipeline
-from ..runners import open_runner
-from .frames import CameraToBase, chain
+from ..runners.factory import DESCRIPTIONS
 from .live import MessageSource
+from .messages import (DIAGNOSTICS_QOS, DIAGNOSTICS_TOPIC, IMAGE_QOS, POSE_QOS, diagnostic_values, pose_message,
+                       to_rclpy, to_rclpy_qos)
 from .node_args import declare_settings, parse_ros_args, split_ros_args
+from .options import add_camera_to_base, add_frame_id, add_pose_topic
 
 #: relative topic names: resolved in the node's namespace (-r __ns:=/front)
 DEFAULT_IMAGE_TOPIC = "camera/image_raw"
@@ -52,22 +55,25 @@ EXAMPLE (Jetson, ROS 2 Humble, TensorRT engine in the bundle)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The node's own flags; the ones edgepose-run has too come from the same definitions
+    (``edgepose.cli.arg_groups``, ``edgepose.runtime.ros.options``)."""
     p = argparse.ArgumentParser(prog="edgepose-ros2", description=__doc__.split("\n\n")[1].replace("\n", " "),
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bundle", nargs="?", default="",
-                   help="bundle folder (with edgepose.json), made by edgepose-export (or -p bundle:=...)")
+    add_bundle(p, optional=True, extra=" (or -p bundle:=...)")
     p.add_argument("--image-topic", default=DEFAULT_IMAGE_TOPIC,
                    help=f"camera topic, relative to the node's namespace (default {DEFAULT_IMAGE_TOPIC})")
     p.add_argument("--compressed", action="store_true", help="the topic carries sensor_msgs/CompressedImage (jpeg, png)")
-    p.add_argument("--pose-topic", default=NODE_POSE_TOPIC, help=f"output topic (default {NODE_POSE_TOPIC})")
-    p.add_argument("--frame-id", default=DEFAULT_FRAME_ID,
-                   help=f"header.frame_id: the dataset's world frame (default {DEFAULT_FRAME_ID})")
-    p.add_argument("--camera-to-base", default="", help="as in edgepose-run: publish the base frame's pose")
+    add_pose_topic(p, NODE_POSE_TOPIC, "the node publishes, relative to its namespace")
+    add_frame_id(p)
+    add_camera_to_base(p)
     p.add_argument("--base-frame-id", default="base_link", help="child frame of --publish-tf (default base_link)")
     p.add_argument("--publish-tf", action="store_true", help="also broadcast frame_id -> base_frame_id on /tf")
-    p.add_argument("--backend", default="auto", help="auto (default), tensorrt, onnxruntime")
-    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS, help=f"default {DEFAULT_PRECISION}")
-    p.add_argument("--filter", default="none", choices=("none", "kalman"), help="as in edgepose-run")
+    add_backend(p, DESCRIPTIONS)
+    add_precision(p, PRECISIONS, f"model precision (default {DEFAULT_PRECISION}; fp32 on torch); a missing one "
+                                 "falls back to the nearest, with a warning")
+    add_runner_settings(p)
+    add_threads(p)
+    add_stream_options(p)
     p.add_argument("--diagnostics-period", type=float, default=1.0, help="seconds between diagnostics (default 1)")
     p.add_argument("--launch-file", action="store_true", help="print the path of the bundled launch file and exit")
     return p
@@ -116,52 +122,78 @@ def _diagnostics(stats, dropped_before: int, stamp, last_latency):
     return arr
 
 
+def stream_config(cfg: dict) -> StreamConfig:
+    """The driver's :class:`StreamConfig` of the node's settings (ROS parameters): the ``latest``
+    policy (stale frames dropped, bounded latency); ``""`` is a parameter's "not set"."""
+    return StreamConfig(bundle=cfg["bundle"], backend=cfg["backend"] or "auto", precision=cfg["precision"] or None,
+                        strict=bool(cfg["strict"]), threads=int(cfg["threads"] or 0), cuda_graph=bool(cfg["cuda_graph"]),
+                        policy="latest", filter=cfg["filter"] or None, camera_to_base=cfg["camera_to_base"] or None,
+                        camera_graphs=(cfg["camera_graph"] or "auto") == "auto")
+
+
+def node_stream(cfg: dict, source: MessageSource, on_pose: Callable, warn: Callable[[str], None], signals=None,
+                on_progress: Optional[Callable] = None) -> Outcome:
+    """The node's stream without rclpy: frames pushed into ``source`` go through the driver
+    as ``cfg`` says; each ok result goes to ``on_pose``, a failed one to ``warn``."""
+    config = stream_config(cfg)
+    runner, options = open_configured_runner(config)
+
+    def on_result(r) -> None:
+        if r.ok:
+            on_pose(r)
+        else:
+            warn(f"frame {r.index}: {r.error}")
+
+    return drive(config, source, on_result, runner=runner, options=options, signals=signals, on_progress=on_progress)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    try:
-        args, ros = parse_args(argv)
-    except EdgePoseError as exc:
-        print(f"edgepose-ros2: error: {exc}", file=sys.stderr)
-        return 2
+    with Signals() as signals:  # Ctrl-C and SIGTERM alike (rclpy's own handler chains to it)
+        return guarded("edgepose-ros2", lambda: _main(argv, signals),
+                       on_interrupt="stopped during start-up: no frame was processed")
+
+
+def _check_bundle_early(args, ros) -> None:
+    """A bundle named on the command line is opened before ROS starts (its errors, in
+    edgepose-run's words, come first), unless a ROS parameter may replace it."""
+    if args.bundle and "bundle" not in ros.params and not ros.params_files:
+        open_bundle(args.bundle)
+
+
+def _main(argv: Optional[List[str]], signals) -> int:
+    args, ros = parse_args(argv)
     if args.launch_file:
         print(launch_file())
         return 0
-    try:
-        rclpy = require("rclpy", "the ROS 2 node edgepose-ros2", RCLPY_INSTALL)
-        from geometry_msgs.msg import PoseWithCovarianceStamped
-        from sensor_msgs.msg import CompressedImage, Image
-    except (EdgePoseError, ImportError) as exc:
-        print(f"edgepose-ros2: error: {exc}", file=sys.stderr)
-        return 2
+    _check_bundle_early(args, ros)
+    rclpy = require("rclpy", "the ROS 2 node edgepose-ros2", RCLPY_INSTALL)
+    require("geometry_msgs.msg", "the ROS 2 node edgepose-ros2", RCLPY_INSTALL)
+    require("sensor_msgs.msg", "the ROS 2 node edgepose-ros2", RCLPY_INSTALL)
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+    from sensor_msgs.msg import CompressedImage, Image
+
     rclpy.init(args=["edgepose-ros2"] + ros.argv)
     node = rclpy.create_node("edgepose")  # __node:= / __ns:= remaps rename and namespace it
     try:
-        rc = _serve(rclpy, node, declare_settings(node, args, _describe), PoseWithCovarianceStamped,
-                    CompressedImage, Image)
+        return _serve(rclpy, node, declare_settings(node, args, _describe), signals, PoseWithCovarianceStamped,
+                      CompressedImage, Image)
     finally:
         if rclpy.ok():
             rclpy.shutdown()
         node.destroy_node()
-    return rc
 
 
-def _serve(rclpy, node, cfg: dict, PoseWithCovarianceStamped, CompressedImage, Image) -> int:
+def _serve(rclpy, node, cfg: dict, signals, PoseWithCovarianceStamped, CompressedImage, Image) -> int:
     """Run the node with its declared settings ``cfg`` until shutdown; the exit code."""
     log = node.get_logger()
     if not cfg["bundle"]:
-        log.error("no bundle: give it as the first argument or as -p bundle:=/path/to/bundle")
-        return 2
+        raise ConfigError("no bundle given", hint="give it as the first argument or as -p bundle:=/path/to/bundle")
     if not cfg["camera_to_base"]:
         log.warn("publishing the camera OPTICAL frame's pose; robot_localization / Nav2 read a "
                  "PoseWithCovarianceStamped as the body's pose: set camera_to_base (tf2_echo base_link "
                  "<camera optical frame>)")
     msgtype = "sensor_msgs/msg/CompressedImage" if cfg["compressed"] else "sensor_msgs/msg/Image"
     source = MessageSource(cfg["image_topic"], msgtype)
-    try:
-        post = chain(make_filter(cfg["filter"]), CameraToBase.from_option(cfg["camera_to_base"] or None))
-        runner = open_runner(cfg["bundle"], cfg["backend"], cfg["precision"])
-    except EdgePoseError as exc:
-        log.error(str(exc))
-        return 2
     node.create_subscription(CompressedImage if cfg["compressed"] else Image, cfg["image_topic"],
                              source.push, to_rclpy_qos(IMAGE_QOS))
     pub = node.create_publisher(PoseWithCovarianceStamped, cfg["pose_topic"], to_rclpy_qos(POSE_QOS))
@@ -182,39 +214,33 @@ def _serve(rclpy, node, cfg: dict, PoseWithCovarianceStamped, CompressedImage, I
         finally:
             source.close()
 
+    state = {"diag": time.monotonic(), "latency": None}
+
+    def publish(r) -> None:
+        pm = pose_message(r, cfg["frame_id"])
+        pub.publish(to_rclpy(pm, PoseWithCovarianceStamped()))
+        if tf is not None:
+            tf.sendTransform(_transform(pm, cfg["base_frame_id"]))
+        state["latency"] = r.latency_ms
+
+    def diagnostics(stats) -> None:
+        if time.monotonic() - state["diag"] >= cfg["diagnostics_period"]:
+            state["diag"] = time.monotonic()
+            diag.publish(_diagnostics(stats, source.dropped, node.get_clock().now().to_msg(), state["latency"]))
+
     spinner = threading.Thread(target=spin, name="edgepose-ros2-spin", daemon=True)
+    spinner.start()
     log.info(f"edgepose-ros2 {node.get_fully_qualified_name()}: {cfg['image_topic']} -> {cfg['pose_topic']} "
-             f"(frame {cfg['frame_id']}), backend {cfg['backend']} {cfg['precision']}")
-    rc = 0
-    with runner:
-        pipe = Pipeline(runner, source, policy="latest", postprocess=post)
-        spinner.start()
-        last_diag, last_latency = time.monotonic(), None
-        try:
-            for r in pipe:
-                if r.ok:
-                    pm = pose_message(r, cfg["frame_id"])
-                    pub.publish(to_rclpy(pm, PoseWithCovarianceStamped()))
-                    if tf is not None:
-                        tf.sendTransform(_transform(pm, cfg["base_frame_id"]))
-                    last_latency = r.latency_ms
-                else:
-                    log.warn(f"frame {r.index}: {r.error}")
-                if time.monotonic() - last_diag >= cfg["diagnostics_period"]:
-                    last_diag = time.monotonic()
-                    diag.publish(_diagnostics(pipe.stats, source.dropped, node.get_clock().now().to_msg(), last_latency))
-        except KeyboardInterrupt:
-            rc = 130
-        except EdgePoseError as exc:
-            log.error(str(exc))
-            rc = 2
-        finally:
-            source.close()
-            pipe.close()
-            if rclpy.ok():
-                rclpy.shutdown()
-            spinner.join(5.0)
-    return rc
+             f"(frame {cfg['frame_id']}), backend {cfg['backend']} {cfg['precision'] or DEFAULT_PRECISION}")
+    try:
+        outcome = node_stream(cfg, source, publish, log.warn, signals=signals, on_progress=diagnostics)
+    finally:
+        source.close()
+        if rclpy.ok():
+            rclpy.shutdown()
+        spinner.join(5.0)
+    code = stopped_exit("edgepose-ros2", outcome, "published (or logged, when failed)")
+    return 0 if code is None else code
 
 
 if __name__ == "__main__":  # pragma: no cover

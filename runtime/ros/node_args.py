@@ -124,9 +124,13 @@ SETTINGS = (
             "'x y z qx qy qz qw' camera optical frame in the base frame: publish the body's pose ('' = optical)"),
     Setting("base_frame_id", "base_frame_id", "child frame of the optional map->base TF"),
     Setting("publish_tf", "publish_tf", "also broadcast frame_id -> base_frame_id on /tf"),
-    Setting("backend", "backend", "auto, tensorrt or onnxruntime"),
-    Setting("precision", "precision", "fp32, fp16 or int8"),
+    Setting("backend", "backend", "auto, tensorrt, onnxruntime, ... (as edgepose-run --backend)"),
+    Setting("precision", "precision", "fp32, fp16 or int8 ('' = the backend's default, fp16)"),
+    Setting("strict", "strict", "fail instead of falling back to another precision"),
+    Setting("threads", "threads", "intra-op CPU threads of ONNX Runtime / torch (0 = the library's default)"),
+    Setting("cuda_graph", "cuda_graph", "TensorRT: replay the inference as a CUDA graph"),
     Setting("filter", "filter", "none or kalman"),
+    Setting("camera_graph", "camera_graph", "auto: frames of a camera-resolution graph's size go to it; off: host"),
     Setting("diagnostics_period", "diagnostics_period", "seconds between /diagnostics messages"),
 )
 

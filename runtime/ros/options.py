@@ -1,14 +1,14 @@
-"""edgepose-run's ROS options and the glue its dispatch points call (no rosbags import here)."""
+"""The ROS flags of edgepose-run (and those edgepose-ros2 shares with it) and the glue their dispatch
+points call (no rosbags import here)."""
 from __future__ import annotations
 
 import argparse
-from typing import Callable, Optional
+from typing import Optional
 
 from edgepose.errors import ConfigError
 
 from . import is_bag_output, is_bag_path
 from .bag_source import BagSource
-from .frames import CameraToBase, chain
 from .messages import DEFAULT_FRAME_ID, DEFAULT_POSE_TOPIC
 
 EPILOG_SOURCES = """\
@@ -17,18 +17,33 @@ EPILOG_SOURCES = """\
 """
 
 
-def add_ros_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("ROS bags and frames (pip install 'edgepose[ros]')")
-    g.add_argument("--topic", default=None,
-                   help="image topic of a bag --source; without it the image topics are listed with their counts")
-    g.add_argument("--pose-topic", default=DEFAULT_POSE_TOPIC,
-                   help=f"topic of the poses when --out is a bag (default {DEFAULT_POSE_TOPIC})")
-    g.add_argument("--frame-id", default=DEFAULT_FRAME_ID,
-                   help=f"header.frame_id of the poses: the dataset's world frame (default {DEFAULT_FRAME_ID})")
+def add_pose_topic(g, default: str = DEFAULT_POSE_TOPIC, where: str = "when --out is a bag") -> None:
+    """``--pose-topic``: the topic the poses go to (a bag's or the node's)."""
+    g.add_argument("--pose-topic", default=default, metavar="TOPIC", help=f"topic of the poses {where} (default {default})")
+
+
+def add_frame_id(g) -> None:
+    """``--frame-id``: ``header.frame_id`` of every pose message."""
+    g.add_argument("--frame-id", default=DEFAULT_FRAME_ID, metavar="FRAME",
+                   help=f"header.frame_id of the poses: the dataset's world frame, z up (default {DEFAULT_FRAME_ID})")
+
+
+def add_camera_to_base(g) -> None:
+    """``--camera-to-base``: publish the base frame's pose (:class:`~.frames.CameraToBase`)."""
     g.add_argument("--camera-to-base", default=None, metavar="'X Y Z QX QY QZ QW'|optical",
                    help="publish the pose of the base frame instead of the camera optical frame: the camera's "
                         "pose in the base frame (tf2_echo base_link camera_optical_frame), or 'optical' for the "
                         "camera's own REP 103 body axes; the covariance follows the lever arm")
+
+
+def add_ros_arguments(p: argparse.ArgumentParser) -> None:
+    """edgepose-run's ROS group: bag topics, the pose messages' frames, bag output options."""
+    g = p.add_argument_group("ROS bags and frames (pip install 'edgepose[ros]')")
+    g.add_argument("--topic", default=None,
+                   help="image topic of a bag --source; without it the image topics are listed with their counts")
+    add_pose_topic(g)
+    add_frame_id(g)
+    add_camera_to_base(g)
     g.add_argument("--copy-images", action="store_true",
                    help="with a bag --source and a bag --out: copy the image topic into the output too")
     g.add_argument("--allow-depth", action="store_true",
@@ -85,11 +100,6 @@ def bag_sink_options(args, source) -> Optional[dict]:
         warn_optical_pose(f"--out {args.out}")
     return {"topic": args.pose_topic, "frame_id": args.frame_id, "overwrite": args.overwrite,
             "source": bag_source, "copy_images": bool(args.copy_images), "pose_of": pose_of(args)}
-
-
-def postprocess(args, step: Optional[Callable]) -> Optional[Callable]:
-    """``step`` (the filter) followed by the ``--camera-to-base`` transform, if given."""
-    return chain(step, CameraToBase.from_option(args.camera_to_base))
 
 
 def next_command(args) -> Optional[str]:

@@ -215,6 +215,6 @@ def test_without_rclpy_the_node_names_what_to_install():
             "        if n.split('.')[0] == 'rclpy': raise ImportError(n)\n"
             "sys.meta_path.insert(0, B())\n"
             "from edgepose.runtime.ros.node import main\n"
-            "sys.exit(main(['bundle']))\n")
+            "sys.exit(main([]))\n")  # no bundle named: a named one is opened first
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "rclpy" in proc.stderr and "ROS 2" in proc.stderr

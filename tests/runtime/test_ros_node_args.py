@@ -65,10 +65,11 @@ def test_malformed_ros_args_are_named(bad):
         parse_ros_args(split_ros_args(bad)[1])
 
 
-def test_the_command_line_reaches_rclpy_not_argparse():
+def test_the_command_line_reaches_rclpy_not_argparse(bundle):
     exe = Path(sys.executable).with_name("edgepose-ros2")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "edgepose.runtime.ros.node"]
-    p = subprocess.run(cmd + ISSUE_ARGV, capture_output=True, text=True, timeout=120)
+    # a real bundle: one named on the command line is opened before ROS starts
+    p = subprocess.run(cmd + [str(bundle[0])] + ISSUE_ARGV[1:], capture_output=True, text=True, timeout=120)
     assert "unrecognized arguments" not in p.stderr
     try:
         import rclpy  # noqa: F401
