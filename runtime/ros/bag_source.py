@@ -9,7 +9,8 @@ message's log time and ``header.frame_id`` are kept per frame for the bag sink
 truncated data) is one failed frame and the stream goes on. A bag that ends mid-message (a
 recording that was killed) is read up to the break: an ``.mcap`` without its footer is
 scanned record by record, the frames before the break are kept, and the break is reported
-as a last failed frame and a warning.
+as a last failed frame and a warning; :attr:`~edgepose.runtime.sources.Source.incomplete` says
+why (``edgepose-run`` exits 1, as for a truncated video).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from edgepose.errors import ConfigError, EdgePoseError
 
-from ..sources import Frame, Source
+from ..sources import Frame, IncompleteSourceWarning, Source
 from . import require_rosbags
 from .bag_reader import BagOpenError, open_bag
 from .images import IMAGE_TYPES, ImageDecodeError, decode_image, is_depth_topic, stamp_ns
@@ -202,8 +203,8 @@ class BagSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         reader, conns, messages_of = self._open()
         if self.recovered:
-            warnings.warn(f"{self.path} has no MCAP footer or no metadata.yaml (the recording was cut); "
-                          "reading up to the break")
+            self.incomplete = f"{self.path} has no MCAP footer or no metadata.yaml (the recording was cut)"
+            warnings.warn(self.incomplete + "; reading up to the break", IncompleteSourceWarning)
         messages = messages_of(conns)
         i = 0
         try:
@@ -216,7 +217,8 @@ class BagSource(Source):
                     return
                 except Exception as exc:  # noqa: BLE001 - the reader's errors (bag ends mid-message)
                     msg = f"bag {self.path} ends mid-message after {i} frames on {self.topic}: {str(exc).rstrip('.')}"
-                    warnings.warn(msg + "; the results so far are kept")
+                    self.incomplete = msg
+                    warnings.warn(msg + "; the results so far are kept", IncompleteSourceWarning)
                     yield Frame(i, wall, t0, 0.0, None, msg, f"{self.path}#end")
                     return
                 yield self._frame(i, item, wall, t0)

@@ -71,17 +71,20 @@ def test_missing_topic_lists_what_exists_and_non_image_topic_is_refused(tmp_path
         BagSource(path, topic="/chatter")
 
 
-def test_bag_cut_mid_message_keeps_frames_before_the_break(tmp_path):
+def test_bag_cut_mid_message_keeps_frames_before_the_break(tmp_path, bundle):
     rng = np.random.default_rng(0)
     imgs = [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(12)]  # ~5 per 1 MiB chunk
     full = write_image_bag(tmp_path / "full.mcap", imgs, TOPIC)
     data = full.read_bytes()
     cut = tmp_path / "cut.mcap"
     cut.write_bytes(data[: int(len(data) * 0.8)])
+    src = BagSource(cut, topic=TOPIC)
+    assert src.incomplete is None  # known only once read
     with pytest.warns(UserWarning) as caught:
-        frames = list(BagSource(cut, topic=TOPIC))
+        frames = list(src)
     said = " ".join(str(w.message) for w in caught)
     assert "no MCAP footer" in said and "results so far are kept" in said
+    assert src.incomplete.startswith(f"bag {cut} ends mid-message after")
     good = [f for f in frames if f.error is None]
     assert len(good) >= 5 and len(good) < 12
     for i, f in enumerate(good):
@@ -95,6 +98,18 @@ def test_bag_cut_mid_message_keeps_frames_before_the_break(tmp_path):
         again = list(open_source(folder, topic=TOPIC))
     assert [f.stamp_ns for f in again] == [f.stamp_ns for f in frames[:-1]] + [again[-1].stamp_ns]
     assert again[-1].error and again[-1].error.startswith("bag ")
+    # edgepose-run writes what was read, says why the bag ended early, and exits 1 (as for a cut video)
+    out = tmp_path / "p.jsonl"
+    proc = subprocess.run(edgepose_run_command() + [str(bundle[0]), "--source", str(cut), "--topic", TOPIC,
+                                                    "--out", str(out), "--backend", "onnxruntime", "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert f"incomplete source (exit 1): bag {cut} ends mid-message after {len(good)} frames" in proc.stderr
+    assert sum(json.loads(x)["ok"] for x in out.read_text().splitlines()) == len(good)
+    whole = subprocess.run(edgepose_run_command() + [str(bundle[0]), "--source", str(full), "--topic", TOPIC,
+                                                     "--out", str(tmp_path / "w.jsonl"), "--backend", "onnxruntime",
+                                                     "--quiet"], capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0 and "incomplete" not in whole.stderr, whole.stderr
     (tmp_path / "head.mcap").write_bytes(data[:2000])  # cut before any complete chunk
     with pytest.raises(EdgePoseError, match="nothing can be read"):
         BagSource(tmp_path / "head.mcap", topic=TOPIC)
