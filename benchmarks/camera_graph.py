@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/camera_graph.py --bundle BUNDLE \
         [--scene 640x480=DATA ...] [--out benchmarks/results/camera_graph.md]
+    python benchmarks/camera_graph.py --bundle BUNDLE --backend tensorrt   # on a Jetson / GPU
 
 BUNDLE is an exported bundle (it gets camera graphs for every size measured, in a copy).
 Each part is measured before (today's host path: the preprocessing rule on the CPU, then the
@@ -50,22 +51,35 @@ def frames_of(size, n, seed=0):
     return out
 
 
-def add_cameras(bundle: Path, sizes, work: Path) -> Path:
+def add_cameras(bundle: Path, sizes, work: Path, engines: bool = False) -> Path:
+    """A copy of ``bundle`` with camera graphs for ``sizes`` (and their TensorRT engines when
+    ``engines``: the export builds them on this device)."""
     dst = work / "bundle"
     shutil.copytree(bundle, dst)
     args = [a for s in sizes for a in ("--camera-size", f"{s[0]}x{s[1]}")]
-    subprocess.run([sys.executable, "-m", "edgepose.export.cli", str(dst), "--engine", "no", *args],
-                   check=True, capture_output=True, text=True)
+    subprocess.run([sys.executable, "-m", "edgepose.export.cli", str(dst), "--engine", "yes" if engines else "no",
+                    *args], check=True, capture_output=True, text=True)
     return dst
 
 
-def host_cost(bundle: Path, precision: str, reps: int = 30):
+def runner_options(backend: str, threads: int = 0, spin: bool = False) -> dict:
+    """``open_runner`` options: ``threads`` where the backend takes them; ONNX Runtime's idle
+    threads sleep unless ``spin`` (they would take the core the pipeline's threads need)."""
+    from edgepose.runtime.runners import runner_class
+
+    opts, _ = runner_class(backend).options_for(threads=threads)
+    if backend == "onnxruntime":
+        opts["allow_spinning"] = spin
+    return opts
+
+
+def host_cost(bundle: Path, precision: str, reps: int = 30, backend: str = "onnxruntime"):
     """Rows ``(size, host ms before, host ms after, runner ms before, runner ms after)``."""
     from edgepose.runtime import PoseEstimator
     from edgepose.runtime.spec import write_frame
 
     rows = []
-    with PoseEstimator.from_bundle(bundle, "onnxruntime", precision, strict=True) as est:
+    with PoseEstimator.from_bundle(bundle, backend, precision, strict=True) as est:
         net = est.runner
         buf_net = net.allocate_input(1)
         scratch = np.empty(buf_net.shape[1:], np.uint8)
@@ -118,7 +132,7 @@ def _steady(pipe):
 
 
 def pipeline_rows(bundle: Path, precision: str, n: int = 120, spin: bool = False, threads: int = 0,
-                  repeats: int = 3):
+                  repeats: int = 3, backend: str = "onnxruntime"):
     """``{path: [(every fps, runner fps, latest p50 ms, start-up ms), ...]}``, one tuple per
     repeat, on raw 1920x1080 frames. Each repeat measures the runner alone, then `every`, then
     `latest`, back to back, so that a change of load hits both sides of a ratio. "Runner alone"
@@ -130,8 +144,7 @@ def pipeline_rows(bundle: Path, precision: str, n: int = 120, spin: bool = False
     frames = frames_of((1920, 1080), 8, seed=1)
     out = {}
     for path, use_camera in (("host preprocessing", False), ("camera graph", True)):
-        with open_runner(bundle, "onnxruntime", precision, strict=True, allow_spinning=spin,
-                         intra_op_threads=threads) as r:
+        with open_runner(bundle, backend, precision, strict=True, **runner_options(backend, threads, spin)) as r:
             for _ in range(repeats):
                 routes = InputRoutes(r, 0, enabled=use_camera)
                 alone = runner_fps(routes.route(frames[0]).runner, frames[0])
@@ -145,7 +158,7 @@ def pipeline_rows(bundle: Path, precision: str, n: int = 120, spin: bool = False
     return out
 
 
-def parity_rows(bundle: Path, scenes, precisions):
+def parity_rows(bundle: Path, scenes, precisions, backend: str = "onnxruntime"):
     """Rows ``(size, precision, frames, host median error m, drift median m, drift p95 m, ratio)``."""
     from edgepose.datasets import load_dataset
     from edgepose.preprocess import load_image
@@ -159,8 +172,8 @@ def parity_rows(bundle: Path, scenes, precisions):
         images = [load_image(r.image) for r in recs]
         truth = np.array([r.position for r in recs], np.float64)
         for prec in precisions:
-            with PoseEstimator.from_bundle(bundle, "onnxruntime", prec, strict=True) as cam, \
-                    PoseEstimator.from_bundle(bundle, "onnxruntime", prec, strict=True) as host:
+            with PoseEstimator.from_bundle(bundle, backend, prec, strict=True) as cam, \
+                    PoseEstimator.from_bundle(bundle, backend, prec, strict=True) as host:
                 host._routes = InputRoutes(host.runner, 0, enabled=False)
                 a = np.array([cam.predict(im).position for im in images])
                 b = np.array([host.predict(im).position for im in images])
@@ -175,6 +188,9 @@ def parity_rows(bundle: Path, scenes, precisions):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", type=Path, required=True, help="an exported bundle (uint8 input)")
+    p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "tensorrt"),
+                   help="onnxruntime (default; CPU here) or tensorrt (on a Jetson or GPU: the copy of the "
+                        "bundle gets engines for its camera graphs)")
     p.add_argument("--precision", default="fp32", help="precision for parts 1-2 (default fp32)")
     p.add_argument("--parity-precisions", default="fp32,fp16,int8")
     p.add_argument("--scene", action="append", default=[], metavar="WxH=DATA",
@@ -193,15 +209,15 @@ def main(argv=None) -> int:
     sizes = list(dict.fromkeys(list(SIZES) + [s for s, _ in scenes]))
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = add_cameras(args.bundle, sizes, Path(tmp))
-        cost = host_cost(bundle, args.precision)
-        pipe = pipeline_rows(bundle, args.precision, args.frames, args.spin, args.threads, args.repeats)
+        bundle = add_cameras(args.bundle, sizes, Path(tmp), engines=args.backend == "tensorrt")
+        cost = host_cost(bundle, args.precision, backend=args.backend)
+        pipe = pipeline_rows(bundle, args.precision, args.frames, args.spin, args.threads, args.repeats, args.backend)
         have = [q for q in args.parity_precisions.split(",") if (bundle / ("model.onnx" if q == "fp32" else f"model.{q}.onnx")).is_file()]
-        parity = parity_rows(bundle, scenes, have) if scenes else []
+        parity = parity_rows(bundle, scenes, have, args.backend) if scenes else []
     load1 = os.getloadavg()[0]
     lines = [f"\n## Run of {time.strftime('%Y-%m-%dT%H:%M')}\n",
              f"{platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}; "
-             f"ONNX Runtime CPU; load average {load0:.1f} at the start, {load1:.1f} at the end. Command:\n",
+             f"{args.backend}; load average {load0:.1f} at the start, {load1:.1f} at the end. Command:\n",
              "    .venv/bin/python benchmarks/camera_graph.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])) + "\n",
              f"### 1. Host time per raw frame outside the runner ({args.precision}, median of 27 frames)\n",
              "| frame | host ms before (rule on the CPU) | host ms after (copy) | ratio | runner ms before | runner ms after |",
