@@ -1,11 +1,15 @@
 """Manifest round trip, verification, engine fingerprints and atomic writes."""
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from edgepose import bundle as B
 from edgepose.atomic import atomic_dir, atomic_write_json
 from edgepose.errors import BundleError, EngineMismatchError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def make_bundle(d):
@@ -20,7 +24,9 @@ def make_bundle(d):
 def test_manifest_roundtrip_and_verify(tmp_path):
     d = make_bundle(tmp_path / "b")
     m = B.load_manifest(d)
-    assert m["schema"] == B.SCHEMA and "conventions" in m
+    # the schema users and other tools read is the one README's "Bundle format" heading names
+    documented = re.search(r"### Bundle format \(`edgepose.json`, schema `([^`]+)`\)", README.read_text()).group(1)
+    assert m["schema"] == documented == "edgepose.bundle/1" and "conventions" in m
     assert B.verify_files(d) == ["model.onnx"]
     typed = B.Manifest.load(d)
     assert B.find_file(typed, "onnx", "fp32") == "model.onnx" and B.find_file(typed, "onnx", "int8") is None
