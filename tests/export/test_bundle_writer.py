@@ -1,11 +1,12 @@
 """Atomic bundle assembly: a bundle appears complete with its manifest, or not at all."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
-from edgepose.bundle import MANIFEST, InputSpec, load_manifest, outputs_section, sha256_file, verify_files
+from edgepose.bundle import MANIFEST, InputSpec, load_manifest, outputs_section, verify_files
 from edgepose.errors import BundleError
 from edgepose.export.bundle_writer import assemble
 from edgepose.manifest import Manifest, ModelInfo, Normalization
@@ -37,7 +38,10 @@ def test_assembled_bundle_lists_every_file_with_its_hash(tmp_path):
     out = write_bundle(tmp_path / "b")
     m = load_manifest(out)
     assert set(m["files"]) == {"model.onnx", "model.pt"}
-    assert m["files"]["model.onnx"]["sha256"] == sha256_file(out / "model.onnx")
+    # oracle: hashlib on the bytes the test handed over, not the writer's own sha256_file
+    assert m["files"]["model.onnx"]["sha256"] == hashlib.sha256(b"graph-bytes").hexdigest()
+    assert m["files"]["model.pt"]["sha256"] == hashlib.sha256(b"ckpt").hexdigest()
+    assert (m["files"]["model.onnx"]["size"], m["files"]["model.pt"]["size"]) == (len(b"graph-bytes"), 4)
     assert m["files"]["model.pt"]["role"] == "checkpoint"
     assert m["schema"] == "edgepose.bundle/1" and "conventions" in m
     # the input size is stored once (input.shape), not copied into model or model.config
@@ -81,7 +85,7 @@ def test_start_from_keeps_files_and_never_writes_through_hard_links(tmp_path):
     assert (old / "model.onnx").read_bytes() == b"fp32-graph"  # the source bundle is intact
     verify_files(old)
     new = load_manifest(tmp_path / "new")
-    assert new["files"]["model.onnx"]["sha256"] == sha256_file(new_src)
+    assert new["files"]["model.onnx"]["sha256"] == hashlib.sha256(b"changed").hexdigest()
     assert new["files"]["model.trt8.5.2.2.orin.sm87.gpu.fp16.engine"]["fingerprint"] == FINGERPRINT
     assert "model.pt" not in new["files"] and not (tmp_path / "new" / "model.pt").exists()
 
