@@ -1,6 +1,8 @@
 """Calibration frames: training split only, deterministic, hashed, batched; image loading."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -34,12 +36,16 @@ def test_selection_is_deterministic_spread_and_ordered():
     assert select_calibration_frames(recs[:7], 100) == recs[:7]
 
 
-def test_hash_names_order_and_root():
+def test_hash_names_order_and_root(tmp_path):
     recs = [_rec(i) for i in range(3)]
     names = frame_names(recs, root="/data")
     assert names == ["seq/frame0000.png", "seq/frame0001.png", "seq/frame0002.png"]
     h = frame_list_sha256(names)
-    assert len(h) == 64 and h == frame_list_sha256(list(names))
+    # oracle: what `sha256sum` prints for a text file of the names, one per line (the docstring's
+    # and README's definition), hashed here with hashlib from a file written by the test
+    listing = tmp_path / "frames.txt"
+    listing.write_bytes(b"seq/frame0000.png\nseq/frame0001.png\nseq/frame0002.png\n")
+    assert h == hashlib.sha256(listing.read_bytes()).hexdigest()
     assert h != frame_list_sha256(names[::-1]) and h != frame_list_sha256(names[:2])
     info = calibration_info(names, "minmax", 4)
     assert info == {"frames": 3, "method": "minmax", "batch": 4, "frames_sha256": h, "source": "train"}
