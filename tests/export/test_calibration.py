@@ -41,8 +41,8 @@ def test_hash_names_order_and_root(tmp_path):
     names = frame_names(recs, root="/data")
     assert names == ["seq/frame0000.png", "seq/frame0001.png", "seq/frame0002.png"]
     h = frame_list_sha256(names)
-    # oracle: what `sha256sum` prints for a text file of the names, one per line (the docstring's
-    # and README's definition), hashed here with hashlib from a file written by the test
+    # oracle: what `sha256sum` prints for a text file of the names, one per line (the definition
+    # in frame_list_sha256's docstring), hashed here with hashlib from a file the test wrote
     listing = tmp_path / "frames.txt"
     listing.write_bytes(b"seq/frame0000.png\nseq/frame0001.png\nseq/frame0002.png\n")
     assert h == hashlib.sha256(listing.read_bytes()).hexdigest()
