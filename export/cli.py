@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from edgepose.argtypes import batch_size, integer, nonnegative_float, number
+from edgepose.argtypes import integer, nonnegative_float, number
 from edgepose.bundle import MANIFEST
 from edgepose.bundle_files import CAMERA_CHANNELS
-from edgepose.cli.arg_groups import add_precision_list
+from edgepose.cli.arg_groups import add_batch, add_precision_list
 from edgepose.cli.guard import Signals, guarded
 from edgepose.errors import BundleError, ConfigError
 from edgepose.frame_choice import CALIBRATION_FRAMES
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TensorRT INT8 from the Q/DQ model (default; TRT 8.5-11) or by implicit "
                         "calibration with IInt8EntropyCalibrator2 (TRT 8.x; cache in the bundle)")
     g = p.add_argument_group("graph")
-    g.add_argument("--batch", type=batch_size, default=1, help="fixed batch size (default 1)")
+    add_batch(g)  # frames per inference: the graph's fixed batch
     g.add_argument("--dynamic-batch", metavar="MIN:OPT:MAX", default=None,
                    help="dynamic batch axis with this TensorRT optimization profile, e.g. 1:4:8")
     g.add_argument("--input", choices=("uint8", "float32"), default="uint8",

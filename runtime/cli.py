@@ -7,9 +7,10 @@ import time
 import warnings
 from typing import List, Optional
 
-from edgepose.argtypes import frame_rate, positive_int, threads
+from edgepose.argtypes import frame_rate
 from edgepose.bundle import PRECISIONS
-from edgepose.cli.arg_groups import add_precision
+from edgepose.cli.arg_groups import (add_backend, add_bundle, add_max_frames, add_precision, add_runner_settings,
+                                     add_split, add_stream_options, add_threads)
 from edgepose.cli.guard import Signals, guarded
 from edgepose.metrics import summarize_errors
 from edgepose.outputs import check_outputs
@@ -73,30 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
     epilog = EPILOG % (ros_options.EPILOG_SOURCES, backends)
     p = argparse.ArgumentParser(prog="edgepose-run", description=DESCRIPTION, epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bundle", help="bundle folder (with edgepose.json), made by edgepose-export")
+    add_bundle(p)
     p.add_argument("--source", required=True, help="frames folder, video, camera, GStreamer pipeline or dataset:ROOT")
-    p.add_argument("--backend", default="auto", help="auto (default), " + ", ".join(DESCRIPTIONS))
+    add_backend(p, DESCRIPTIONS)
     add_precision(p, PRECISIONS, f"model precision (default {DEFAULT_PRECISION}; fp32 on torch); a missing one falls "
                                  "back to the nearest, with a warning")
-    p.add_argument("--strict", action="store_true", help="fail instead of falling back to another precision")
+    add_runner_settings(p)
     p.add_argument("--policy", default="auto", choices=("auto", "latest", "every"), help="frame policy (default auto)")
-    p.add_argument("--filter", default="none", choices=("none", "kalman"),
-                   help="kalman: constant-velocity position filter weighted by each frame's sigma, "
-                        "outliers gated, rotation slerp-smoothed")
+    add_stream_options(p)
     p.add_argument("--out", default="poses.jsonl", help="JSON lines output, '-' for stdout (default poses.jsonl); "
                    "poses.mcap or DIR/ writes a ROS bag of PoseWithCovarianceStamped")
     p.add_argument("--csv", default=None, help="also write a CSV file")
     p.add_argument("--plot", default=None, help="also write a top-down trajectory PNG with sigma circles")
-    p.add_argument("--split", default="test", help="dataset split for dataset:ROOT (default test)")
+    add_split(p, "dataset split for dataset:ROOT")
     p.add_argument("--fps", type=frame_rate, default=30.0, help="frame rate of an image folder, for timestamps (default 30)")
-    p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames")
-    p.add_argument("--threads", type=threads, default=0,
-                   help="intra-op CPU threads of ONNX Runtime / torch (0 = the library's default)")
-    p.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the inference as a CUDA graph")
-    p.add_argument("--camera-graph", default="auto", choices=("auto", "off"),
-                   help="auto (default): frames whose size has a camera-resolution graph in the bundle "
-                        "(edgepose-export --camera-size) go to it and the host only copies them; off: "
-                        "preprocess every frame on the host")
+    add_max_frames(p, "stop after N frames")
+    add_threads(p)
     p.add_argument("--quiet", action="store_true", help="no live status line")
     ros_options.add_ros_arguments(p)
     return p

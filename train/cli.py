@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from edgepose.argtypes import nonnegative_float, nonnegative_int, number, positive_float, positive_int, size
+from edgepose.cli.arg_groups import add_dataset_options, add_threads, check_data_folder
 from edgepose.cli.guard import guarded
+from edgepose.datasets import FORMATS
 from edgepose.errors import ConfigError
 from edgepose.outputs import check_outputs
 
@@ -63,8 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset folder (7-Scenes, Cambridge, COLMAP, CSV, Middlebury, ...: see edgepose-inspect)")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder to create (or to --resume)")
     g = p.add_argument_group("data")
-    g.add_argument("--format", help="dataset format (default: detected)")
-    g.add_argument("--split-policy", help="every:K | sequence:A,B | given (default: the format's own split, else every:5)")
+    add_dataset_options(g, FORMATS, "the format's own split, else every:5", default=argparse.SUPPRESS)
     g.add_argument("--allow-outside-images", action="store_true",
                    help="accept image paths that leave DATA (../x.png, absolute paths); refused by default")
     g.add_argument("--input-size", type=size(multiple_of=8, minimum=16, what="--input-size"), metavar="WxH",
@@ -112,11 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--warmup-steps", type=nonnegative_int, help=f"linear warm-up steps per stage (default {d.warmup_steps})")
     g = p.add_argument_group("execution")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto: cuda when available (default)")
-    g.add_argument("--threads", type=nonnegative_int, help="CPU threads per process (default: cores / local processes)")
-    g.add_argument("--workers", type=nonnegative_int, help="DataLoader workers (default: 0 on CPU, 2 on CUDA)")
+    add_threads(g, "CPU threads per process (default: cores / local processes)", default=argparse.SUPPRESS)
+    g.add_argument("--workers", type=nonnegative_int, metavar="N",
+                   help="DataLoader worker processes; 0 loads in the main process (default: 0 on CPU, 2 on CUDA)")
     g.add_argument("--channels-last", choices=("auto", "on", "off"),
                    help="channels_last memory format (auto = on: measured faster, see benchmarks/train_throughput.md)")
-    g.add_argument("--seed", type=nonnegative_int, help=f"seed of initialisation, order and augmentation (default {d.seed})")
+    g.add_argument("--seed", type=nonnegative_int, metavar="S", help=f"seed of initialisation, order and augmentation (default {d.seed})")
     g.add_argument("--deterministic", action="store_true", help="deterministic kernels: a resumed run ends with the same weights")
     g.add_argument("--resume", action="store_true", help="continue RUN from its latest checkpoint")
     g.add_argument("--checkpoint-minutes", type=nonnegative_float, metavar="M",
@@ -158,6 +160,7 @@ def make_config(ns: argparse.Namespace):
     merged = {**base, **given, "out": given["out"]}
     if not merged.get("data"):
         raise ConfigError("no DATA folder given", hint="edgepose-train DATA --out RUN  (see --help)")
+    check_data_folder(merged["data"])
     check_outputs({"--out": given["out"]}, {"DATA": merged["data"]})  # a run folder never inside its dataset
     merged["data"] = str(Path(merged["data"]).resolve())  # --resume may run from another folder
     merged["input_size"] = tuple(merged.get("input_size", TrainConfig.input_size))

@@ -29,9 +29,12 @@ bundle), so its metavar and type say which; it is not one concept.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import Sequence, Union
 
 from ..argtypes import batch_size, positive_int, threads
+from ..errors import ConfigError
+from ..records import SPLITS
 
 PRECISION_WORDS = "fp32, fp16, int8"
 #: --filter's words (edgepose.runtime.filter.make_filter reads them)
@@ -82,7 +85,8 @@ def add_batch(group, default: int = 1) -> None:
 
 def add_threads(group, text: str = "intra-op CPU threads of ONNX Runtime / torch (0 = the library's default)",
                 default=0) -> None:
-    """``--threads N``: CPU threads (0..1024; 0 = the library's default)."""
+    """``--threads N``: CPU threads (0..1024; 0 = the library's default); ``default`` may be
+    ``argparse.SUPPRESS``."""
     group.add_argument("--threads", type=threads, default=default, metavar="N", help=text)
 
 
@@ -103,18 +107,31 @@ def add_stream_options(group) -> None:
                             "preprocess every frame on the host")
 
 
-def add_dataset_options(group, formats: Sequence[str], split_help: str) -> None:
-    """``--format`` (checked by the reader, aliases accepted) and ``--split-policy``."""
-    group.add_argument("--format", default=None, metavar="FORMAT",
+def add_dataset_options(group, formats: Sequence[str], split_default: str = "the format's own split",
+                        default=None) -> None:
+    """``--format`` (checked by the reader, aliases accepted) and ``--split-policy``;
+    ``default``: ``argparse.SUPPRESS`` where a command tells given flags from defaults."""
+    group.add_argument("--format", default=default, metavar="FORMAT",
                        help=f"dataset format: {', '.join(formats)} (default: detected)")
-    group.add_argument("--split-policy", default=None, metavar="POLICY", help=split_help)
+    group.add_argument("--split-policy", default=default, metavar="POLICY",
+                       help=f"every:K, sequence:NAME1,NAME2 or given (default: {split_default}; see "
+                            "edgepose-inspect --help)")
 
 
 def add_split(group, text: str) -> None:
     """``--split train|test`` (default test)."""
-    group.add_argument("--split", default="test", choices=("train", "test"), help=text + " (default test)")
+    group.add_argument("--split", default="test", choices=SPLITS, help=text + " (default test)")
 
 
 def add_max_frames(group, text: str) -> None:
     """``--max-frames N``."""
     group.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help=text)
+
+
+def check_data_folder(path: Union[str, Path], what: str = "DATA") -> None:
+    """:class:`ConfigError` (exit 2 through ``guarded``) when a dataset argument names no folder:
+    a mistyped path is a bad argument, not a dataset with problems."""
+    if not Path(path).is_dir():
+        raise ConfigError(f"{what} {path}: no such dataset folder",
+                          hint="give the dataset's root folder (edgepose-inspect DATA shows what is read there), "
+                               "or render the built-in scene with edgepose-synth OUT")

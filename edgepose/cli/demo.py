@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from ..errors import ConfigError
+from .guard import guarded
 
 #: QAT epochs of the demo (benchmarks/results/int8_qat.md: what they cost and buy on this scene)
 QAT_EPOCHS = 0
@@ -59,7 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    return guarded("edgepose-demo", lambda: _main(args), on_interrupt="rerun the same command to resume")
+
+
+def _main(args) -> int:
     out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; expected a folder for the demo's artefacts (created if missing)",
+                          hint=f"pick another --out, e.g. --out {out.with_suffix('')}-demo")
     if args.fresh and out.exists():
         shutil.rmtree(out)
     scene, run, bundle, report = out / "scene", out / "run", out / "bundle", out / "report"

@@ -6,16 +6,18 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ..datasets import read_dataset
+from ..datasets import FORMATS, read_dataset
 from ..datasets.summary import summarize
 from ..errors import EdgePoseError
 from ..jsonsafe import dumps
+from .arg_groups import add_dataset_options, check_data_folder
 from .guard import guarded
 
 DESCRIPTION = """\
 Check a dataset before training: the format detected, frames per split, image sizes,
 intrinsics, scene extent, whether 3D points or depth exist, and every problem found.
-Exit status 0 when the dataset is usable, 1 when it is not (the reasons are printed).
+Exit status 0 when the dataset is usable, 1 when it is not (the reasons are printed), 2 for
+bad arguments (DATA is not a folder).
 
 Formats (detected from the files at the top of DATA; --format overrides):
   cambridge   dataset_train.txt / dataset_test.txt + reconstruction.nvm (Cambridge Landmarks)
@@ -53,9 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgepose-inspect", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", metavar="DATA", help="the dataset folder")
-    p.add_argument("--format", choices=("cambridge", "7scenes", "colmap", "nerf", "middlebury", "csv"),
-                   help="skip detection and read DATA as this format")
-    p.add_argument("--split-policy", metavar="POLICY", help="every:K | sequence:NAME1,NAME2 | given")
+    add_dataset_options(p, FORMATS)  # --format skips detection
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (format, splits, frames[...], summary, errors, problems)")
     p.add_argument("--no-check-images", action="store_true",
@@ -72,6 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _main(args) -> int:
+    check_data_folder(args.data)
     try:
         report = read_dataset(args.data, format=args.format, split_policy=args.split_policy,
                               check_images=not args.no_check_images, allow_outside=args.allow_outside_images)

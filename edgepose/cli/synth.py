@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fov", type=number(0, 180, low_open=True, high_open=True), default=60.0, metavar="DEG", help="horizontal field of view (default: 60)")
     p.add_argument("--aa", type=int, default=2, choices=(1, 2, 3, 4),
                    help="colour supersampling per axis; depth always uses the pixel centre (default: 2)")
-    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                   help="render processes (default: the usable cores, at most 8)")
+    p.add_argument("--workers", type=nonnegative_int, default=None, metavar="N",
+                   help="render processes (default or 0: the usable cores, at most 8)")
     p.add_argument("--force", action="store_true",
                    help="replace OUT even if it holds something other than an earlier render")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -9,9 +9,11 @@ import shlex
 import sys
 from typing import List, Optional
 
-from edgepose.argtypes import batch_size, nonnegative_float, positive_int, threads
-from edgepose.cli.arg_groups import add_backend_list, add_precision_list
+from edgepose.argtypes import nonnegative_float, positive_int
+from edgepose.cli.arg_groups import (add_batch, add_backend_list, add_bundle, add_dataset_options, add_max_frames,
+                                     add_precision_list, add_split, add_threads, check_data_folder)
 from edgepose.cli.guard import guarded
+from edgepose.datasets import FORMATS
 
 from . import report as rep
 from .api import BenchResult, bench_bundle
@@ -55,25 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edgepose-bench", description="Benchmark a bundle: accuracy, drift, uncertainty calibration, "
         "latency, throughput, memory and power, one row per backend x precision.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bundle", help="bundle folder (with edgepose.json), as written by edgepose-export")
+    add_bundle(p)
     p.add_argument("--data", required=True, help="dataset root with ground-truth poses (any format "
                    "edgepose-inspect reads: 7-Scenes, Cambridge, COLMAP, ...)")
-    p.add_argument("--format", default=None, help="dataset format (default: detected)")
-    p.add_argument("--split-policy", default=None, metavar="POLICY",
-                   help="every:K, sequence:NAME1,NAME2 or given (default: the format's own split; see edgepose-inspect --help)")
-    p.add_argument("--split", default="test", choices=("train", "test"), help="which split to evaluate (default test)")
-    p.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
-                   help="use N frames evenly spread over the split (default: all)")
+    add_dataset_options(p, FORMATS)
+    add_split(p, "which split to evaluate")
+    add_max_frames(p, "use N frames evenly spread over the split (default: all)")
     add_backend_list(p, known_backends())
     add_precision_list(p, "every precision in the bundle")
-    p.add_argument("--batch", type=batch_size, default=1, metavar="N", help="frames per inference (default 1)")
+    add_batch(p)
     p.add_argument("--warmup-s", type=nonnegative_float, default=2.0, metavar="S", help="warm-up time per row, seconds (default 2)")
     p.add_argument("--iters", type=positive_int, default=200, metavar="N", help="timed iterations per row (default 200)")
     p.add_argument("--max-time-s", type=nonnegative_float, default=60.0, metavar="S",
                    help="stop a row's timed loop after S seconds (at least 10 iterations; default 60): "
                         "keeps a slow backend from stalling the run; the row says so")
-    p.add_argument("--threads", type=threads, default=0, metavar="N",
-                   help="intra-op CPU threads of ONNX Runtime and torch rows (default 0 = the library's choice)")
+    add_threads(p, "intra-op CPU threads of ONNX Runtime and torch rows (default 0 = the library's choice)")
     p.add_argument("--gate", default=None, metavar="BOUNDS",
                    help="CI bounds, e.g. max-drift-m=0.05,max-drift-deg=1 (p95 drift vs FP32); also "
                         "max-median-m, max-median-deg, allow-failed=1. Exit code 3 when broken")
@@ -87,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace, argv: List[str]) -> BenchConfig:
     """The :class:`BenchConfig` of parsed flags (``argv`` recorded as the report's command)."""
+    check_data_folder(args.data, "--data")
     return BenchConfig(args.bundle, args.data, args.out, format=args.format, split_policy=args.split_policy,
                        split=args.split, max_frames=args.max_frames, backends=split_list(args.backend),
                        precisions=split_list(args.precision), batch=args.batch, warmup_s=args.warmup_s,
