@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from edgepose.errors import ConfigError
-from edgepose.train.losses import RECOMMENDED_WEIGHTING_LR, build_objective
+from edgepose.train.losses import build_objective
 from edgepose.train.recipe import TrainConfig, lr_factor, make_optimizer, make_scheduler, stages, step_budget
 
 
@@ -25,7 +25,8 @@ def test_learned_weighting_gets_its_own_group_without_decay():
     opt = make_optimizer(model, build_objective("learned"), 1e-3, cfg)
     groups = {g["name"]: g for g in opt.param_groups}
     assert groups["model"]["lr"] == 1e-3 and groups["model"]["weight_decay"] == 1e-4
-    assert groups["weighting"]["lr"] == RECOMMENDED_WEIGHTING_LR and groups["weighting"]["weight_decay"] == 0.0
+    # README "Stage 1": sp/sq in their own optimiser group at `--weighting-lr 1e-2`
+    assert groups["weighting"]["lr"] == 1e-2 and groups["weighting"]["weight_decay"] == 0.0
     assert len(groups["weighting"]["params"]) == 2
     opt2 = make_optimizer(model, build_objective("reprojection"), 1e-4, cfg)
     assert [g["name"] for g in opt2.param_groups] == ["model"]
@@ -39,7 +40,10 @@ def test_scheduler_state_is_plain_data():
         sch.step()
     state = sch.state_dict()
     assert state["last_epoch"] == 5 and state["lr_lambdas"] == [None]
-    assert opt.param_groups[0]["lr"] == pytest.approx(lr_factor(5, 20, 4))
+    # by hand: 20 steps, 4 of warm-up (20 // 5 = 4 allowed); step 5 is 1 step into the 16-step
+    # cosine, t = 1/16: 0.01 + 0.99 * (1 + cos(pi / 16)) / 2 = 0.01 + 0.99 * 0.990393 = 0.990489
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 + 0.99 * (1 + 0.9807852804032304) / 2, rel=1e-12)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.990489, abs=1e-6)
 
 
 def test_stages_and_their_errors():
