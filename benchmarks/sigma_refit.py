@@ -56,7 +56,9 @@ def refit(run: Path):
     memory, answers = fit_memory(model, fit, val, device, size=cfg.memory_size,
                                  same_sequence_out=sequence_disjoint(fit, test))
     calibrate_sigma(model, val, device, answers)
-    extend_memory(model, [fit, val], device, size=cfg.memory_size)
+    view_error = memory.pop("view_error", None)
+    extend_memory(model, [fit, val], device, size=cfg.memory_size,
+                  view_error=None if view_error is None else [view_error["fit"], view_error["val"]])
     after = {f"test.{k}": v for k, v in evaluate(model, test, device).items()}
     after.update({f"test.{k}": v for k, v in uncertainty_summary(model, test, device).items()})
     p, q, _ = predict(model, test.images, device)
@@ -94,7 +96,8 @@ def main(argv=None) -> int:
         after.update({k: v for k, v in before.items() if k.startswith("baseline.")})
         lines += [_row(run.name, before, "run (trained with its own code)"), _row(run.name, after, "refit here")]
         sig = memory.get("sigma") or {}
-        notes.append(f"- {run.name}: blend {memory.get('blend')}, k {memory.get('k')}; sigma weights "
+        notes.append(f"- {run.name}: blend {memory.get('blend')}, k {memory.get('k')}; out-of-fold answers "
+                     f"{json.dumps(memory.get('out_of_fold'))}; sigma weights "
                      f"{json.dumps(sig.get('weights'))} on {sig.get('frames')} honest frames (Spearman there "
                      f"{sig.get('spearman')}); each signal's Spearman with the test error (pos / rot): "
                      + ", ".join(f"{n} {num(v[0], 2)} / {num(v[1], 2)}" for n, v in signals.items()))

@@ -35,7 +35,7 @@ from .run import Run, build_model_for_eval
 from .stage import StageOutcome
 
 CALIBRATION_METHOD = ("one scale per output, the chi-3 error model's maximum-likelihood scale on honest frames "
-                      "(validation; for an output the memory answers alone, also each fit frame answered by the others)")
+                      "(validation; for an output the memory answers alone, also each fit frame answered by the other folds' views)")
 
 
 def frame_errors(model: PoseNet, cache: FrameCache, device: torch.device):
@@ -97,15 +97,18 @@ def finish(run: Run, outcomes: List[StageOutcome], train_seconds: float) -> Dict
     memory, answers = fit_memory(model, run.fit, run.val, device, size=cfg.memory_size,
                                  same_sequence_out=sequence_disjoint(run.fit, run.test))
     calib = calibrate_sigma(model, run.val, device, answers)  # the memory holds the fit frames only here
-    memory["size"] = extend_memory(model, [run.fit, run.val], device, size=cfg.memory_size)
+    view_error = memory.pop("view_error", None)
+    memory["size"] = extend_memory(model, [run.fit, run.val], device, size=cfg.memory_size,
+                                   view_error=None if view_error is None else [view_error["fit"], view_error["val"]])
     final_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     metrics.update(flatten("test", evaluate(model, run.test, device)))
     metrics.update(flatten("test", uncertainty_summary(model, run.test, device)))
     metrics.update({"calibration.scale_position": calib["scale"][0], "calibration.scale_rotation": calib["scale"][1],
                     "calibration.frames": calib["frames"], "calibration.method": calib["method"],
                     "calibration.frames_per_output": calib.get("frames_per_output")})
-    metrics.update(flatten("memory", {k: v for k, v in memory.items() if k not in ("val", "sigma")}))
+    metrics.update(flatten("memory", {k: v for k, v in memory.items() if k not in ("val", "sigma", "out_of_fold")}))
     metrics.update(flatten("memory.sigma", memory.get("sigma") or {}))
+    metrics.update(flatten("memory.out_of_fold", memory.get("out_of_fold") or {}))
     metrics.update(flatten("memory.val", memory.get("val") or {}))
     metrics.update(flatten("baseline.mean_pose", mean_pose_baseline(run.fit, run.test)))
     retrieval = retrieval_baseline(cfg.backbone, [run.fit, run.val], run.test, device, tuple(cfg.input_size))

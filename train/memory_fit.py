@@ -3,19 +3,21 @@
 :mod:`edgepose.train.pose_memory` describes what the memory computes. After training,
 :func:`fit_memory`
 
-1. stores the fit frames' FC features and poses;
-2. chooses ``k`` and the softmax temperature by leave-one-out over those frames (each frame
-   answered by the others: honest for retrieval, and many more frames than validation has);
-   when the test split is other sequences (:func:`sequence_disjoint`, 7-Scenes), no frame is
-   answered from its own sequence, in 2-4: its sequence neighbours are near-copies that test
-   frames never have, and they made validation choose the memory where it hurt on test;
-3. chooses the blend weights (position and rotation separately) on the validation frames, from
-   the regressor's and the memory's answers there (median error, :data:`BLEND_GRID`);
-4. chooses how sigma combines its signals (head, regressor/memory disagreement, neighbours'
-   spread, feature distance; :mod:`edgepose.train.sigma_fit`) per output on honest frames: the
-   validation frames, and, for an output the memory answers alone, every fit frame answered by
-   the others (many more frames than validation has; only the memory's signals, since the
-   regressor fitted those frames).
+1. stores the fit frames' FC features and poses, and splits them into out-of-fold (OOF) folds
+   (:func:`edgepose.train.oof_fit.oof_folds`: whole sequences when the test split is other
+   sequences, :func:`sequence_disjoint`, 7-Scenes; else views dealt one by one);
+2. chooses ``k`` and the softmax temperature on the memory's OOF answers (each fit frame
+   answered by the other folds' views; when the test split is other sequences, never from its
+   own sequence: its sequence neighbours are near-copies that test frames never have);
+3. gives every stored view an honest answer without retraining (:mod:`edgepose.train.oof`: a
+   ridge head fitted on the other folds' FC features, blended with the memory's OOF answer)
+   and stores its error with the view (``view_error``: sigma's neighbour-error signal);
+4. chooses the blend weights (position and rotation separately, :data:`BLEND_GRID`, median
+   error) on the validation frames, or on the OOF answers when validation has fewer than
+   :data:`MIN_RANK_FRAMES` frames;
+5. chooses how sigma combines its signals (head, regressor/memory disagreement, neighbours'
+   spread, feature distance, neighbour error; :mod:`edgepose.train.sigma_fit`) per output on
+   the validation frames and the OOF answers together, each kind ranked among its own.
 
 Sigma is then calibrated on the same honest answers (:func:`edgepose.train.finish.calibrate_sigma`,
 with the memory of the fit frames only, so no frame finds itself), and
@@ -36,10 +38,12 @@ from edgepose.frame_choice import spread_indices
 from .data import FrameCache
 from .evaluate import eval_batches
 from .geometry_torch import rotation_angle
+from .oof import ridge_pose_oof
+from .oof_fit import SIGNAL_NAMES, fit_weights, oof_folds, ridge_answer, sigma_of, stand_in
 from .pose_memory import SIGNAL_WEIGHTS, UNIFORM_TEMPERATURE, blend_with_memory, neighbour_pose, sigma_signals
-from .sigma_fit import fit_signal_weights
+from .sigma_fit import MIN_RANK_FRAMES
 
-#: candidates, chosen by leave-one-out over the fit frames
+#: candidates, chosen on the fit frames' out-of-fold answers
 K_GRID = (1, 2, 3, 5, 8)
 #: (0.01 was dropped: a softmax that sharp turns the backbone's FP32 differences between PyTorch
 #: and ONNX Runtime, ~1e-6 in cosine, into pose differences above the export's parity bound
@@ -48,7 +52,7 @@ TEMPERATURE_GRID = (0.03, UNIFORM_TEMPERATURE)
 #: weight of the memory's estimate, chosen on the validation frames (0: regressor only)
 BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: sigma's signal weights before (or without) a fit on enough honest frames
-DEFAULT_SIGNAL_WEIGHTS = {"head": 1.0, "disagreement": 1.0, "spread": 0.0, "distance": 0.0}
+DEFAULT_SIGNAL_WEIGHTS = {"head": 1.0, "disagreement": 1.0, "spread": 0.0, "distance": 0.0, "neighbour_error": 0.0}
 #: the default cap on stored views (``--memory-size``); more training frames are subsampled evenly
 DEFAULT_SIZE = 4096
 
@@ -119,62 +123,38 @@ def _empty(model) -> None:
         getattr(memory, buf).fill_(DEFAULT_SIGNAL_WEIGHTS[name])
 
 
-def _honest(model, h, out, exclude, position_m, rotation_q):
-    """``(signals {name: (N, 2)}, position error m (N,), rotation error rad (N,), sigma (N, 2))``
-    of the model with its memory's current settings on frames with FC features ``h``, heads'
-    ``out`` and views they may not use ``exclude``; sigma with ``sigma_scale`` 1."""
-    sig = sigma_signals(model.memory, h, out, exclude)
-    p, q, sigma = model.to_world(blend_with_memory(model.memory, h, out, exclude))
-    e_p = (p.double().cpu() - torch.from_numpy(position_m)).norm(dim=-1).numpy()
-    e_q = rotation_angle(q.double().cpu(), torch.from_numpy(rotation_q)).numpy()
-    return ({name: sig[name].double().cpu().numpy() for name, _ in SIGNAL_WEIGHTS}, e_p, e_q,
-            sigma.double().cpu().numpy())
-
-
-def _fit_sigma(model, blend, feats, fit, rows, h_val, out_val, exclude_val, val, exclude_loo):
-    """Choose sigma's signal weights per output on honest frames (:mod:`edgepose.train.sigma_fit`)
-    and leave them and ``blend`` in the memory. Honest: the validation frames (memory of the fit
-    frames); for an output the memory answers alone (blend 1), also every stored fit frame
-    answered by the others, where only the memory's signals are honest (the regressor fitted
-    those frames). Returns ``(info, pools)``: what was chosen, and per output the honest
-    ``(error, sigma with scale 1)`` for the scale fit."""
+def _blend_errors(model, h, out, exclude, val, blend):
+    """``(position error m (N,), rotation error rad (N,), sigma (N, 2))`` of the model on the
+    validation frames (FC features ``h``, heads' ``out``) with the memory's blend set to ``blend``."""
     memory = model.memory
     memory.blend.copy_(torch.tensor(blend, dtype=torch.float32))
-    out_fit = model.heads(feats)
-    pos_m, rot_q = fit.position_m[rows], fit.rotation_q[rows]
-    names_all = tuple(name for name, _ in SIGNAL_WEIGHTS)
-    chosen = {name: [DEFAULT_SIGNAL_WEIGHTS[name]] * 2 for name in names_all}
-    info = {"frames": [0, 0], "spearman": [None, None], "signals": [[], []]}
-    v = _honest(model, h_val, out_val, exclude_val, val.position_m, val.rotation_q)
-    loo = _honest(model, feats, out_fit, exclude_loo, pos_m, rot_q)
-    for j in (0, 1):
-        if blend[j] >= 1.0:
-            names = ("spread", "distance")
-            sig = {n: np.concatenate([v[0][n][:, j], loo[0][n][:, j]]) for n in names}
-            err = np.concatenate([v[1 + j], loo[1 + j]])
-        else:
-            names = names_all
-            sig = {n: v[0][n][:, j] for n in names}
-            err = v[1 + j]
-        w, rho = fit_signal_weights(sig, err, names)
-        info["frames"][j] = int(len(err))
-        if w is not None:
-            for n in names_all:
-                chosen[n][j] = float(w.get(n, 0.0))
-            info["spearman"][j] = rho
-            info["signals"][j] = [n for n in names if w.get(n)]
-    for name, buf in SIGNAL_WEIGHTS:
-        getattr(memory, buf).copy_(torch.tensor(chosen[name], dtype=torch.float32))
-    info["weights"] = chosen
-    v = _honest(model, h_val, out_val, exclude_val, val.position_m, val.rotation_q)
-    loo = _honest(model, feats, out_fit, exclude_loo, pos_m, rot_q)
-    pools = []
-    for j in (0, 1):
-        if blend[j] >= 1.0:
-            pools.append((np.concatenate([v[1 + j], loo[1 + j]]), np.concatenate([v[3][:, j], loo[3][:, j]])))
-        else:
-            pools.append((v[1 + j], v[3][:, j]))
-    return info, pools
+    p, q, sig = model.to_world(blend_with_memory(memory, h, out, exclude))
+    e_p = (p.double().cpu() - torch.from_numpy(val.position_m)).norm(dim=-1).numpy()
+    e_q = rotation_angle(q.double().cpu(), torch.from_numpy(val.rotation_q)).numpy()
+    return e_p, e_q, sig.double().cpu().numpy()
+
+
+def _choose_blend(model, h, out, exclude, val, oof_answers):
+    """Blend weights [position, rotation] from :data:`BLEND_GRID` with the smallest median error:
+    on the validation frames (the model itself), or, with fewer than :data:`MIN_RANK_FRAMES` of
+    them, on the stored views' OOF stand-in answers (``oof_answers(blend) -> errors (M, 2)``)."""
+    if len(val) >= MIN_RANK_FRAMES:
+        a = min(BLEND_GRID, key=lambda v: float(np.median(_blend_errors(model, h, out, exclude, val, (v, 0.0))[0])))
+        b = min(BLEND_GRID, key=lambda v: float(np.median(_blend_errors(model, h, out, exclude, val, (0.0, v))[1])))
+        return (a, b), "validation frames"
+    a = min(BLEND_GRID, key=lambda v: float(np.median(oof_answers((v, 0.0))[:, 0])))
+    b = min(BLEND_GRID, key=lambda v: float(np.median(oof_answers((0.0, v))[:, 1])))
+    return (a, b), "out-of-fold answers of the stored views (fewer validation frames than %d)" % MIN_RANK_FRAMES
+
+
+def _model_signals(model, h, out, exclude, val) -> Dict[str, np.ndarray]:
+    """Sigma's signals (``(N, 2)`` each) and ``errors (N, 2)`` [position units, rad] of the model
+    on the validation frames, with the memory as it is."""
+    sig = sigma_signals(model.memory, h, out, exclude)
+    e_p, e_q, _ = _blend_errors(model, h, out, exclude, val, model.memory.blend.tolist())
+    res = {name: sig[name].double().cpu().numpy() for name in SIGNAL_NAMES}
+    res["errors"] = np.stack([e_p / float(model.position_scale.max()), e_q], axis=-1)
+    return res
 
 
 @torch.no_grad()
@@ -182,13 +162,13 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
                size: int = DEFAULT_SIZE, same_sequence_out: bool = False):
     """Store the fit frames in ``model.memory`` and choose its settings (see the module doc).
 
-    ``same_sequence_out``: a validation (and leave-one-out) frame may not use views of its own
+    ``same_sequence_out``: a validation (and out-of-fold) frame may not use views of its own
     sequence (:func:`sequence_disjoint`: when the test split is other sequences).
     Returns ``(info, pools)``: what was chosen with the validation scores behind it
-    (metres/degrees), and per output ``[(position error m, sigma m), (rotation error rad,
-    sigma rad)]`` of the final model with ``sigma_scale`` 1 on its honest frames
-    (:func:`_fit_sigma`), for the sigma calibration (``None`` when the memory stays empty:
-    ``size`` 0 or no validation frames).
+    (metres/degrees; ``info["view_error"]`` the honest errors of the fit and validation frames
+    for :func:`extend_memory`), and per output ``[(position error m, sigma m), (rotation error
+    rad, sigma rad)]`` with ``sigma_scale`` 1 on honest frames, for the sigma calibration
+    (``None`` when the memory stays empty: ``size`` 0 or no validation frames).
     """
     memory = model.memory
     _empty(model)
@@ -201,34 +181,64 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
     feats = feats.to(memory.features.device)
     fit_seq = np.asarray(fit.sequence if fit.sequence is not None else [""] * len(fit), dtype=object)[rows]
     val_seq = val.sequence if val.sequence is not None else [""] * len(val)
-    k, t, loo = _choose_neighbours(feats, pos, rot, _excluded(fit_seq, fit_seq, same_sequence_out, diagonal=True))
+    fold, exclude_oof = oof_folds(fit_seq, by_sequence=same_sequence_out)
+    exclude_oof = (exclude_oof | _excluded(fit_seq, fit_seq, same_sequence_out)).to(feats.device)
+    k, t, loo = _choose_neighbours(feats, pos, rot, exclude_oof)
     memory.store(feats, pos, rot, k)
     memory.temperature.fill_(t)
     h = fc_features(model, val.images, device).to(memory.features.device)
     out = model.heads(h)  # linear heads: the same in train and eval mode
     exclude = _excluded(val_seq, fit_seq, same_sequence_out).to(h.device)
+    # out-of-fold stand-ins for every stored view (edgepose.train.oof) and for the validation frames
+    ridge = ridge_pose_oof(feats.double().cpu().numpy(), pos.double().numpy(), rot.double().numpy(), fold)
+    rp, rq = torch.from_numpy(ridge["position"]).float(), torch.from_numpy(ridge["rotation"]).float()
+    vp, vq = ridge_answer(feats.cpu(), pos, rot, ridge["strength"], h)
+    log_sigma_fit = model.heads(feats)["log_sigma"]
+    val_pos, val_rot = val.position.to(h.device), val.rotation.to(h.device)
 
-    def answer(a, b, w=(0.0, 0.0)):
-        memory.blend.copy_(torch.tensor([a, b], dtype=torch.float32))
-        memory.disagreement.copy_(torch.tensor(w, dtype=torch.float32))
-        p, q, sig = model.to_world(blend_with_memory(memory, h, out, exclude))
-        e_p = (p.double().cpu() - torch.from_numpy(val.position_m)).norm(dim=-1).numpy()
-        e_q = rotation_angle(q.double().cpu(), torch.from_numpy(val.rotation_q)).numpy()
-        return e_p, e_q, sig.double().cpu().numpy()
+    def oof(blend):
+        return stand_in(memory, feats, log_sigma_fit, rp, rq, exclude_oof, pos, rot, blend)
 
-    a = min(BLEND_GRID, key=lambda v: float(np.median(answer(v, 0.0)[0])))
-    b = min(BLEND_GRID, key=lambda v: float(np.median(answer(0.0, v)[1])))
-    sigma_info, pools = _fit_sigma(model, (a, b), feats, fit, rows, h, out, exclude, val,
-                                   _excluded(fit_seq, fit_seq, same_sequence_out, diagonal=True))
-    reg, mem = answer(0.0, 0.0), answer(1.0, 1.0)
-    e_p, e_q, sig = answer(a, b, sigma_info["weights"]["disagreement"])  # last: it leaves the chosen blend in the memory
+    (a, b), blend_on = _choose_blend(model, h, out, exclude, val, lambda bl: oof(bl)["errors"])
+    memory.blend.copy_(torch.tensor([a, b], dtype=torch.float32))
+    fit_answers = oof((a, b))
+    memory.view_error = torch.from_numpy(fit_answers["errors"]).float().to(feats.device)
+    val_view_error = stand_in(memory, h, out["log_sigma"], vp, vq, exclude, val_pos, val_rot, (a, b))["errors"]
+    fit_answers = oof((a, b))  # the signals again, now that the stored views carry their errors
+    weights, sigma_info = fit_weights(_model_signals(model, h, out, exclude, val), fit_answers, DEFAULT_SIGNAL_WEIGHTS)
+    for name, buf in SIGNAL_WEIGHTS:
+        getattr(memory, buf).copy_(torch.tensor(weights[name], dtype=torch.float32))
+        weights[name] = getattr(memory, buf).tolist()  # what the model holds (FP32)
+    reg = _blend_errors(model, h, out, exclude, val, (0.0, 0.0))
+    mem = _blend_errors(model, h, out, exclude, val, (1.0, 1.0))
+    e_p, e_q, sig = _blend_errors(model, h, out, exclude, val, (a, b))  # last: leaves the chosen blend
+    pools = []
+    scale_m = float(model.position_scale.max())
+    oof_sigma = sigma_of(fit_answers, weights)
+    for j, (e, blend_j) in enumerate(((e_p, a), (e_q, b))):
+        if blend_j >= 1.0:  # the memory answers alone: its out-of-fold answers are the model's own
+            to_world = scale_m if j == 0 else 1.0
+            pools.append((np.concatenate([e, fit_answers["errors"][:, j] * to_world]),
+                          np.concatenate([sig[:, j], oof_sigma[:, j] * to_world])))
+        else:
+            pools.append((e, sig[:, j]))
+    view_error = np.zeros((len(fit), 2))
+    view_error[:] = np.median(fit_answers["errors"], axis=0)  # views left out of a capped memory
+    view_error[rows] = fit_answers["errors"]
     model.config.update(memory_size=memory.size, memory_k=memory.k)
     info = {"size": memory.size, "k": int(k), "temperature": float(t), "blend": [float(a), float(b)],
-            "disagreement": sigma_info["weights"]["disagreement"], "sigma": sigma_info, "leave_one_out_score": loo,
+            "disagreement": weights["disagreement"], "sigma": sigma_info, "out_of_fold_score": loo,
             "validation_excludes_own_sequence": bool(same_sequence_out),
-            "method": "k, temperature: leave-one-out over the fit frames; blend: validation frames; sigma's weights: "
-                      "honest frames (validation; for an output the memory answers alone, also each fit frame "
-                      "answered by the others)"
+            "out_of_fold": {"folds": int(fold.max()) + 1, "by_sequence": bool(same_sequence_out),
+                            "ridge_strength": ridge["strength"],
+                            "ridge_median_position_m": float(np.median(ridge["errors"][:, 0])) * scale_m,
+                            "ridge_median_rotation_deg": float(np.degrees(np.median(ridge["errors"][:, 1]))),
+                            "median_position_m": float(np.median(fit_answers["errors"][:, 0])) * scale_m,
+                            "median_rotation_deg": float(np.degrees(np.median(fit_answers["errors"][:, 1])))},
+            "view_error": {"fit": view_error, "val": val_view_error},
+            "method": "k, temperature: out-of-fold answers of the fit frames (each from the other folds' views); "
+                      "blend: " + blend_on + "; sigma's weights: validation frames and out-of-fold answers "
+                      "(each ranked among its own kind); stored views carry their out-of-fold errors"
                       + ("; no frame is answered from its own sequence (the test split is other sequences)"
                          if same_sequence_out else ""),
             "val": {"regressor_median_position_m": float(np.median(reg[0])),
@@ -241,14 +251,24 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
 
 
 @torch.no_grad()
-def extend_memory(model, caches: List[Optional[FrameCache]], device: torch.device, size: int = DEFAULT_SIZE) -> int:
+def extend_memory(model, caches: List[Optional[FrameCache]], device: torch.device, size: int = DEFAULT_SIZE,
+                  view_error: Optional[Sequence[np.ndarray]] = None) -> int:
     """Refill a fitted memory with every frame of ``caches`` (fit + validation); keeps its
-    settings. Returns the number of stored views (0: the memory was off and stays off)."""
+    settings. ``view_error``: per cache ``(N_i, 2)`` the frames' honest errors (``fit_memory``'s
+    ``info["view_error"]``); without it the stored errors stay when the number of views does
+    not change (a refill with new features), else they are zeros. Returns the number of stored
+    views (0: the memory was off and stays off)."""
     memory = model.memory
     if memory.size == 0:
         return 0
-    feats, pos, rot, _ = _database(model, caches, device, size)
-    k = memory.k
-    memory.store(feats, pos, rot, k)
+    feats, pos, rot, rows = _database(model, caches, device, size)
+    if view_error is not None:
+        err = torch.from_numpy(np.concatenate([np.asarray(e, np.float64) for c, e in zip(caches, view_error)
+                                               if c is not None and len(c)])[rows]).float()
+    elif memory.view_error.shape[0] == len(rows):
+        err = memory.view_error.detach().cpu().clone()
+    else:
+        err = None
+    memory.store(feats, pos, rot, memory.k, err)
     model.config.update(memory_size=memory.size, memory_k=memory.k)
     return memory.size

@@ -16,10 +16,13 @@ second estimate that is blended with the regressor's:
   angle in radians for small angles: when regressor and memory disagree, at least one of them
   is wrong), ``s`` the spread of the :data:`SPREAD_K` nearest views' poses (mean distance to
   their mean; for rotation the chord as above: neighbours that disagree make an ambiguous
-  view) and ``f = 1 - cos`` the feature distance to the nearest view (a frame unlike every
-  training view). The weights ``a`` (:attr:`head_weight`, 1 by default), ``w``
-  (:attr:`disagreement`), ``b`` (:attr:`spread_weight`) and ``c`` (:attr:`distance_weight`,
-  units per unit of cosine distance) are 0 until a fit chooses them.
+  view), ``f = 1 - cos`` the feature distance to the nearest view (a frame unlike every
+  training view), and ``+ (e * n)^2`` with ``n`` the neighbour error: the mean of the ``k``
+  nearest views' own honest errors (:attr:`view_error`, out-of-fold answers,
+  :mod:`edgepose.train.oof`), weighted as their poses are (hard places stay hard). The weights
+  ``a`` (:attr:`head_weight`, 1 by default), ``w`` (:attr:`disagreement`), ``b``
+  (:attr:`spread_weight`), ``c`` (:attr:`distance_weight`, units per unit of cosine distance)
+  and ``e`` (:attr:`neighbour_error_weight`) are 0 until a fit chooses them.
 
 The blend, ``k``, the temperature and the sigma weights are chosen on held-out frames after training
 (:mod:`edgepose.train.memory_fit`); a memory of size 0 (every run before it, and
@@ -59,12 +62,17 @@ def nearest_views(sim: torch.Tensor, n: int) -> Tuple[torch.Tensor, torch.Tensor
     return top[:, :n], idx[:, :n]
 
 
+def neighbour_weights(top: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """``(N, k)`` softmax weights of the similarities ``top (N, k)`` (best first) over ``temperature``."""
+    return torch.softmax((top - top[:, :1]) / temperature, dim=1)
+
+
 def weighted_pose(top: torch.Tensor, idx: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor,
                   temperature: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The pose of the views ``idx (N, k)`` (similarities ``top (N, k)``, best first), weighted by
     a softmax of the similarities over ``temperature``: ``(position, rotation, best similarity)``.
     Rotations are averaged on the hemisphere of the nearest view's (a chordal mean)."""
-    w = torch.softmax((top - top[:, :1]) / temperature, dim=1).unsqueeze(-1)
+    w = neighbour_weights(top, temperature).unsqueeze(-1)
     q = rotation[idx]
     return (w * position[idx]).sum(1), F.normalize((w * _hemisphere(q, q[:, :1])).sum(1), dim=-1), top[:, 0]
 
@@ -93,8 +101,10 @@ class PoseMemory(nn.Module):
     Buffers (saved with the model): ``features (M, dim)`` unit length, ``position (M, 3)``
     normalised scene units, ``rotation (M, 4)`` unit wxyz, ``blend (2,)`` [position, rotation]
     weight of the memory's estimate, ``temperature (1,)`` of the softmax over the ``k``
-    neighbours' similarities; sigma's weights [position, rotation] (module doc): ``head_weight (2,)``,
-    ``disagreement (2,)``, ``spread_weight (2,)``, ``distance_weight (2,)``.
+    neighbours' similarities; ``view_error (M, 2)`` each view's honest error [position units,
+    rad] (zeros until a fit stores them); sigma's weights [position, rotation] (module doc):
+    ``head_weight (2,)``, ``disagreement (2,)``, ``spread_weight (2,)``, ``distance_weight (2,)``,
+    ``neighbour_error_weight (2,)``.
     """
 
     def __init__(self, size: int = 0, dim: int = 1024, k: int = 1):
@@ -109,19 +119,26 @@ class PoseMemory(nn.Module):
         self.register_buffer("head_weight", torch.ones(2))
         self.register_buffer("spread_weight", torch.zeros(2))
         self.register_buffer("distance_weight", torch.zeros(2))
+        self.register_buffer("view_error", torch.zeros(int(size), 2))
+        self.register_buffer("neighbour_error_weight", torch.zeros(2))
 
     @property
     def size(self) -> int:
         return int(self.features.shape[0])
 
-    def store(self, features: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor, k: int) -> None:
-        """Replace the views (``features`` are made unit length here); ``k`` is clipped to the size."""
-        if not (features.shape[0] == position.shape[0] == rotation.shape[0]):
-            raise ValueError("features, position and rotation need one row per view")
+    def store(self, features: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor, k: int,
+              view_error: Optional[torch.Tensor] = None) -> None:
+        """Replace the views (``features`` are made unit length here); ``k`` is clipped to the size;
+        ``view_error (M, 2)`` the views' honest errors (zeros when not given)."""
+        if view_error is None:
+            view_error = torch.zeros(position.shape[0], 2)
+        if not (features.shape[0] == position.shape[0] == rotation.shape[0] == view_error.shape[0]):
+            raise ValueError("features, position, rotation and view_error need one row per view")
         dev = self.features.device
         self.features = F.normalize(features.detach().float(), dim=-1).to(dev)
         self.position = position.detach().float().to(dev)
         self.rotation = F.normalize(rotation.detach().float(), dim=-1).to(dev)
+        self.view_error = view_error.detach().float().to(dev)
         self.k = max(1, min(int(k), self.size)) if self.size else 1
 
     def similarity(self, h: torch.Tensor, exclude: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -139,12 +156,15 @@ class PoseMemory(nn.Module):
     def lookup_signals(self, h: torch.Tensor, exclude: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """:meth:`lookup` and sigma's memory signals from one search: ``position (N, 3)``,
         ``rotation (N, 4)``, ``spread (N, 2)`` (:func:`neighbour_spread` of the :data:`SPREAD_K`
-        nearest), ``distance (N,)`` (1 - cosine similarity of the nearest view)."""
+        nearest), ``distance (N,)`` (1 - cosine similarity of the nearest view), ``neighbour_error
+        (N, 2)`` (the ``k`` nearest views' :attr:`view_error`, weighted as their poses)."""
         n_spread = min(SPREAD_K, self.size)
         top, idx = nearest_views(self.similarity(h, exclude), max(self.k, n_spread))
-        p, q, best = weighted_pose(top[:, : self.k], idx[:, : self.k], self.position, self.rotation, self.temperature)
+        top_k, idx_k = top[:, : self.k], idx[:, : self.k]
+        p, q, best = weighted_pose(top_k, idx_k, self.position, self.rotation, self.temperature)
+        w = neighbour_weights(top_k, self.temperature).unsqueeze(-1)
         return {"position": p, "rotation": q, "spread": neighbour_spread(idx[:, :n_spread], self.position, self.rotation),
-                "distance": 1.0 - best}
+                "distance": 1.0 - best, "neighbour_error": (w * self.view_error[idx_k]).sum(1)}
 
     def forward(self, h: torch.Tensor, out: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """:func:`blend_with_memory` in eval mode with a non-empty memory, else ``out`` itself."""
@@ -159,7 +179,7 @@ def sigma_signals(memory: PoseMemory, h: torch.Tensor, out: Dict[str, torch.Tens
     the memory's ``p_mem (N, 3)``, ``q_mem (N, 4)``, the regressor's ``p_reg``, ``q_reg`` (on
     ``q_mem``'s hemisphere), and sigma's signals (module doc), each ``(N, 2)`` [position units,
     ~rad]: ``head`` (the head's sigma), ``disagreement``, ``spread``, ``distance`` (the same
-    feature distance in both columns)."""
+    feature distance in both columns), ``neighbour_error``."""
     mem = memory.lookup_signals(h, exclude)
     p_mem, q_mem = mem["position"], mem["rotation"]
     p_reg = out["position"].float()
@@ -167,12 +187,12 @@ def sigma_signals(memory: PoseMemory, h: torch.Tensor, out: Dict[str, torch.Tens
     d = torch.stack([(p_reg - p_mem).norm(dim=-1), 2.0 * (q_reg - q_mem).norm(dim=-1)], dim=-1)
     return {"p_mem": p_mem, "q_mem": q_mem, "p_reg": p_reg, "q_reg": q_reg,
             "head": torch.exp(out["log_sigma"].float()), "disagreement": d, "spread": mem["spread"],
-            "distance": mem["distance"].unsqueeze(-1).expand(-1, 2)}
+            "distance": mem["distance"].unsqueeze(-1).expand(-1, 2), "neighbour_error": mem["neighbour_error"]}
 
 
 #: sigma's signals and the memory buffer holding each one's weight
 SIGNAL_WEIGHTS = (("head", "head_weight"), ("disagreement", "disagreement"), ("spread", "spread_weight"),
-                  ("distance", "distance_weight"))
+                  ("distance", "distance_weight"), ("neighbour_error", "neighbour_error_weight"))
 
 
 def blend_with_memory(memory: PoseMemory, h: torch.Tensor, out: Dict[str, torch.Tensor],

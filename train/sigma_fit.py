@@ -34,15 +34,34 @@ def combine(signals: Dict[str, np.ndarray], weights: Dict[str, float]) -> np.nda
     return np.sqrt(total)
 
 
+def grouped_spearman(x: np.ndarray, y: np.ndarray, groups: Optional[np.ndarray] = None) -> Optional[float]:
+    """Spearman of ``x`` and ``y`` (``(N,)``) within each group, averaged weighted by the group's
+    frames (groups of fewer than 3 frames left out): frames of different kinds (validation
+    frames of the model, out-of-fold answers of a stand-in) are ranked among their own kind only,
+    so a signal is not rewarded for telling the kinds apart. ``None`` when no group ranks."""
+    if groups is None:
+        return spearman(x, y)
+    total, n = 0.0, 0
+    for g in np.unique(groups):
+        sel = groups == g
+        r = spearman(x[sel], y[sel]) if sel.sum() >= 3 else None
+        if r is not None:
+            total, n = total + r * sel.sum(), n + int(sel.sum())
+    return total / n if n else None
+
+
 def fit_signal_weights(signals: Dict[str, np.ndarray], err: np.ndarray, names: Sequence[str],
-                       grid: Sequence[float] = WEIGHT_GRID) -> Tuple[Optional[Dict[str, float]], Optional[float]]:
-    """The weights over ``names`` (others get 0) whose :func:`combine` ranks ``err (N,)`` best.
+                       grid: Sequence[float] = WEIGHT_GRID, groups: Optional[np.ndarray] = None
+                       ) -> Tuple[Optional[Dict[str, float]], Optional[float]]:
+    """The weights over ``names`` (others get 0) whose :func:`combine` ranks ``err (N,)`` best
+    (:func:`grouped_spearman` over ``groups (N,)`` when given).
 
     Returns ``(weights, spearman)``; ``(None, None)`` when fewer than :data:`MIN_RANK_FRAMES`
     finite frames are given or no combination ranks at all. Among equal ranks the combination
     with fewer signals, then smaller weights, wins (what generalises from few frames).
     """
     err = np.asarray(err, np.float64).ravel()
+    groups = None if groups is None else np.asarray(groups).ravel()
     ok = np.isfinite(err)
     for n in names:
         ok &= np.isfinite(np.asarray(signals[n], np.float64))
@@ -57,7 +76,8 @@ def fit_signal_weights(signals: Dict[str, np.ndarray], err: np.ndarray, names: S
         if not any(combo):
             continue
         weights = {n: w / med[n] for n, w in zip(names, combo)}
-        r = spearman(combine({n: np.asarray(signals[n])[ok] for n in names}, weights), err[ok])
+        r = grouped_spearman(combine({n: np.asarray(signals[n])[ok] for n in names}, weights), err[ok],
+                             None if groups is None else groups[ok])
         if r is None:
             continue
         key = (round(r, 2), -sum(1 for w in combo if w), -sum(combo))  # 0.01: below what N frames resolve

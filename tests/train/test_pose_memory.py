@@ -238,6 +238,8 @@ def test_exported_graph_with_a_memory_matches_pytorch_in_fp32_and_fp16(tmp_path,
     model.memory.temperature.fill_(0.05)
     model.memory.spread_weight.copy_(torch.tensor([0.5, 2.0]))  # every sigma signal inside the graph
     model.memory.distance_weight.copy_(torch.tensor([3.0, 1.0]))
+    model.memory.view_error = torch.from_numpy(_rng(8).uniform(0.1, 1.0, size=(10, 2)).astype(np.float32))
+    model.memory.neighbour_error_weight.copy_(torch.tensor([2.0, 0.5]))
     x = _images(5, seed=5)  # stored views: exact matches, so the top-k order has margins
     path = tmp_path / "m.onnx"
     export_onnx(model, path, dynamic=dynamic, parity_images=x.numpy())
@@ -325,3 +327,38 @@ def test_sigma_is_the_root_sum_of_squares_of_the_weighted_signals():
                    + (np.array(w["spread_weight"]) * s["spread"]) ** 2 + (np.array(w["distance_weight"]) * s["distance"]) ** 2)
     np.testing.assert_allclose(got, want, rtol=1e-5)
     np.testing.assert_allclose(s["head"], np.exp(out["log_sigma"].double().numpy()), rtol=1e-6)
+
+
+def test_the_neighbour_error_signal_in_the_exported_graph_equals_numpy_on_the_same_memory(tmp_path):
+    # sigma = sigma_scale * [position scale, 1] * e * (softmax-weighted mean of the k nearest
+    # views' stored errors), every other weight 0: ONNX Runtime against numpy on the same buffers
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from export.onnx_export import export_onnx
+
+    model = _model()
+    _filled(model, n=10, blend=(0.25, 0.5))
+    m = model.memory
+    m.k = 3
+    m.temperature.fill_(0.05)
+    m.view_error = torch.from_numpy(_rng(9).uniform(0.1, 2.0, size=(10, 2)).astype(np.float32))
+    for name in ("head_weight", "disagreement", "spread_weight", "distance_weight"):
+        getattr(m, name).zero_()
+    m.neighbour_error_weight.copy_(torch.tensor([1.5, 0.25]))
+    model.sigma_scale.copy_(torch.tensor([2.0, 3.0]))
+    x = _images(4, seed=21)
+    path = tmp_path / "m.onnx"
+    export_onnx(model, path, parity_images=x.numpy())
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = np.concatenate([sess.run(None, {"image": x.numpy()[i : i + 1]})[2] for i in range(len(x))])
+    h = fc_features(model, x, torch.device("cpu")).double().numpy()
+    f = _unit(m.features.double().numpy())
+    want = []
+    for v in _unit(h):
+        sim = f @ v
+        near = np.argsort(-sim, kind="stable")[:3]
+        w = np.exp((sim[near] - sim[near[0]]) / 0.05)
+        w /= w.sum()
+        want.append(w @ m.view_error.double().numpy()[near] * np.array([1.5, 0.25]) * np.array([2.0 * 2.0, 3.0]))
+    np.testing.assert_allclose(got, np.array(want), rtol=1e-4)
+    assert np.ptp(got[:, 0]) > 0.01  # the frames find different views: the signal varies

@@ -103,6 +103,11 @@ def test_run_folder_contract(reference):
                                                                            m["calibration.scale_rotation"]]
     assert final["model"]["sigma_scale"].tolist() == pytest.approx(final["calibration"]["scale"])
     assert all(0 <= m[f"test.within_{k}sigma_{w}"] <= 1 for k in (1, 2, 3) for w in ("position", "rotation"))
+    # every stored view carries its honest (out-of-fold) error, sigma's neighbour-error signal
+    view_error = final["model"]["memory.view_error"]
+    assert view_error.shape == (m["memory.size"], 2) == (16, 2)
+    assert torch.isfinite(view_error).all() and (view_error >= 0).all() and view_error.sum() > 0
+    assert m["memory.out_of_fold.folds"] == 5 and m["memory.sigma.frames_by_kind"]["out_of_fold"] == 14
     assert "retrieval (baseline)" in res.stdout and "within 1/2/3 sigma" in res.stdout
     rows = csv_rows(out)
     assert [(r["stage"], int(r["epoch"])) for r in rows] == [("stage1", 1), ("stage1", 2), ("stage1", 3), ("stage2", 1)]
