@@ -7,6 +7,8 @@ The other cuda-python lines (11.8 for JetPack 5, 12.x for JetPack 6) are checked
 """
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 
 import pytest
@@ -17,7 +19,7 @@ from edgepose.errors import BundleError, EdgePoseError, EngineMismatchError
 cudart = pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings (cuda-python) is not installed")
 
 from edgepose.runtime.cuda import CudaApi, CudaError, CudartApi, capture_graph  # noqa: E402
-from edgepose.runtime.cuda_probe import CALLS, probe, signature_ok  # noqa: E402
+from edgepose.runtime.cuda_probe import probe, signature_ok  # noqa: E402
 
 
 class Recorder:
@@ -37,11 +39,40 @@ class Recorder:
         return call
 
 
+def _cuda_functions_in_source() -> dict:
+    """{CudartApi method: the CUDA runtime functions its body calls}, read from runtime/cuda.py's
+    source (``self.rt.cudaXxx(...)``), independently of the probe's CALLS table."""
+    (cls,) = ast.parse(inspect.getsource(CudartApi)).body
+    found = {}
+    for fn in cls.body:
+        if isinstance(fn, ast.FunctionDef):
+            names = {n.func.attr for n in ast.walk(fn)
+                     if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr.startswith("cuda")}
+            if names:
+                found[fn.name] = names
+    return found
+
+
 def test_every_cudart_call_reaches_cuda_with_the_installed_binding():
+    in_source = _cuda_functions_in_source()
     rows = probe(CudartApi(cudart, "cuda.bindings.runtime"))
-    assert [r["method"] for r in rows[:-1]] == [m for m, _ in CALLS]
+    # each method that calls CUDA has its row, naming exactly the functions its body calls; not
+    # probed on their own: _check's cudaGetErrorString (the error text, reached only by a failing
+    # call) and thread_context's cudaSetDevice (set_device's call; its order is checked below)
+    probed = {r["method"]: set(r["cuda"].split(", ")) for r in rows[:-1]}
+    assert probed == {m: f for m, f in in_source.items() if m not in ("_check", "thread_context")}
     wrong = [r for r in rows if not signature_ok(r)]
     assert wrong == [], wrong
+
+
+@pytest.mark.xfail(strict=False, reason="runtime/cuda_probe.py probes graph_destroy(graph, graph_exec) in one "
+                                       "call: without a GPU cudaGraphExecDestroy fails first, so "
+                                       "cudaGraphDestroy's argument list is never checked (reported in issue 23)")
+def test_every_cuda_function_cudartapi_calls_is_reached_by_the_probe():
+    rec = Recorder(cudart)
+    probe(CudartApi(rec, "recorded"))
+    used = set().union(*_cuda_functions_in_source().values()) - {"cudaGetErrorString"}  # reached on failure only
+    assert used - {name for name, _ in rec.calls} == set()
 
 
 def test_graph_instantiation_uses_the_with_flags_form_every_line_shares():
