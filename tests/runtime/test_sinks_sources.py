@@ -10,7 +10,6 @@ import pytest
 from edgepose.errors import ConfigError
 from edgepose.runtime import (CsvSink, DatasetSource, ImageFolderSource, JsonlSink, PoseResult, TrajectoryPlot,
                               VideoFileSource, open_source)
-from edgepose.runtime.sinks import CSV_COLUMNS
 
 
 def _results():
@@ -33,9 +32,17 @@ def test_jsonl_and_csv_one_record_per_frame(tmp_path):
     assert lines[0]["sigma_position_m"] == 0.25 and lines[0]["sigma_rotation_deg"] == 2.0
     assert lines[0]["error_position_m"] == pytest.approx(0.5)
     assert lines[1]["error"] == "cannot decode b.png" and lines[1]["position_m"] is None
-    rows = list(csv.reader(open(tmp_path / "p.csv")))
-    assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 3
-    assert rows[1][CSV_COLUMNS.index("z_m")] == "3.000000" and rows[2][CSV_COLUMNS.index("ok")] == "0"
+    with open(tmp_path / "p.csv", newline="") as fh:  # read back by Python's csv module, column by name
+        table = list(csv.DictReader(fh))
+    # the file's interface, pinned as text: spreadsheets and scripts find these names in this order
+    assert list(table[0]) == ["index", "ok", "error", "source", "capture_time", "timestamp", "x_m", "y_m", "z_m",
+                              "qw", "qx", "qy", "qz", "sigma_position_m", "sigma_rotation_deg", "filter", "latency_ms"]
+    ok, bad = table
+    # the values _results() put in, each under its own name
+    assert [float(ok[k]) for k in ("x_m", "y_m", "z_m", "qw", "qx", "qy", "qz")] == [1.0, 2.0, 3.0, 1.0, 0.0, 0.0, 0.0]
+    assert (ok["z_m"], ok["ok"], ok["source"], ok["latency_ms"]) == ("3.000000", "1", "a.png", "3.000000")
+    assert (float(ok["sigma_position_m"]), float(ok["sigma_rotation_deg"])) == (0.25, 2.0)
+    assert (bad["ok"], bad["error"], bad["source"], bad["x_m"], bad["qw"]) == ("0", "cannot decode b.png", "b.png", "", "")
 
 
 def test_trajectory_plot_writes_a_png(tmp_path):
