@@ -59,7 +59,8 @@ POLICIES (--policy)
 EXIT CODES
   0 done (a frame that cannot be read or inferred is a failed line, counted in the summary);
   1 the source ended before the end it declares (a video that decodes fewer frames than its
-  container says: the summary says how many); 2 bad arguments, bundle or source; 128+N signal N
+  container says, a bag cut mid-message or without its MCAP footer / metadata.yaml: the summary
+  says why); 2 bad arguments, bundle or source; 128+N signal N
 
 EXAMPLES
   edgepose-run runs/demo/bundle --source frames/ --out poses.jsonl
