@@ -1,4 +1,6 @@
 """COLMAP text and binary models: world-to-camera conversion, camera models, tracks."""
+import struct
+
 import numpy as np
 import pytest
 from dataset_builders import random_poses, scipy_R, wxyz_of, write_png
@@ -81,3 +83,72 @@ def test_truncated_binary_is_reported(tmp_path):
     f.write_bytes(f.read_bytes()[:-6])
     with pytest.raises(DataFormatError, match="ends"):
         load_dataset(tmp_path)
+
+
+# --------------------------------------------------------------------------- COLMAP's own layout
+# A model written here field by field from COLMAP's documentation (doc/format.rst for the text
+# files; the binary layout of src/colmap/scene/reconstruction_io.cc, which
+# scripts/python/read_write_model.py reads the same way), not with edgepose's writers, whose
+# model-id table is the reader's own. Camera models 0 (SIMPLE_PINHOLE) and 3 (RADIAL) are ids the
+# round trip above never writes. Hand-worked poses: image 3 has R_cw = I, t = (0, 0, -2), so its
+# centre is -R^T t = (0, 0, 2); image 5 turns 90 deg about z, q_cw = (c, 0, 0, c) with c = cos 45,
+# t = (1, 0, 0): the centre is -Rz(-90) (1, 0, 0) = (0, 1, 0) and camera-to-world is (c, 0, 0, -c).
+C45 = float(np.sqrt(0.5))
+HAND_CAMERAS = [(7, "SIMPLE_PINHOLE", 0, [20.0, 8.0, 6.0]), (9, "RADIAL", 3, [18.0, 7.5, 6.5, 0.01, 0.0])]
+HAND_IMAGES = [(3, (1.0, 0.0, 0.0, 0.0), (0.0, 0.0, -2.0), 7, "a.png", [(1.0, 2.0, 42)]),
+               (5, (C45, 0.0, 0.0, C45), (1.0, 0.0, 0.0), 9, "b.png", [(1.0, 2.0, 42), (3.0, 4.0, 43)])]
+HAND_POINTS = [(42, (0.1, 0.2, 0.3), [(3, 0), (5, 0)]), (43, (0.0, 0.0, 0.0), [(5, 1)])]
+
+
+def _write_colmap_bin(folder):
+    folder.mkdir(parents=True)
+    le = struct.Struct  # every field little-endian
+    cams = le("<Q").pack(len(HAND_CAMERAS))
+    for cid, _, model_id, params in HAND_CAMERAS:  # uint32 id, int32 model id, uint64 width, height, doubles
+        cams += le("<I").pack(cid) + le("<i").pack(model_id) + le("<Q").pack(16) + le("<Q").pack(12)
+        cams += b"".join(le("<d").pack(p) for p in params)
+    imgs = le("<Q").pack(len(HAND_IMAGES))
+    for iid, q, t, cid, name, points2d in HAND_IMAGES:  # id, qvec (w x y z), tvec, camera id, name NUL
+        imgs += le("<I").pack(iid) + b"".join(le("<d").pack(v) for v in (*q, *t)) + le("<I").pack(cid)
+        imgs += name.encode("utf-8") + b"\0" + le("<Q").pack(len(points2d))
+        imgs += b"".join(le("<d").pack(x) + le("<d").pack(y) + le("<q").pack(pid) for x, y, pid in points2d)
+    pts = le("<Q").pack(len(HAND_POINTS))
+    for pid, xyz, track in HAND_POINTS:  # uint64 id, xyz, rgb bytes, double error, uint64 track length
+        pts += le("<Q").pack(pid) + b"".join(le("<d").pack(v) for v in xyz) + bytes([200, 100, 50])
+        pts += le("<d").pack(0.7) + le("<Q").pack(len(track))
+        pts += b"".join(le("<I").pack(iid) + le("<I").pack(idx) for iid, idx in track)
+    (folder / "cameras.bin").write_bytes(cams)
+    (folder / "images.bin").write_bytes(imgs)
+    (folder / "points3D.bin").write_bytes(pts)
+
+
+def _write_colmap_txt(folder):
+    folder.mkdir(parents=True)
+    (folder / "cameras.txt").write_text(
+        "# Camera list with one line of data per camera:\n#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n"
+        "7 SIMPLE_PINHOLE 16 12 20 8 6\n9 RADIAL 16 12 18 7.5 6.5 0.01 0\n")
+    (folder / "images.txt").write_text(
+        "# Image list with two lines of data per image:\n"
+        "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n#   POINTS2D[] as (X, Y, POINT3D_ID)\n"
+        f"3 1 0 0 0 0 0 -2 7 a.png\n1 2 42\n5 {C45!r} 0 0 {C45!r} 1 0 0 9 b.png\n1 2 42 3 4 43\n")
+    (folder / "points3D.txt").write_text(
+        "# 3D point list with one line of data per point:\n"
+        "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n"
+        "42 0.1 0.2 0.3 200 100 50 0.7 3 0 5 0\n43 0 0 0 200 100 50 0.7 5 1\n")
+
+
+@pytest.mark.parametrize("writer", [_write_colmap_txt, _write_colmap_bin], ids=["text", "binary"])
+def test_a_model_in_colmaps_documented_layout_reads_as_worked_by_hand(tmp_path, writer):
+    writer(tmp_path / "sparse" / "0")
+    for name in ("a.png", "b.png"):
+        write_png(tmp_path / "images" / name, (16, 12))
+    frames = {f.image.name: f for f in load_dataset(tmp_path, split_policy="every:2").frames}
+    a, b = frames["a.png"], frames["b.png"]
+    np.testing.assert_allclose(a.position, [0.0, 0.0, 2.0], atol=1e-12)
+    np.testing.assert_allclose(a.rotation, [1.0, 0.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(b.position, [0.0, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(b.rotation, [C45, 0.0, 0.0, -C45], atol=1e-12)
+    np.testing.assert_allclose(a.K, [[20, 0, 8], [0, 20, 6], [0, 0, 1]])      # SIMPLE_PINHOLE f, cx, cy
+    np.testing.assert_allclose(b.K, [[18, 0, 7.5], [0, 18, 6.5], [0, 0, 1]])  # RADIAL f, cx, cy, k1, k2
+    np.testing.assert_allclose(a.points, [[0.1, 0.2, 0.3]])                   # tracks: a sees 42, b both
+    np.testing.assert_allclose(sorted(map(tuple, b.points)), [(0.0, 0.0, 0.0), (0.1, 0.2, 0.3)])
