@@ -91,8 +91,8 @@ def select_engine(bundle: BundleView, precision: str, device: EngineFingerprint,
 
 def bundle_profile(manifest) -> list:
     """``[[min shape], [opt shape], [max shape]]`` of the bundle's input (a typed
-    :class:`~edgepose.manifest.Manifest`, or its JSON document), as engines record it."""
-    return [list(s) for s in profile_shapes(manifest["input"] if isinstance(manifest, dict) else manifest.input)]
+    :class:`~edgepose.manifest.Manifest`), as engines record it."""
+    return [list(s) for s in profile_shapes(manifest.input)]
 
 
 def check_profile(profile, want_min, want_max, engine: str) -> Tuple[int, ...]:

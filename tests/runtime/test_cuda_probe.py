@@ -14,6 +14,7 @@ import json
 import pytest
 
 from edgepose.bundle import load_manifest, sha256_file
+from edgepose.manifest import Manifest
 from edgepose.errors import BundleError, EdgePoseError, EngineMismatchError
 
 cudart = pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings (cuda-python) is not installed")
@@ -180,7 +181,7 @@ def test_a_re_exported_bundle_does_not_reuse_its_stale_engine(tmp_path, bundle):
     shutil.copytree(bundle[0], dst)
     m = load_manifest(dst)
     fp = EngineFingerprint("10.3.0", "Orin [Orin Nano]", "8.7", "fp32", onnx_sha256=sha256_file(dst / "model.onnx"),
-                           profile=bundle_profile(m))
+                           profile=bundle_profile(Manifest.from_json(m)))
     name = engine_filename(fp)
     (dst / name).write_bytes(b"selection reads the manifest only")
     m["files"][name] = file_entry(dst, name, "engine", "fp32", fingerprint=json.loads(json.dumps(fp.to_json())),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edgepose.bundle import EngineFingerprint, engine_filename, file_entry, load_manifest, write_manifest
+from edgepose.manifest import Manifest
 from edgepose.errors import BundleError, EngineMismatchError
 from edgepose.runtime import PrecisionFallbackWarning, open_bundle
 from edgepose.runtime.runners.tensorrt_runner import TensorRTRunner, bundle_profile, select_engine
@@ -50,7 +51,7 @@ def _engine_bundle(tmp_path, src, fps):
     m = load_manifest(dst)
     for fp in fps:
         # built from the bundle's FP32 ONNX with the manifest's profile, as edgepose-export records it
-        fp = dataclasses.replace(fp, onnx_sha256=m["files"]["model.onnx"]["sha256"], profile=bundle_profile(m))
+        fp = dataclasses.replace(fp, onnx_sha256=m["files"]["model.onnx"]["sha256"], profile=bundle_profile(Manifest.from_json(m)))
         name = engine_filename(fp)
         (dst / name).write_bytes(b"not a real plan; selection only reads the manifest")
         m["files"][name] = file_entry(dst, name, "engine", fp.precision, fingerprint=fp.to_json(), onnx="model.onnx")
@@ -125,7 +126,7 @@ def test_tensorrt_runner_matches_onnxruntime(tmp_path):
     plan = builder.build_serialized_network(network, config)
     m = load_manifest(dst)
     fp = dataclasses.replace(device_fingerprint("fp32"), onnx_sha256=m["files"]["model.onnx"]["sha256"],
-                             profile=bundle_profile(m))
+                             profile=bundle_profile(Manifest.from_json(m)))
     name = engine_filename(fp)
     (dst / name).write_bytes(bytes(plan))
     m["files"][name] = file_entry(dst, name, "engine", "fp32", fingerprint=fp.to_json(), onnx="model.onnx")
@@ -180,7 +181,7 @@ def test_a_camera_twin_selects_the_camera_engine_of_its_frame_size(tmp_path, bun
     view = _engine_bundle(tmp_path, src, [orin])  # the network-size engine
     m = load_manifest(view.path)
     cam_onnx = next(r for r, e in m["files"].items() if e["role"] == "camera-onnx" and e["precision"] == "fp16")
-    profile = [[s[0], 480, 640, 3] for s in bundle_profile(m)]
+    profile = [[s[0], 480, 640, 3] for s in bundle_profile(Manifest.from_json(m))]
     fp = dataclasses.replace(orin, onnx_sha256=m["files"][cam_onnx]["sha256"], profile=profile)
     name = camera_engine_name(engine_filename(fp), (640, 480))
     (view.path / name).write_bytes(b"not a real plan; selection only reads the manifest")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edgepose.bundle import EngineFingerprint, engine_filename, file_entry, load_manifest, write_manifest
+from edgepose.manifest import Manifest
 from edgepose.runtime import PrecisionFallbackWarning, open_bundle
 
 pytest.importorskip("onnx")
@@ -80,7 +81,7 @@ def test_onnx_and_engine_fallbacks_pick_the_same_precision(tmp_path):
     for prec in ("int8", "fp32"):  # int8 listed first: a loop over files (not the order) would pick it
         # built from the bundle's FP32 ONNX with the manifest's profile, as edgepose-export records it
         fp = EngineFingerprint("10.3.0", "Orin", "8.7", prec, onnx_sha256=m["files"]["model.onnx"]["sha256"],
-                               profile=bundle_profile(m))
+                               profile=bundle_profile(Manifest.from_json(m)))
         (dst / engine_filename(fp)).write_bytes(b"selection reads the manifest only")
         m["files"][engine_filename(fp)] = file_entry(dst, engine_filename(fp), "engine", prec,
                                                      fingerprint=fp.to_json(), onnx="model.onnx")
