@@ -1,4 +1,5 @@
 """NeRF transforms.json (OpenGL axes), Middlebury *_par.txt and the edgepose CSV."""
+import csv
 import json
 import math
 
@@ -119,6 +120,15 @@ def test_csv_round_trip_and_bad_rows(tmp_path):
     write_middlebury(src, P, Q, np.array([[30.0, 0, 8], [0, 31.0, 6], [0, 0, 1]]))
     ds = load_dataset(src, split_policy="every:2")
     write_csv(src / "poses.csv", ds.frames, src)
+    # one direction alone: the written file, read by Python's csv module under README's column names
+    # (image,x,y,z,qw,qx,qy,qz,fx,fy,cx,cy,...), holds the poses the scene was made from
+    with open(src / "poses.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["image"] for r in table] == [f"obj{i + 1:04d}.png" for i in range(5)]
+    for i, r in enumerate(table):
+        np.testing.assert_allclose([float(r[k]) for k in ("x", "y", "z")], P[i], atol=1e-12)
+        assert rotation_error_deg([float(r[k]) for k in ("qw", "qx", "qy", "qz")], Q[i]) < 1e-4
+        assert [float(r[k]) for k in ("fx", "fy", "cx", "cy")] == [30.0, 31.0, 8.0, 6.0]
     back = load_dataset(src, format="csv")
     assert back.format == "csv" and back.counts() == ds.counts()
     for a, b in zip(ds.frames, back.frames):
