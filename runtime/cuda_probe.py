@@ -37,7 +37,8 @@ CALLS: Tuple[Tuple[str, str], ...] = (
     ("end_capture", "cudaStreamEndCapture"),
     ("graph_instantiate", "cudaGraphInstantiateWithFlags"),
     ("graph_launch", "cudaGraphLaunch"),
-    ("graph_destroy", "cudaGraphExecDestroy, cudaGraphDestroy"),
+    ("graph_destroy", "cudaGraphExecDestroy"),  # each CUDA call alone: the first's error would
+    ("graph_destroy", "cudaGraphDestroy"),  # hide whether the second's arguments fit
     ("stream_destroy", "cudaStreamDestroy"),
 )
 
@@ -82,12 +83,13 @@ def probe(api) -> List[Dict[str, str]]:
         "synchronize": (stream,), "event_create": (), "event_record": (event, stream),
         "event_elapsed_ms": (event, event), "event_destroy": (event,), "begin_capture": (stream,),
         "end_capture": (stream,), "graph_instantiate": (graph,), "graph_launch": (graph_exec, stream),
-        "graph_destroy": (graph, graph_exec), "stream_destroy": (stream,),
+        "stream_destroy": (stream,),
     }
+    args_of_call = {"cudaGraphExecDestroy": (None, graph_exec), "cudaGraphDestroy": (graph, None)}
     rows = []
     for method, cuda in CALLS:
         rows.append({"method": method, "cuda": cuda,
-                     "outcome": outcome(lambda: getattr(api, method)(*args[method]))})
+                     "outcome": outcome(lambda: getattr(api, method)(*args_of_call.get(cuda, args.get(method))))})
     rows.append({"method": "(legacy) cudaGraphInstantiate(graph, 0)", "cuda": "cudaGraphInstantiate",
                  "outcome": outcome(lambda: api._check("cudaGraphInstantiate", rt.cudaGraphInstantiate(graph, 0)))})
     return rows
