@@ -59,7 +59,7 @@ def answers(run: Path):
 
     from edgepose.train import distributed
     from edgepose.train.finish import frame_errors
-    from edgepose.train.memory_fit import extend_memory, fit_memory, sequence_disjoint
+    from edgepose.train.memory_fit import extend_fitted_memory, fit_memory, sequence_disjoint
     from edgepose.train.model import load_model, read_checkpoint
     from edgepose.train.recipe import TrainConfig
     from edgepose.train.trainer import prepare_data
@@ -68,12 +68,12 @@ def answers(run: Path):
     fit, val, test, _norm, _info, _counts = prepare_data(cfg, distributed.env_info())
     model = load_model(run / "final.pt")
     device = torch.device("cpu")
-    _, val_answers = fit_memory(model, fit, val, device, size=cfg.memory_size,
-                                same_sequence_out=sequence_disjoint(fit, test))  # resets sigma_scale to 1
+    info, val_answers = fit_memory(model, fit, val, device, size=cfg.memory_size,
+                                   same_sequence_out=sequence_disjoint(fit, test))  # resets sigma_scale to 1
     if val_answers is None:  # no memory: the regressor's own answers
         e_p, e_q, s = frame_errors(model, val, device)
         val_answers = [(e_p, s[:, 0]), (e_q, s[:, 1])]
-    extend_memory(model, [fit, val], device, size=cfg.memory_size)
+    extend_fitted_memory(model, info, fit, val, device, size=cfg.memory_size)
     return val_answers, frame_errors(model, test, device)
 
 

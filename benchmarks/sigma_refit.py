@@ -43,7 +43,7 @@ def refit(run: Path):
     from edgepose.train import distributed
     from edgepose.train.evaluate import evaluate, predict
     from edgepose.train.finish import calibrate_sigma, uncertainty_summary
-    from edgepose.train.memory_fit import extend_memory, fc_features, fit_memory, sequence_disjoint
+    from edgepose.train.memory_fit import extend_fitted_memory, fc_features, fit_memory, sequence_disjoint
     from edgepose.train.model import load_model, read_checkpoint
     from edgepose.train.pose_memory import SIGNAL_WEIGHTS, sigma_signals
     from edgepose.train.recipe import TrainConfig
@@ -56,9 +56,7 @@ def refit(run: Path):
     memory, answers = fit_memory(model, fit, val, device, size=cfg.memory_size,
                                  same_sequence_out=sequence_disjoint(fit, test))
     calibrate_sigma(model, val, device, answers)
-    view_error = memory.pop("view_error", None)
-    extend_memory(model, [fit, val], device, size=cfg.memory_size,
-                  view_error=None if view_error is None else [view_error["fit"], view_error["val"]])
+    extend_fitted_memory(model, memory, fit, val, device, size=cfg.memory_size)
     after = {f"test.{k}": v for k, v in evaluate(model, test, device).items()}
     after.update({f"test.{k}": v for k, v in uncertainty_summary(model, test, device).items()})
     p, q, _ = predict(model, test.images, device)

@@ -27,7 +27,7 @@ from edgepose.uncertainty import NOMINAL_COVERAGE, calibration, fit_sigma_scale
 from .checkpoint import save_checkpoint
 from .data import FrameCache
 from .evaluate import evaluate, mean_pose_baseline, predict
-from .memory_fit import extend_memory, fit_memory, sequence_disjoint
+from .memory_fit import extend_fitted_memory, fit_memory, sequence_disjoint
 from .metrics_log import flatten, write_metrics_json
 from .model import PoseNet
 from .retrieval import retrieval_baseline
@@ -97,9 +97,7 @@ def finish(run: Run, outcomes: List[StageOutcome], train_seconds: float) -> Dict
     memory, answers = fit_memory(model, run.fit, run.val, device, size=cfg.memory_size,
                                  same_sequence_out=sequence_disjoint(run.fit, run.test))
     calib = calibrate_sigma(model, run.val, device, answers)  # the memory holds the fit frames only here
-    view_error = memory.pop("view_error", None)
-    memory["size"] = extend_memory(model, [run.fit, run.val], device, size=cfg.memory_size,
-                                   view_error=None if view_error is None else [view_error["fit"], view_error["val"]])
+    memory["size"] = extend_fitted_memory(model, memory, run.fit, run.val, device, size=cfg.memory_size)
     final_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     metrics.update(flatten("test", evaluate(model, run.test, device)))
     metrics.update(flatten("test", uncertainty_summary(model, run.test, device)))

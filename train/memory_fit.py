@@ -272,3 +272,12 @@ def extend_memory(model, caches: List[Optional[FrameCache]], device: torch.devic
     memory.store(feats, pos, rot, memory.k, err)
     model.config.update(memory_size=memory.size, memory_k=memory.k)
     return memory.size
+
+
+def extend_fitted_memory(model, info: Dict[str, object], fit: FrameCache, val: Optional[FrameCache],
+                         device: torch.device, size: int = DEFAULT_SIZE) -> int:
+    """:func:`extend_memory` with the fit and validation frames after :func:`fit_memory`, whose
+    ``info`` gives the frames' honest errors (removed from ``info``: arrays, not metrics)."""
+    view_error = info.pop("view_error", None)
+    return extend_memory(model, [fit, val], device, size=size,
+                         view_error=None if view_error is None else [view_error["fit"], view_error["val"]])
