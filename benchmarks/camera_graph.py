@@ -131,7 +131,7 @@ def _steady(pipe):
     return (n - 1) / (t_last - t_first), (t_first - t0) * 1e3, lat
 
 
-def pipeline_rows(bundle: Path, precision: str, n: int = 120, spin: bool = False, threads: int = 0,
+def pipeline_rows(bundle: Path, precision: str, n: int = 240, spin: bool = False, threads: int = 0,
                   repeats: int = 3, backend: str = "onnxruntime"):
     """``{path: [(every fps, runner fps, latest p50 ms, start-up ms), ...]}``, one tuple per
     repeat, on raw 1920x1080 frames. Each repeat measures the runner alone, then `every`, then
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     p.add_argument("--parity-precisions", default="fp32,fp16,int8")
     p.add_argument("--scene", action="append", default=[], metavar="WxH=DATA",
                    help="a dataset rendered at WxH for the parity part (repeatable)")
-    p.add_argument("--frames", type=int, default=120, help="frames per pipeline run (default 120)")
+    p.add_argument("--frames", type=int, default=240, help="frames per pipeline run (default 240: at 120 one repeat in five could fall 5 %% off)")
     p.add_argument("--spin", action="store_true", help="part 2: let ONNX Runtime's idle threads spin (its default)")
     p.add_argument("--threads", type=int, default=0, help="part 2: ONNX Runtime intra-op threads (0: its default)")
     p.add_argument("--repeats", type=int, default=3, help="part 2: back-to-back repeats per path (default 3)")
