@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training views the final model keeps for retrieval: its answer is blended with the "
                         "regressor's, with weights chosen on the validation frames; more views are subsampled "
                         f"evenly; 0: regressor only (default {d.memory_size})")
+    g.add_argument("--fold-models", type=nonnegative_int, metavar="K",
+                   help="after training, train K fold models (each on the other folds' views, stage 1's recipe for "
+                        "--fold-fraction of its steps) whose errors on the views they never saw choose the memory's "
+                        "blend and k, fit the difficulty head and sigma's weights; 0: the ridge stand-in on the final "
+                        f"model's features instead, no extra training (default {d.fold_models})")
+    g.add_argument("--fold-fraction", type=number(0, 1, low_open=True), metavar="F",
+                   help=f"each fold model's share of stage 1's steps (default {d.fold_fraction:.3g})")
     g = p.add_argument_group("recipe")
     g.add_argument("--steps", type=positive_int, metavar="N", help="optimiser steps of both stages (default: 40 epochs' worth, "
                    f"within {d.min_steps}..{d.max_steps}); epochs are derived from it")

@@ -5,7 +5,9 @@ After the stages, :func:`finish`
 1. evaluates each stage's best model on the test split (the final model is the last stage
    that produced one);
 2. fills its pose memory with the training views and chooses how it blends with the regressor
-   (:mod:`edgepose.train.memory_fit`; ``regressor.*`` metrics are the model without it);
+   (:mod:`edgepose.train.memory_fit`; ``regressor.*`` metrics are the model without it); by
+   default on the honest answers of short fold trainings (:mod:`edgepose.train.fold_train`,
+   :mod:`edgepose.train.fold_fit`; ``--fold-models 0``: on the ridge stand-in);
 3. calibrates its sigma on honest frames (:func:`calibrate_sigma`; one scale per
    output, :mod:`edgepose.uncertainty`), stores the scale in the model (``sigma_scale``, so
    every backend applies it) and in ``final.pt["calibration"]``;
@@ -27,11 +29,14 @@ from edgepose.uncertainty import NOMINAL_COVERAGE, calibration, fit_sigma_scale
 from .checkpoint import save_checkpoint
 from .data import FrameCache
 from .evaluate import evaluate, mean_pose_baseline, predict
+from .fold_fit import fit_memory_on_folds
+from .fold_train import train_folds
 from .memory_fit import extend_fitted_memory, fit_memory, sequence_disjoint
 from .metrics_log import flatten, write_metrics_json
 from .model import PoseNet
 from .retrieval import retrieval_baseline
 from .run import Run, build_model_for_eval
+from .recipe import StageSpec
 from .stage import StageOutcome
 
 CALIBRATION_METHOD = ("one scale per output, the chi-3 error model's maximum-likelihood scale on honest frames "
@@ -77,8 +82,24 @@ def uncertainty_summary(model: PoseNet, cache: FrameCache, device: torch.device)
     return calibration(s, e_p, np.degrees(e_q))
 
 
-def finish(run: Run, outcomes: List[StageOutcome], train_seconds: float) -> Dict[str, object]:
-    """Test-split metrics of stage 1, of the final model and of the baselines; write the files."""
+def fit_final_memory(run: Run, model: PoseNet, stage1: Optional[StageSpec]):
+    """Step 2 of the module doc: ``(memory info, honest sigma pools)``; the fold models are
+    trained here when the recipe asks for them (``fold_models`` > 0, a stage 1 to copy, a memory
+    and validation frames to fit)."""
+    cfg = run.cfg
+    same = sequence_disjoint(run.fit, run.test)
+    if (stage1 is not None and stage1.epochs > 0 and cfg.fold_models > 0 and cfg.memory_size > 0
+            and run.val is not None and len(run.val) >= 2):
+        folds = train_folds(run, stage1, cfg.fold_models, cfg.fold_fraction, by_sequence=same)
+        return fit_memory_on_folds(model, run.fit, run.val, run.device, folds, size=cfg.memory_size,
+                                   same_sequence_out=same)
+    return fit_memory(model, run.fit, run.val, run.device, size=cfg.memory_size, same_sequence_out=same)
+
+
+def finish(run: Run, outcomes: List[StageOutcome], train_seconds: float,
+           stage1: Optional[StageSpec] = None) -> Dict[str, object]:
+    """Test-split metrics of stage 1, of the final model and of the baselines; write the files
+    (``stage1``: the recipe the fold models copy, none when not given)."""
     cfg, device = run.cfg, run.device
     metrics: Dict[str, object] = {}
     final_state, final_stage = None, None
@@ -94,8 +115,7 @@ def finish(run: Run, outcomes: List[StageOutcome], train_seconds: float) -> Dict
         raise EdgePoseError("no stage produced a model", hint="pass --stage1-epochs N or --steps N")
     model = build_model_for_eval(cfg, run.norm, final_state, device)
     metrics.update(flatten("regressor", evaluate(model, run.test, device)))  # before the memory
-    memory, answers = fit_memory(model, run.fit, run.val, device, size=cfg.memory_size,
-                                 same_sequence_out=sequence_disjoint(run.fit, run.test))
+    memory, answers = fit_final_memory(run, model, stage1)
     calib = calibrate_sigma(model, run.val, device, answers)  # the memory holds the fit frames only here
     memory["size"] = extend_fitted_memory(model, memory, run.fit, run.val, device, size=cfg.memory_size)
     final_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -104,7 +124,10 @@ def finish(run: Run, outcomes: List[StageOutcome], train_seconds: float) -> Dict
     metrics.update({"calibration.scale_position": calib["scale"][0], "calibration.scale_rotation": calib["scale"][1],
                     "calibration.frames": calib["frames"], "calibration.method": calib["method"],
                     "calibration.frames_per_output": calib.get("frames_per_output")})
-    metrics.update(flatten("memory", {k: v for k, v in memory.items() if k not in ("val", "sigma", "out_of_fold")}))
+    nested = ("val", "sigma", "out_of_fold", "folds")
+    metrics.update(flatten("memory", {k: v for k, v in memory.items() if k not in nested}))
+    if "folds" in memory:
+        metrics.update(flatten("memory.folds", memory["folds"]))
     metrics.update(flatten("memory.sigma", memory.get("sigma") or {}))
     metrics.update(flatten("memory.out_of_fold", memory.get("out_of_fold") or {}))
     metrics.update(flatten("memory.val", memory.get("val") or {}))

@@ -52,7 +52,8 @@ TEMPERATURE_GRID = (0.03, UNIFORM_TEMPERATURE)
 #: weight of the memory's estimate, chosen on the validation frames (0: regressor only)
 BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: sigma's signal weights before (or without) a fit on enough honest frames
-DEFAULT_SIGNAL_WEIGHTS = {"head": 1.0, "disagreement": 1.0, "spread": 0.0, "distance": 0.0, "neighbour_error": 0.0}
+DEFAULT_SIGNAL_WEIGHTS = {"head": 1.0, "disagreement": 1.0, "spread": 0.0, "distance": 0.0, "neighbour_error": 0.0,
+                          "difficulty": 0.0}
 #: the default cap on stored views (``--memory-size``); more training frames are subsampled evenly
 DEFAULT_SIZE = 4096
 
@@ -121,6 +122,17 @@ def _empty(model) -> None:
     memory.store(torch.zeros(0, memory.features.shape[1]), torch.zeros(0, 3), torch.zeros(0, 4), 1)
     for name, buf in SIGNAL_WEIGHTS:
         getattr(memory, buf).fill_(DEFAULT_SIGNAL_WEIGHTS[name])
+    memory.difficulty_coef.zero_()
+    memory.difficulty_bias.zero_()
+
+
+def store_weights(memory, weights: Dict[str, list]) -> None:
+    """Sigma's chosen weights into the memory's buffers; ``weights`` then holds what the model
+    holds (FP32). Signals ``weights`` does not name keep their buffers."""
+    for name, buf in SIGNAL_WEIGHTS:
+        if name in weights:
+            getattr(memory, buf).copy_(torch.tensor(weights[name], dtype=torch.float32))
+            weights[name] = getattr(memory, buf).tolist()
 
 
 def _blend_errors(model, h, out, exclude, val, blend):
@@ -206,9 +218,7 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
     val_view_error = stand_in(memory, h, out["log_sigma"], vp, vq, exclude, val_pos, val_rot, (a, b))["errors"]
     fit_answers = oof((a, b))  # the signals again, now that the stored views carry their errors
     weights, sigma_info = fit_weights(_model_signals(model, h, out, exclude, val), fit_answers, DEFAULT_SIGNAL_WEIGHTS)
-    for name, buf in SIGNAL_WEIGHTS:
-        getattr(memory, buf).copy_(torch.tensor(weights[name], dtype=torch.float32))
-        weights[name] = getattr(memory, buf).tolist()  # what the model holds (FP32)
+    store_weights(memory, weights)
     reg = _blend_errors(model, h, out, exclude, val, (0.0, 0.0))
     mem = _blend_errors(model, h, out, exclude, val, (1.0, 1.0))
     e_p, e_q, sig = _blend_errors(model, h, out, exclude, val, (a, b))  # last: leaves the chosen blend

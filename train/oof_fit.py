@@ -16,7 +16,7 @@ fold and the memory's answer from the other folds' views. This module turns them
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -28,6 +28,8 @@ from .sigma_fit import combine, fit_signal_weights
 
 #: the signals sigma may combine, in the memory's order
 SIGNAL_NAMES = tuple(name for name, _ in SIGNAL_WEIGHTS)
+#: the signals without the difficulty head, which only a fit on fold models' errors fills
+BASE_SIGNALS = tuple(name for name in SIGNAL_NAMES if name != "difficulty")
 
 
 def oof_folds(sequence: np.ndarray, by_sequence: bool, k: int = DEFAULT_FOLDS) -> Tuple[np.ndarray, torch.Tensor]:
@@ -65,30 +67,32 @@ def stand_in(memory, h: torch.Tensor, log_sigma: torch.Tensor, ridge_p: torch.Te
     return out
 
 
-def fit_weights(val: Dict[str, np.ndarray], oof: Dict[str, np.ndarray], defaults: Dict[str, float]):
-    """Sigma's weights per output (:func:`edgepose.train.sigma_fit.fit_signal_weights` over every
-    signal) on the validation frames ``val`` and the OOF views ``oof`` (each ``{"errors": (N, 2),
-    signal: (N, 2)}``, the model's and the stand-in's). Returns ``(weights {name: [pos, rot]},
-    info)``; an output whose frames cannot rank keeps ``defaults``."""
-    chosen = {name: [float(defaults[name])] * 2 for name in SIGNAL_NAMES}
+def fit_weights(val: Dict[str, np.ndarray], oof: Dict[str, np.ndarray], defaults: Dict[str, float],
+                names: Sequence[str] = BASE_SIGNALS):
+    """Sigma's weights per output (:func:`edgepose.train.sigma_fit.fit_signal_weights` over the
+    signals ``names``) on the validation frames ``val`` and the OOF views ``oof`` (each
+    ``{"errors": (N, 2), signal: (N, 2)}``, the model's and the stand-in's). Returns ``(weights
+    {name: [pos, rot]} over ``names``, info)``; an output whose frames cannot rank keeps ``defaults``."""
+    chosen = {name: [float(defaults[name])] * 2 for name in names}
     info = {"frames": [0, 0], "spearman": [None, None], "signals": [[], []],
             "frames_by_kind": {"validation": int(len(val["errors"])), "out_of_fold": int(len(oof["errors"]))}}
     groups = np.r_[np.zeros(len(val["errors"]), np.int64), np.ones(len(oof["errors"]), np.int64)]
     for j in (0, 1):
-        sig = {n: np.concatenate([val[n][:, j], oof[n][:, j]]) for n in SIGNAL_NAMES}
+        sig = {n: np.concatenate([val[n][:, j], oof[n][:, j]]) for n in names}
         err = np.concatenate([val["errors"][:, j], oof["errors"][:, j]])
-        w, rho = fit_signal_weights(sig, err, SIGNAL_NAMES, groups=groups)
+        w, rho = fit_signal_weights(sig, err, names, groups=groups)
         info["frames"][j] = int(len(err))
         if w is not None:
-            for n in SIGNAL_NAMES:
+            for n in names:
                 chosen[n][j] = float(w.get(n, 0.0))
             info["spearman"][j] = rho
-            info["signals"][j] = [n for n in SIGNAL_NAMES if w.get(n)]
+            info["signals"][j] = [n for n in names if w.get(n)]
     info["weights"] = chosen
     return chosen, info
 
 
 def sigma_of(signals: Dict[str, np.ndarray], weights: Dict[str, list]) -> np.ndarray:
-    """``(N, 2)`` sigma with scale 1: ``sqrt(sum_i (w_i s_i)^2)`` per output (the graph's formula)."""
-    return np.stack([combine({n: signals[n][:, j] for n in SIGNAL_NAMES}, {n: weights[n][j] for n in SIGNAL_NAMES})
+    """``(N, 2)`` sigma with scale 1: ``sqrt(sum_i (w_i s_i)^2)`` per output over the signals
+    ``weights`` names (the graph's formula)."""
+    return np.stack([combine({n: signals[n][:, j] for n in weights}, {n: weights[n][j] for n in weights})
                      for j in (0, 1)], axis=-1)

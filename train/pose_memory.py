@@ -19,10 +19,14 @@ second estimate that is blended with the regressor's:
   view), ``f = 1 - cos`` the feature distance to the nearest view (a frame unlike every
   training view), and ``+ (e * n)^2`` with ``n`` the neighbour error: the mean of the ``k``
   nearest views' own honest errors (:attr:`view_error`, out-of-fold answers,
-  :mod:`edgepose.train.oof`), weighted as their poses are (hard places stay hard). The weights
-  ``a`` (:attr:`head_weight`, 1 by default), ``w`` (:attr:`disagreement`), ``b``
-  (:attr:`spread_weight`), ``c`` (:attr:`distance_weight`, units per unit of cosine distance)
-  and ``e`` (:attr:`neighbour_error_weight`) are 0 until a fit chooses them.
+  :mod:`edgepose.train.oof`), weighted as their poses are (hard places stay hard), and
+  ``+ (g * D)^2`` with ``D = exp(unit(h) @ difficulty_coef + difficulty_bias)`` the difficulty
+  head: a linear map of the unit FC features to the log of the error the frame is expected to
+  have, fitted in closed form on honest errors of fold models (:mod:`edgepose.train.difficulty`;
+  one MatMul, Add, Exp). The weights ``a`` (:attr:`head_weight`, 1 by default), ``w``
+  (:attr:`disagreement`), ``b`` (:attr:`spread_weight`), ``c`` (:attr:`distance_weight`, units
+  per unit of cosine distance), ``e`` (:attr:`neighbour_error_weight`) and ``g``
+  (:attr:`difficulty_weight`) are 0 until a fit chooses them.
 
 The blend, ``k``, the temperature and the sigma weights are chosen on held-out frames after training
 (:mod:`edgepose.train.memory_fit`); a memory of size 0 (every run before it, and
@@ -104,7 +108,8 @@ class PoseMemory(nn.Module):
     neighbours' similarities; ``view_error (M, 2)`` each view's honest error [position units,
     rad] (zeros until a fit stores them); sigma's weights [position, rotation] (module doc):
     ``head_weight (2,)``, ``disagreement (2,)``, ``spread_weight (2,)``, ``distance_weight (2,)``,
-    ``neighbour_error_weight (2,)``.
+    ``neighbour_error_weight (2,)``; the difficulty head ``difficulty_coef (dim, 2)``,
+    ``difficulty_bias (2,)`` (log of [position units, rad]) and its weight ``difficulty_weight (2,)``.
     """
 
     def __init__(self, size: int = 0, dim: int = 1024, k: int = 1):
@@ -121,6 +126,9 @@ class PoseMemory(nn.Module):
         self.register_buffer("distance_weight", torch.zeros(2))
         self.register_buffer("view_error", torch.zeros(int(size), 2))
         self.register_buffer("neighbour_error_weight", torch.zeros(2))
+        self.register_buffer("difficulty_coef", torch.zeros(int(dim), 2))
+        self.register_buffer("difficulty_bias", torch.zeros(2))
+        self.register_buffer("difficulty_weight", torch.zeros(2))
 
     @property
     def size(self) -> int:
@@ -179,7 +187,7 @@ def sigma_signals(memory: PoseMemory, h: torch.Tensor, out: Dict[str, torch.Tens
     the memory's ``p_mem (N, 3)``, ``q_mem (N, 4)``, the regressor's ``p_reg``, ``q_reg`` (on
     ``q_mem``'s hemisphere), and sigma's signals (module doc), each ``(N, 2)`` [position units,
     ~rad]: ``head`` (the head's sigma), ``disagreement``, ``spread``, ``distance`` (the same
-    feature distance in both columns), ``neighbour_error``."""
+    feature distance in both columns), ``neighbour_error``, ``difficulty`` (the difficulty head)."""
     mem = memory.lookup_signals(h, exclude)
     p_mem, q_mem = mem["position"], mem["rotation"]
     p_reg = out["position"].float()
@@ -187,12 +195,14 @@ def sigma_signals(memory: PoseMemory, h: torch.Tensor, out: Dict[str, torch.Tens
     d = torch.stack([(p_reg - p_mem).norm(dim=-1), 2.0 * (q_reg - q_mem).norm(dim=-1)], dim=-1)
     return {"p_mem": p_mem, "q_mem": q_mem, "p_reg": p_reg, "q_reg": q_reg,
             "head": torch.exp(out["log_sigma"].float()), "disagreement": d, "spread": mem["spread"],
-            "distance": mem["distance"].unsqueeze(-1).expand(-1, 2), "neighbour_error": mem["neighbour_error"]}
+            "distance": mem["distance"].unsqueeze(-1).expand(-1, 2), "neighbour_error": mem["neighbour_error"],
+            "difficulty": torch.exp(F.normalize(h.float(), dim=-1) @ memory.difficulty_coef + memory.difficulty_bias)}
 
 
 #: sigma's signals and the memory buffer holding each one's weight
 SIGNAL_WEIGHTS = (("head", "head_weight"), ("disagreement", "disagreement"), ("spread", "spread_weight"),
-                  ("distance", "distance_weight"), ("neighbour_error", "neighbour_error_weight"))
+                  ("distance", "distance_weight"), ("neighbour_error", "neighbour_error_weight"),
+                  ("difficulty", "difficulty_weight"))
 
 
 def blend_with_memory(memory: PoseMemory, h: torch.Tensor, out: Dict[str, torch.Tensor],

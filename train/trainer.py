@@ -208,7 +208,7 @@ def _fit(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, out
         train_seconds = time.perf_counter() - t0
         metrics = {}
         if dist.is_main:
-            metrics = finish(run, outcomes, train_seconds)
+            metrics = finish(run, outcomes, train_seconds, recipe[0])
             print_summary(run, metrics)
         distributed.barrier(dist)
         if cfg.qat_epochs:

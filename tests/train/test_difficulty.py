@@ -1,0 +1,70 @@
+"""The difficulty head: its closed-form fit on honest errors, and its output in the exported
+graph (a real ONNX Runtime session) against numpy on the same buffers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgepose.train.difficulty import difficulty, fit_difficulty, log_error
+
+torch = pytest.importorskip("torch")
+
+
+def test_the_head_learns_a_log_linear_difficulty_and_its_out_of_fold_answers_rank_it():
+    r = np.random.default_rng(0)
+    x = r.normal(size=(300, 12))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    true_w = np.zeros((12, 2))
+    true_w[0, 0], true_w[3, 1] = 4.0, -3.0
+    # errors = exp(x w + 0.5) times a chi-like factor: log error linear in x plus noise
+    err = np.exp(x @ true_w + 0.5) * r.uniform(0.7, 1.3, size=(300, 2))
+    fold = np.arange(300) % 3
+    coef, bias, oof, info = fit_difficulty(x, err, fold)
+    # the fitted map points the way the true one does (cosine of the coefficients per output)
+    for j in (0, 1):
+        c = coef[:, j] @ true_w[:, j] / np.linalg.norm(coef[:, j]) / np.linalg.norm(true_w[:, j])
+        assert c > 0.9
+    # its out-of-fold answers rank the errors (numpy rank correlation, not the module's)
+    for j in (0, 1):
+        ra, rb = np.argsort(np.argsort(oof[:, j])), np.argsort(np.argsort(err[:, j]))
+        assert np.corrcoef(ra, rb)[0, 1] > 0.8
+        assert info["oof_spearman"][j] > 0.8
+    np.testing.assert_allclose(difficulty(x, coef, bias), np.exp(x @ coef + bias))
+    # a perfect hit is lifted to 5 % of the median before the log, not -inf
+    assert np.isfinite(log_error(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]))).all()
+
+
+def test_the_difficulty_signal_in_the_exported_graph_equals_numpy(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import onnx
+
+    from export.onnx_export import export_onnx
+    from test_pose_memory import _filled, _images, _model, _unit
+
+    from edgepose.train.memory_fit import fc_features
+
+    model = _model()
+    _filled(model, n=10, blend=(0.25, 0.5))
+    m = model.memory
+    for name in ("head_weight", "disagreement", "spread_weight", "distance_weight", "neighbour_error_weight"):
+        getattr(m, name).zero_()
+    r = np.random.default_rng(4)
+    coef = r.normal(scale=0.8, size=(16, 2)).astype(np.float32)
+    m.difficulty_coef.copy_(torch.from_numpy(coef))
+    m.difficulty_bias.copy_(torch.tensor([-1.0, 0.5]))
+    m.difficulty_weight.copy_(torch.tensor([1.5, 0.25]))
+    model.sigma_scale.copy_(torch.tensor([2.0, 3.0]))
+    x = _images(5, seed=21)
+    path = tmp_path / "m.onnx"
+    export_onnx(model, path, parity_images=x.numpy())
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = np.concatenate([sess.run(None, {"image": x.numpy()[i : i + 1]})[2] for i in range(len(x))])
+    h = _unit(fc_features(model, x, torch.device("cpu")).double().numpy())
+    want = np.exp(h @ coef.astype(np.float64) + np.array([-1.0, 0.5])) * np.array([1.5, 0.25]) * np.array([2.0 * 2.0, 3.0])
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    assert np.ptp(got[:, 0]) > 0.1 * got[:, 0].mean()  # the frames differ: the signal varies
+    # the head lives in /post_memory, computed in FP32
+    g = onnx.load(str(path)).graph
+    exps = [n for n in g.node if n.op_type == "Exp" and n.name.startswith("/post_memory/")]
+    assert exps, "no Exp node of the difficulty head under /post_memory"
