@@ -89,12 +89,12 @@ def choose_settings(folds: FoldAnswers, rows: np.ndarray, pos: torch.Tensor, rot
             score = _median_score(fold_pool(folds, rows, pos, rot, k, t, (1.0, 1.0))["errors"])
             if best is None or score < best[2]:
                 best = (k, t, score)
-    k, t, _ = best if best is not None else (1, TEMPERATURE_GRID[0], float("nan"))
+    k, t, score = best if best is not None else (1, TEMPERATURE_GRID[0], float("nan"))
     a = min(BLEND_GRID, key=lambda v: _median_score(fold_pool(folds, rows, pos, rot, k, t, (v, 0.0))["errors"], 0))
     b = min(BLEND_GRID, key=lambda v: _median_score(fold_pool(folds, rows, pos, rot, k, t, (0.0, v))["errors"], 1))
     reg = fold_pool(folds, rows, pos, rot, k, t, (0.0, 0.0))["errors"]
     mem = fold_pool(folds, rows, pos, rot, k, t, (1.0, 1.0))["errors"]
-    scores = {"regressor_median": [_median_score(reg, 0), _median_score(reg, 1)],
+    scores = {"neighbours": score, "regressor_median": [_median_score(reg, 0), _median_score(reg, 1)],
               "memory_median": [_median_score(mem, 0), _median_score(mem, 1)]}
     return k, t, (float(a), float(b)), scores
 
@@ -147,7 +147,7 @@ def fit_memory_on_folds(model, fit: FrameCache, val: Optional[FrameCache], devic
     view_error[rows] = view_err
     model.config.update(memory_size=memory.size, memory_k=memory.k)
     info = {"size": memory.size, "k": int(k), "temperature": float(t), "blend": [blend[0], blend[1]],
-            "disagreement": weights["disagreement"], "sigma": sigma_info,
+            "disagreement": weights["disagreement"], "sigma": sigma_info, "out_of_fold_score": scores["neighbours"],
             "validation_excludes_own_sequence": bool(same_sequence_out),
             "folds": {"models": int(folds.fold.max()) + 1, "steps": int(folds.steps), "seconds": float(folds.seconds),
                       "by_sequence": bool(same_sequence_out),
