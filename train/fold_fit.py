@@ -35,8 +35,9 @@ from torch.nn import functional as F
 from .data import FrameCache
 from .difficulty import fit_difficulty
 from .fold_train import FoldAnswers
-from .memory_fit import (BLEND_GRID, DEFAULT_SIGNAL_WEIGHTS, DEFAULT_SIZE, K_GRID, TEMPERATURE_GRID, _blend_errors,
-                         _database, _empty, _excluded, _model_signals, fc_features, fit_memory, store_weights)
+from .memory_fit import (BLEND_GRID, DEFAULT_SIGNAL_WEIGHTS, DEFAULT_SIZE, _blend_errors, best_neighbours,
+                         _database, _empty, _excluded, _model_signals, fc_features, fit_memory, store_weights,
+                         val_summary)
 from .oof_fit import SIGNAL_NAMES, fit_weights, sigma_of, stand_in
 from .pose_memory import PoseMemory
 
@@ -79,17 +80,8 @@ def choose_settings(folds: FoldAnswers, rows: np.ndarray, pos: torch.Tensor, rot
     """``(k, temperature, blend, scores)`` on :func:`fold_pool`: steps 1-2 of the module doc."""
     fold = folds.fold[rows]
     usable = min(int((fold != f).sum()) for f in np.unique(fold))
-    best = None
-    for k in K_GRID:
-        if k > usable:
-            break
-        for t in TEMPERATURE_GRID:
-            if k == 1 and t != TEMPERATURE_GRID[0]:
-                continue
-            score = _median_score(fold_pool(folds, rows, pos, rot, k, t, (1.0, 1.0))["errors"])
-            if best is None or score < best[2]:
-                best = (k, t, score)
-    k, t, score = best if best is not None else (1, TEMPERATURE_GRID[0], float("nan"))
+    k, t, score = best_neighbours(lambda k, t: _median_score(fold_pool(folds, rows, pos, rot, k, t, (1.0, 1.0))["errors"]),
+                                  usable)
     a = min(BLEND_GRID, key=lambda v: _median_score(fold_pool(folds, rows, pos, rot, k, t, (v, 0.0))["errors"], 0))
     b = min(BLEND_GRID, key=lambda v: _median_score(fold_pool(folds, rows, pos, rot, k, t, (0.0, v))["errors"], 1))
     reg = fold_pool(folds, rows, pos, rot, k, t, (0.0, 0.0))["errors"]
@@ -164,10 +156,5 @@ def fit_memory_on_folds(model, fit: FrameCache, val: Optional[FrameCache], devic
                       "with a memory of the other folds' views; sigma's weights: validation frames and those "
                       "answers (each ranked among its own kind); stored views carry those honest errors; the "
                       "difficulty head is fitted on them",
-            "val": {"regressor_median_position_m": float(np.median(reg[0])),
-                    "regressor_median_rotation_deg": float(np.degrees(np.median(reg[1]))),
-                    "memory_median_position_m": float(np.median(mem[0])),
-                    "memory_median_rotation_deg": float(np.degrees(np.median(mem[1]))),
-                    "blend_median_position_m": float(np.median(e_p)),
-                    "blend_median_rotation_deg": float(np.degrees(np.median(e_q)))}}
+            "val": val_summary(reg, mem, (e_p, e_q))}
     return info, pools

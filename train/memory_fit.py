@@ -103,6 +103,17 @@ def _choose_neighbours(feats, pos, rot, exclude):
     f = torch.nn.functional.normalize(feats, dim=-1)
     sim = (f @ f.t()).masked_fill(exclude, -3.0)  # a view never answers itself (cosine >= -1)
     usable = int((~exclude).sum(1).min()) if len(f) else 0
+
+    def score(k, t):
+        p, q, _ = neighbour_pose(sim, pos, rot, k, torch.tensor([t]))
+        return float((p - pos).norm(dim=-1).median() + rotation_angle(q, rot).median())
+
+    return best_neighbours(score, usable)
+
+
+def best_neighbours(score, usable: int):
+    """``(k, temperature, score)`` from :data:`K_GRID` (at most ``usable``) x :data:`TEMPERATURE_GRID`
+    with the smallest ``score(k, t)``."""
     best = None
     for k in K_GRID:
         if k > usable:
@@ -110,10 +121,9 @@ def _choose_neighbours(feats, pos, rot, exclude):
         for t in TEMPERATURE_GRID:
             if k == 1 and t != TEMPERATURE_GRID[0]:
                 continue  # one neighbour: the temperature does not matter
-            p, q, _ = neighbour_pose(sim, pos, rot, k, torch.tensor([t]))
-            score = float((p - pos).norm(dim=-1).median() + rotation_angle(q, rot).median())
-            if best is None or score < best[2]:
-                best = (k, t, score)
+            value = score(k, t)
+            if best is None or value < best[2]:
+                best = (k, t, value)
     return best if best is not None else (1, TEMPERATURE_GRID[0], float("nan"))
 
 
@@ -251,13 +261,18 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
                       "(each ranked among its own kind); stored views carry their out-of-fold errors"
                       + ("; no frame is answered from its own sequence (the test split is other sequences)"
                          if same_sequence_out else ""),
-            "val": {"regressor_median_position_m": float(np.median(reg[0])),
-                    "regressor_median_rotation_deg": float(np.degrees(np.median(reg[1]))),
-                    "memory_median_position_m": float(np.median(mem[0])),
-                    "memory_median_rotation_deg": float(np.degrees(np.median(mem[1]))),
-                    "blend_median_position_m": float(np.median(e_p)),
-                    "blend_median_rotation_deg": float(np.degrees(np.median(e_q)))}}
+            "val": val_summary(reg, mem, (e_p, e_q))}
     return info, pools
+
+
+def val_summary(*answers) -> Dict[str, float]:
+    """Median validation errors (m, deg) of the regressor, the memory and the blend, each given
+    as ``(position error m (N,), rotation error rad (N,), ...)``."""
+    out = {}
+    for name, (e_p, e_q) in zip(("regressor", "memory", "blend"), (a[:2] for a in answers)):
+        out[f"{name}_median_position_m"] = float(np.median(e_p))
+        out[f"{name}_median_rotation_deg"] = float(np.degrees(np.median(e_q)))
+    return out
 
 
 @torch.no_grad()

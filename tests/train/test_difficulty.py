@@ -35,36 +35,20 @@ def test_the_head_learns_a_log_linear_difficulty_and_its_out_of_fold_answers_ran
 
 
 def test_the_difficulty_signal_in_the_exported_graph_equals_numpy(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    import onnx
-
-    from export.onnx_export import export_onnx
-    from test_pose_memory import _filled, _images, _model, _unit
-
-    from edgepose.train.memory_fit import fc_features
+    # sigma = sigma_scale * [position scale, 1] * g * exp(unit(h) @ coef + bias), every other
+    # weight 0: ONNX Runtime against numpy on the same buffers
+    onnx = pytest.importorskip("onnx")
+    from test_pose_memory import _filled, _images, _model, _unit, onnx_sigma_of_one_signal
 
     model = _model()
     _filled(model, n=10, blend=(0.25, 0.5))
-    m = model.memory
-    for name in ("head_weight", "disagreement", "spread_weight", "distance_weight", "neighbour_error_weight"):
-        getattr(m, name).zero_()
-    r = np.random.default_rng(4)
-    coef = r.normal(scale=0.8, size=(16, 2)).astype(np.float32)
-    m.difficulty_coef.copy_(torch.from_numpy(coef))
-    m.difficulty_bias.copy_(torch.tensor([-1.0, 0.5]))
-    m.difficulty_weight.copy_(torch.tensor([1.5, 0.25]))
-    model.sigma_scale.copy_(torch.tensor([2.0, 3.0]))
-    x = _images(5, seed=21)
-    path = tmp_path / "m.onnx"
-    export_onnx(model, path, parity_images=x.numpy())
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = np.concatenate([sess.run(None, {"image": x.numpy()[i : i + 1]})[2] for i in range(len(x))])
-    h = _unit(fc_features(model, x, torch.device("cpu")).double().numpy())
-    want = np.exp(h @ coef.astype(np.float64) + np.array([-1.0, 0.5])) * np.array([1.5, 0.25]) * np.array([2.0 * 2.0, 3.0])
+    coef = np.random.default_rng(4).normal(scale=0.8, size=(16, 2)).astype(np.float32)
+    model.memory.difficulty_coef.copy_(torch.from_numpy(coef))
+    model.memory.difficulty_bias.copy_(torch.tensor([-1.0, 0.5]))
+    got, h, path = onnx_sigma_of_one_signal(model, "difficulty_weight", [1.5, 0.25], _images(5, seed=21), tmp_path)
+    want = np.exp(_unit(h) @ coef.astype(np.float64) + np.array([-1.0, 0.5])) * np.array([1.5, 0.25]) * np.array([4.0, 3.0])
     np.testing.assert_allclose(got, want, rtol=1e-4)
     assert np.ptp(got[:, 0]) > 0.1 * got[:, 0].mean()  # the frames differ: the signal varies
-    # the head lives in /post_memory, computed in FP32
-    g = onnx.load(str(path)).graph
-    exps = [n for n in g.node if n.op_type == "Exp" and n.name.startswith("/post_memory/")]
+    # the head lives in /post_memory (FP32 post-processing)
+    exps = [n for n in onnx.load(str(path)).graph.node if n.op_type == "Exp" and n.name.startswith("/post_memory/")]
     assert exps, "no Exp node of the difficulty head under /post_memory"

@@ -329,29 +329,37 @@ def test_sigma_is_the_root_sum_of_squares_of_the_weighted_signals():
     np.testing.assert_allclose(s["head"], np.exp(out["log_sigma"].double().numpy()), rtol=1e-6)
 
 
-def test_the_neighbour_error_signal_in_the_exported_graph_equals_numpy_on_the_same_memory(tmp_path):
-    # sigma = sigma_scale * [position scale, 1] * e * (softmax-weighted mean of the k nearest
-    # views' stored errors), every other weight 0: ONNX Runtime against numpy on the same buffers
+def onnx_sigma_of_one_signal(model, buf, weight, x, tmp_path):
+    """``(sigma (N, 2) from a real ONNX Runtime session of the exported model, FC features (N,
+    dim) float64, graph path)`` with every sigma weight 0 but the memory buffer ``buf``
+    (``weight``) and ``sigma_scale`` [2, 3], on images ``x``."""
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     from export.onnx_export import export_onnx
 
+    from edgepose.train.pose_memory import SIGNAL_WEIGHTS
+
+    for _, name in SIGNAL_WEIGHTS:
+        getattr(model.memory, name).zero_()
+    getattr(model.memory, buf).copy_(torch.tensor(weight))
+    model.sigma_scale.copy_(torch.tensor([2.0, 3.0]))
+    path = tmp_path / "m.onnx"
+    export_onnx(model, path, parity_images=x.numpy())
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = np.concatenate([sess.run(None, {"image": x.numpy()[i : i + 1]})[2] for i in range(len(x))])
+    return got, fc_features(model, x, torch.device("cpu")).double().numpy(), path
+
+
+def test_the_neighbour_error_signal_in_the_exported_graph_equals_numpy_on_the_same_memory(tmp_path):
+    # sigma = sigma_scale * [position scale, 1] * e * (softmax-weighted mean of the k nearest
+    # views' stored errors), every other weight 0: ONNX Runtime against numpy on the same buffers
     model = _model()
     _filled(model, n=10, blend=(0.25, 0.5))
     m = model.memory
     m.k = 3
     m.temperature.fill_(0.05)
     m.view_error = torch.from_numpy(_rng(9).uniform(0.1, 2.0, size=(10, 2)).astype(np.float32))
-    for name in ("head_weight", "disagreement", "spread_weight", "distance_weight"):
-        getattr(m, name).zero_()
-    m.neighbour_error_weight.copy_(torch.tensor([1.5, 0.25]))
-    model.sigma_scale.copy_(torch.tensor([2.0, 3.0]))
-    x = _images(4, seed=21)
-    path = tmp_path / "m.onnx"
-    export_onnx(model, path, parity_images=x.numpy())
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = np.concatenate([sess.run(None, {"image": x.numpy()[i : i + 1]})[2] for i in range(len(x))])
-    h = fc_features(model, x, torch.device("cpu")).double().numpy()
+    got, h, _ = onnx_sigma_of_one_signal(model, "neighbour_error_weight", [1.5, 0.25], _images(4, seed=21), tmp_path)
     f = _unit(m.features.double().numpy())
     want = []
     for v in _unit(h):
