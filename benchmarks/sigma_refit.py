@@ -23,6 +23,8 @@ import datetime as _dt
 import json
 import os
 import sys
+import time
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,26 +37,37 @@ from benchmarks.train_targets import num, pct  # noqa: E402  (the results tables
 from edgepose.uncertainty import spearman  # noqa: E402
 
 
-def refit(run: Path):
-    """``(metrics after, signal Spearman on test {name: (pos, rot)}, memory info)`` of ``run``."""
+def refit(run: Path, fold_models: int = 0):
+    """``(metrics after, signal Spearman on test {name: (pos, rot)}, memory info)`` of ``run``;
+    ``fold_models`` > 0: the fold models are trained here as the run's end would
+    (:func:`edgepose.train.finish.fit_final_memory`, the run's recipe; same seeds)."""
     import torch
 
     from edgepose.geometry import rotation_error_rad, translation_error
     from edgepose.train import distributed
     from edgepose.train.evaluate import evaluate, predict
-    from edgepose.train.finish import calibrate_sigma, uncertainty_summary
-    from edgepose.train.memory_fit import extend_fitted_memory, fc_features, fit_memory, sequence_disjoint
+    from edgepose.train.finish import calibrate_sigma, fit_final_memory, uncertainty_summary
+    from edgepose.train.memory_fit import extend_fitted_memory, fc_features
     from edgepose.train.model import load_model, read_checkpoint
     from edgepose.train.pose_memory import SIGNAL_WEIGHTS, sigma_signals
-    from edgepose.train.recipe import TrainConfig
+    from edgepose.train.recipe import TrainConfig, stages
+    from edgepose.train.run import Run
+    from edgepose.train.sampling import EpochBatches
+    from edgepose.train.signals import StopRequest
+    from edgepose.train.metrics_log import MetricsLog
     from edgepose.train.trainer import prepare_data
 
-    cfg = TrainConfig.from_recipe(read_checkpoint(run / "final.pt").get("recipe"), max_points=0, progress=False)
-    fit, val, test, _norm, _info, _counts = prepare_data(cfg, distributed.env_info())
+    cfg = TrainConfig.from_recipe(read_checkpoint(run / "final.pt").get("recipe"), max_points=0, progress=False,
+                                  fold_models=fold_models)
+    fit, val, test, norm, info, counts = prepare_data(cfg, distributed.env_info())
     model = load_model(run / "final.pt").eval()
     device = torch.device("cpu")
-    memory, answers = fit_memory(model, fit, val, device, size=cfg.memory_size,
-                                 same_sequence_out=sequence_disjoint(fit, test))
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    stage1 = stages(cfg, EpochBatches(len(fit), cfg.batch_size).batches_per_epoch())[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Run(cfg, distributed.DistInfo(), device, Path(tmp), fit, val, test, norm, info,
+                    MetricsLog(Path(tmp) / "metrics.csv"), StopRequest(), True, 0, counts)
+        memory, answers = fit_final_memory(state, model, stage1)
     calibrate_sigma(model, val, device, answers)
     extend_fitted_memory(model, memory, fit, val, device, size=cfg.memory_size)
     after = {f"test.{k}": v for k, v in evaluate(model, test, device).items()}
@@ -83,6 +96,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", action="append", required=True, help="a finished training run folder (repeat)")
     p.add_argument("--name", default="sigma_refit", help="results/<name>.md (a section is appended)")
+    p.add_argument("--fold-models", type=int, default=0,
+                   help="train this many fold models for the fit, as training's end does by default (0: none)")
     a = p.parse_args(argv)
     load_before = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     lines = ["| run | fit | median test error | retrieval | sigma Spearman pos / rot | AUROC worst 10 % pos / rot "
@@ -90,12 +105,14 @@ def main(argv=None) -> int:
     notes = []
     for run in map(Path, a.run):
         before = json.loads((run / "metrics.json").read_text())
-        after, signals, memory = refit(run)
+        t0 = time.perf_counter()
+        after, signals, memory = refit(run, a.fold_models)
+        seconds = time.perf_counter() - t0
         after.update({k: v for k, v in before.items() if k.startswith("baseline.")})
         lines += [_row(run.name, before, "run (trained with its own code)"), _row(run.name, after, "refit here")]
         sig = memory.get("sigma") or {}
-        notes.append(f"- {run.name}: blend {memory.get('blend')}, k {memory.get('k')}; out-of-fold answers "
-                     f"{json.dumps(memory.get('out_of_fold'))}; sigma weights "
+        notes.append(f"- {run.name}: refit {seconds:.0f} s, blend {memory.get('blend')}, k {memory.get('k')}; "
+                     f"out-of-fold answers {json.dumps(memory.get('out_of_fold') or memory.get('folds'))}; sigma weights "
                      f"{json.dumps(sig.get('weights'))} on {sig.get('frames')} honest frames (Spearman there "
                      f"{sig.get('spearman')}); each signal's Spearman with the test error (pos / rot): "
                      + ", ".join(f"{n} {num(v[0], 2)} / {num(v[1], 2)}" for n, v in signals.items()))

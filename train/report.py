@@ -79,8 +79,11 @@ def print_summary(run, metrics: Dict) -> None:
                      f"{_num(metrics.get('test.sigma_auroc_worst10_rotation'))}")
     if metrics.get("memory.size"):
         blend = metrics["memory.blend"]
+        folds = metrics.get("memory.folds.models")
+        on = (f"chosen on {folds} fold models' answers on views they never saw ({metrics['memory.folds.steps']} steps "
+              f"each, {metrics['memory.folds.seconds'] / 60:.1f} min; --fold-models 0 to skip)") if folds else "chosen on validation"
         lines.append(f"  memory: the {metrics['memory.k']} nearest training views' pose weighs {blend[0]:.2f} in position, "
-                     f"{blend[1]:.2f} in rotation (chosen on validation; 0 = regressor only, --memory-size 0 to turn off)")
+                     f"{blend[1]:.2f} in rotation ({on}; 0 = regressor only, --memory-size 0 to turn off)")
     if metrics.get("run.stage2_best_epoch") == 0 and metrics.get("run.final_stage") == "stage2":
         lines.append("  (stage 2 never beat stage 1 on validation: final.pt holds the stage 1 weights)")
     lines += [
