@@ -95,9 +95,10 @@ def test_a_file_verified_once_is_checked_again_when_it_changes(bundle_with, monk
     real = integrity._hash_and_find
     monkeypatch.setattr(integrity, "_hash_and_find", lambda p, *a: hashed.append(p.name) or real(p, *a))
     view = bundle_with("fp32", "fp16")
-    path = view.file_for("onnx", "fp16")
-    assert view.file_for("onnx", "fp16") == path
-    assert hashed == ["model.fp16.onnx"] * 2  # just written: racy, hashed at each load
+    path = view.path / "model.fp16.onnx"
+    os.utime(path)  # just written (copytree keeps the source's old times)
+    assert view.file_for("onnx", "fp16") == path and view.file_for("onnx", "fp16") == path
+    assert hashed == ["model.fp16.onnx"] * 2  # racy: hashed at each load
     old = path.stat().st_mtime - 60
     os.utime(path, (old, old))
     hashed.clear()
