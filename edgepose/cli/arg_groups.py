@@ -1,7 +1,7 @@
 """Flags that mean one thing in every command, defined once (after Polygraphy's ``tools/args``).
 
 Each function adds one concept's flag(s) to a parser or argument group, with one spelling, one
-``dest``, one type and one metavar; ``tests/core/test_cli_flag_words.py`` parses every CLI's
+``dest``, one type and one metavar; ``tests/e2e/test_cli_flag_words.py`` parses every CLI's
 parser and fails when a flag spelled alike in two commands drifts apart. The concepts:
 
 * ``bundle`` (positional, :func:`add_bundle`): the bundle folder a command reads;
