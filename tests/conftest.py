@@ -6,6 +6,14 @@ from pathlib import Path
 
 import pytest
 
+# One OpenMP/BLAS thread for torch and numpy in the test process and in every CLI it starts
+# (unless the caller set it): the tests' tensors are tiny, and on a shared 2-core machine a
+# second thread waits for a descheduled partner at every parallel region. Measured at load ~3:
+# tests/train/test_rotation_seam.py + test_rotation_head.py 51 s with torch's default 2 threads,
+# 35 s with OMP_WAIT_POLICY=PASSIVE, 10 s with one thread. Commands that set their own count
+# (edgepose-train's --threads and its cores/processes default) still do.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGEPOSE_SHARED", REPO.parent / "shared"))
 DINO = SHARED / "data" / "middlebury_dino" / "dino"
