@@ -22,11 +22,17 @@ from tiny_scene import write_csv_scene
 pytest.importorskip("onnxruntime")
 
 
+# Stage 3 starts from whatever stages 1-2 left: one stage-1 epoch is enough, and the fold models
+# of training's end (re-run on every --resume; their fit is tests/train/test_fold_train.py's and
+# test_train_cli.py's) are left out, on the first run and the resume alike.
+QUICK = ("--stage1-epochs", "1", "--fold-models", "0")
+
+
 @pytest.fixture(scope="module")
 def qat_run(tmp_path_factory):
     scene = write_csv_scene(tmp_path_factory.mktemp("qscene"), n_train=16, n_test=4, size=(80, 60))
     out = tmp_path_factory.mktemp("qat") / "run"
-    run_ok(train_cmd(scene, out, "--qat-epochs", "1"), timeout=600)
+    run_ok(train_cmd(scene, out, *QUICK, "--qat-epochs", "1"), timeout=600)
     return scene, out
 
 
@@ -43,7 +49,7 @@ def test_qat_stage_writes_ranges_and_metrics(qat_run):
 
 def test_resume_continues_qat_and_export_uses_its_ranges(qat_run, tmp_path):
     scene, out = qat_run
-    res = run_ok(train_cmd(scene, out, "--resume", "--qat-epochs", "2"), timeout=600)
+    res = run_ok(train_cmd(scene, out, *QUICK, "--resume", "--qat-epochs", "2"), timeout=600)
     assert "qat: resuming at epoch 2, step 0" in res.stdout, res.stdout
     assert re.search(r"qat epoch +2/2", res.stdout) and not re.search(r"qat epoch +1/2", res.stdout)
     ran = [(r["stage"], r["epoch"]) for r in csv_rows(out) if r["stage"] == "qat"]
