@@ -254,12 +254,19 @@ def test_ctrl_c_during_bench_is_a_message_and_no_report(bundle, tmp_path):
     assert not (tmp_path / "r" / "report.json").exists()
 
 
+def wait_for_partial(proc, folder):
+    """Until synth's temporary ``*.partial`` folder is in ``folder`` (rendering has begun)."""
+    deadline = time.monotonic() + 120
+    while not [p for p in folder.iterdir() if p.name.endswith(".partial")]:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+
+
 def test_ctrl_c_during_synth_is_a_message_and_leaves_no_folder(tmp_path):
     out = tmp_path / "synth"
     proc = subprocess.Popen(cli("edgepose-synth") + [str(out), "--frames", "4000", "--size", "320x240", "--workers", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_reaches)
-    time.sleep(4)
-    assert proc.poll() is None, proc.communicate()
+    wait_for_partial(proc, tmp_path)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -273,10 +280,7 @@ def test_sigterm_during_synth_is_a_message_and_leaves_no_folder(tmp_path):
     out = tmp_path / "synth"
     proc = subprocess.Popen(cli("edgepose-synth") + [str(out), "--frames", "4000", "--size", "320x240", "--workers", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]:  # rendering has begun
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
+    wait_for_partial(proc, tmp_path)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
