@@ -70,6 +70,12 @@ def cli_bundle(cli_run, tmp_path_factory):
     return out, r
 
 
+@pytest.fixture(scope="session")
+def cli_verified(cli_bundle):
+    """``edgepose-export --verify`` of the shared bundle, run once; two tests read its output."""
+    return run_cli("--verify", cli_bundle[0])
+
+
 def test_export_writes_a_complete_bundle(cli_bundle):
     out, r = cli_bundle
     m = json.loads((out / MANIFEST).read_text())
@@ -103,9 +109,9 @@ def test_export_writes_a_complete_bundle(cli_bundle):
     assert "drift p50 m" in r.stdout and "--engine yes" in r.stdout and "edgepose-bench" in r.stdout
 
 
-def test_verify_passes_then_fails_after_a_flipped_byte(cli_bundle, tmp_path, capsys):
+def test_verify_passes_then_fails_after_a_flipped_byte(cli_bundle, cli_verified, tmp_path, capsys):
     out, _ = cli_bundle
-    r = run_cli("--verify", out)
+    r = cli_verified
     assert r.returncode == 0, r.stdout + r.stderr
     assert "parity int8" in r.stdout and "parity torch" in r.stdout and "verified" in r.stdout
     copy = tmp_path / "b"
@@ -139,7 +145,7 @@ def test_verify_catches_changed_graph_outputs_with_a_consistent_manifest(cli_bun
         verify_bundle(copy, log=lambda s: None)
 
 
-def test_every_graph_of_a_fresh_bundle_passes_the_tensorrt_lint_and_verify_runs_it(cli_bundle):
+def test_every_graph_of_a_fresh_bundle_passes_the_tensorrt_lint_and_verify_runs_it(cli_bundle, cli_verified):
     from edgepose.export.graph_lint import lint_bundle
 
     out, _ = cli_bundle
@@ -147,7 +153,7 @@ def test_every_graph_of_a_fresh_bundle_passes_the_tensorrt_lint_and_verify_runs_
     onnx_info = json.loads((out / MANIFEST).read_text())["export"]["onnx"]
     for prec in ("fp32", "fp16", "int8"):  # the export ran the lint after each pass
         assert onnx_info[prec]["checks"]["tensorrt_graph_lint"]["violations"] == 0
-    r = run_cli("--verify", out)
+    r = cli_verified
     assert r.returncode == 0 and "lint model.fp16.onnx" in r.stdout, r.stdout + r.stderr
 
 
