@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after training, train K fold models (each on the other folds' views, stage 1's recipe for "
                         "--fold-fraction of its steps) whose errors on the views they never saw choose the memory's "
                         "blend and k, fit the difficulty head and sigma's weights; 0: the ridge stand-in on the final "
-                        f"model's features instead, no extra training (default {d.fold_models})")
+                        "model's features instead, no extra training. Off by default: measured worse than the stand-in "
+                        f"on 3 of 4 sets (benchmarks/results/sigma_folds.md) (default {d.fold_models})")
     g.add_argument("--fold-fraction", type=number(0, 1, low_open=True), metavar="F",
                    help=f"each fold model's share of stage 1's steps (default {d.fold_fraction:.3g})")
     g = p.add_argument_group("recipe")

@@ -5,9 +5,9 @@ After the stages, :func:`finish`
 1. evaluates each stage's best model on the test split (the final model is the last stage
    that produced one);
 2. fills its pose memory with the training views and chooses how it blends with the regressor
-   (:mod:`edgepose.train.memory_fit`; ``regressor.*`` metrics are the model without it); by
-   default on the honest answers of short fold trainings (:mod:`edgepose.train.fold_train`,
-   :mod:`edgepose.train.fold_fit`; ``--fold-models 0``: on the ridge stand-in);
+   (:mod:`edgepose.train.memory_fit`; ``regressor.*`` metrics are the model without it); with
+   ``--fold-models K`` on the honest answers of short fold trainings instead
+   (:mod:`edgepose.train.fold_train`, :mod:`edgepose.train.fold_fit`);
 3. calibrates its sigma on honest frames (:func:`calibrate_sigma`; one scale per
    output, :mod:`edgepose.uncertainty`), stores the scale in the model (``sigma_scale``, so
    every backend applies it) and in ``final.pt["calibration"]``;

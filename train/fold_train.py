@@ -17,8 +17,9 @@ backbone saw every view's label, so its answers are far better than the model's 
    (:class:`FoldAnswers`): its answers on its own held-out fold are honest, and its features of
    the other folds' frames make the memory it would have had (:mod:`edgepose.train.fold_fit`).
 
-The fold models are thrown away; their cost is about ``fraction * K`` of stage 1's time
-(``--fold-models 0`` turns the step off).
+The fold models are thrown away; their cost is about ``fraction * K`` of stage 1's time.
+``--fold-models K`` turns the step on; it is off by default: measured against the ridge
+stand-in it lost more of the issue's measures than it won (benchmarks/results/sigma_folds.md).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from .run import Run, build_model_for_eval
 from .sampling import EpochBatches
 from .stage import run_stage
 
-#: fold models trained after the run (0: none)
+#: fold models of ``--fold-models K`` (the recipe's default is 0, none: benchmarks/results/sigma_folds.md)
 DEFAULT_FOLD_MODELS = 3
 #: each fold model's share of stage 1's optimiser steps
 DEFAULT_FOLD_FRACTION = 1.0 / 3.0

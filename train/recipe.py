@@ -77,7 +77,7 @@ class TrainConfig:
     resume: bool = False
     checkpoint_minutes: float = 10.0  # wall time between resume checkpoints (0: every epoch)
     memory_size: int = 4096  # training views kept in the model's pose memory (0: regressor only)
-    fold_models: int = 3  # short fold trainings after the run for sigma's honest errors (0: none)
+    fold_models: int = 0  # short fold trainings after the run for sigma's honest errors (0: none; measured worse, sigma_folds.md)
     fold_fraction: float = 1.0 / 3.0  # each fold model's share of stage 1's steps
     qat_epochs: int = 0  # stage 3, quantization-aware fine-tuning after stages 1-2 (0: none)
     qat_lr: float = 1e-5  # 1 % of stage 1's learning rate

@@ -187,22 +187,25 @@ def test_stage2_without_stage1_warns_and_still_trains(scene, tmp_path):
     assert m["run.final_stage"] == "stage2" and "stage1.median_position_m" not in m
 
 
-def test_fold_models_off_trains_the_same_model_and_fits_the_memory_as_before(scene, reference, tmp_path):
-    # --fold-models 0: no fold training; the stages' weights are the reference run's (the fold
-    # models train after them and leave them alone), the memory is fitted on the ridge stand-in
-    # (memory.out_of_fold.*) and metrics.json has the reference's keys with the fold fit's
-    # (memory.folds.*) swapped for the stand-in's, and no difficulty weight
-    out = tmp_path / "off"
-    run_ok(train_cmd(scene, out, "--fold-models", "0"))
-    on_m = json.loads((reference[0] / "metrics.json").read_text())
-    off_m = json.loads((out / "metrics.json").read_text())
+def test_fold_models_leave_the_trained_model_alone_and_swap_only_the_memory_fit(scene, reference, tmp_path):
+    # the reference is the default (no fold models: the ridge stand-in, memory.out_of_fold.*);
+    # --fold-models 3 trains three fold models after the stages: the stages' weights are the
+    # reference's, the memory is fitted on the fold answers (memory.folds.*, a difficulty head),
+    # and metrics.json has the reference's keys with the stand-in's swapped for the fold fit's
+    out = tmp_path / "folds"
+    res = run_ok(train_cmd(scene, out, "--fold-models", "3"))
+    assert res.stdout.count("held-out views") == 3
+    off_m = json.loads((reference[0] / "metrics.json").read_text())
+    on_m = json.loads((out / "metrics.json").read_text())
     sa, sb = read_checkpoint(out / "final.pt")["model"], read_checkpoint(reference[0] / "final.pt")["model"]
     net = [k for k in sa if not k.startswith("memory.") and k != "sigma_scale"]
     assert net and all(torch.equal(sa[k], sb[k]) for k in net)
     assert off_m["memory.out_of_fold.folds"] == 5 and not any(k.startswith("memory.folds.") for k in off_m)
-    assert "difficulty" not in off_m["memory.sigma.weights"]
-    assert not sa["memory.difficulty_weight"].any() and not sa["memory.difficulty_coef"].any()
+    assert "difficulty" not in off_m["memory.sigma.weights"] and "difficulty" in on_m["memory.sigma.weights"]
+    assert not sb["memory.difficulty_weight"].any() and not sb["memory.difficulty_coef"].any()
+    assert on_m["memory.folds.models"] == 3 and sa["memory.difficulty_coef"].any()
     fold_keys = {k for k in on_m if k.startswith("memory.folds.")}
     ridge_keys = {k for k in off_m if k.startswith("memory.out_of_fold.")}
-    assert set(off_m) == (set(on_m) - fold_keys) | ridge_keys
+    assert set(on_m) == (set(off_m) - ridge_keys) | fold_keys
     assert off_m["regressor.median_position_m"] == on_m["regressor.median_position_m"]
+    assert [r["stage"] for r in csv_rows(out)] == [r["stage"] for r in csv_rows(reference[0])]  # no fold rows
