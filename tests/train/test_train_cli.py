@@ -189,12 +189,12 @@ def test_stage2_without_stage1_warns_and_still_trains(scene, tmp_path):
 
 def test_fold_models_leave_the_trained_model_alone_and_swap_only_the_memory_fit(scene, reference, tmp_path):
     # the reference is the default (no fold models: the ridge stand-in, memory.out_of_fold.*);
-    # --fold-models 3 trains three fold models after the stages: the stages' weights are the
+    # --fold-models 2 trains two fold models after the stages: the stages' weights are the
     # reference's, the memory is fitted on the fold answers (memory.folds.*, a difficulty head),
     # and metrics.json has the reference's keys with the stand-in's swapped for the fold fit's
     out = tmp_path / "folds"
-    res = run_ok(train_cmd(scene, out, "--fold-models", "3"))
-    assert res.stdout.count("held-out views") == 3
+    res = run_ok(train_cmd(scene, out, "--fold-models", "2"))
+    assert res.stdout.count("held-out views") == 2
     off_m = json.loads((reference[0] / "metrics.json").read_text())
     on_m = json.loads((out / "metrics.json").read_text())
     sa, sb = read_checkpoint(out / "final.pt")["model"], read_checkpoint(reference[0] / "final.pt")["model"]
@@ -203,7 +203,7 @@ def test_fold_models_leave_the_trained_model_alone_and_swap_only_the_memory_fit(
     assert off_m["memory.out_of_fold.folds"] == 5 and not any(k.startswith("memory.folds.") for k in off_m)
     assert "difficulty" not in off_m["memory.sigma.weights"] and "difficulty" in on_m["memory.sigma.weights"]
     assert not sb["memory.difficulty_weight"].any() and not sb["memory.difficulty_coef"].any()
-    assert on_m["memory.folds.models"] == 3 and sa["memory.difficulty_coef"].any()
+    assert on_m["memory.folds.models"] == 2 and sa["memory.difficulty_coef"].any()
     fold_keys = {k for k in on_m if k.startswith("memory.folds.")}
     ridge_keys = {k for k in off_m if k.startswith("memory.out_of_fold.")}
     assert set(on_m) == (set(off_m) - ridge_keys) | fold_keys
