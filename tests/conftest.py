@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,19 @@ import pytest
 # 35 s with OMP_WAIT_POLICY=PASSIVE, 10 s with one thread. Commands that set their own count
 # (edgepose-train's --threads and its cores/processes default) still do.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_as_the_environment_says():
+    """After each test, the test process's torch thread count back to ``OMP_NUM_THREADS``: an
+    in-process ``edgepose.train.cli.main`` sets cores / processes (2 here) for the rest of the
+    session, and every later in-process test ran with two threads again."""
+    yield
+    torch = sys.modules.get("torch")
+    wanted = os.environ.get("OMP_NUM_THREADS", "")
+    if torch is not None and wanted.isdigit() and int(wanted) > 0 and torch.get_num_threads() != int(wanted):
+        torch.set_num_threads(int(wanted))
+
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGEPOSE_SHARED", REPO.parent / "shared"))
