@@ -23,8 +23,8 @@ pytest.importorskip("onnxruntime")
 
 
 # Stage 3 starts from whatever stages 1-2 left: one stage-1 epoch is enough, and the fold models
-# of training's end (re-run on every --resume; their fit is tests/train/test_fold_train.py's and
-# test_train_cli.py's) are left out, on the first run and the resume alike.
+# of training's end (re-run on every --resume when on; their fit is tests/train/test_fold_train.py's
+# and test_train_cli.py's) are named off, on the first run and the resume alike, whatever the default.
 QUICK = ("--stage1-epochs", "1", "--fold-models", "0")
 
 
