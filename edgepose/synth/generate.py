@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,20 @@ class SynthResult:
 
 # ----------------------------------------------------------------------------- workers
 _STATE: Dict[str, object] = {}
+
+
+def quiet_worker_signals() -> None:
+    """A pool worker leaves signals to its parent: a forked worker inherits the parent's
+    :class:`~edgepose.interrupts.Signals` handlers, so the pool's own SIGTERM when it closes
+    (``Pool.terminate``) raised ``Interrupt`` in each worker and printed its traceback; Ctrl-C
+    (sent to the whole process group) is the parent's to handle, which then closes the pool."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _init_pool_worker(*args) -> None:
+    quiet_worker_signals()
+    _init_worker(*args)
 
 
 def _init_worker(seed: int, ppm: float, K: np.ndarray, size: Tuple[int, int], aa: int) -> None:
@@ -216,7 +231,7 @@ def generate(out, cfg: Optional[SynthConfig] = None, workers: Optional[int] = No
             else:
                 method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
                 ctx = mp.get_context(method)
-                with ctx.Pool(workers, initializer=_init_worker,
+                with ctx.Pool(workers, initializer=_init_pool_worker,
                               initargs=(int(cfg.seed), float(cfg.ppm), K, size, int(cfg.aa))) as pool:
                     for n in pool.imap_unordered(_render_job, jobs):
                         bar.update(n)

@@ -200,3 +200,28 @@ def test_the_seven_scenes_reader_reads_it_like_real_data(rendered):
         inside = np.all((pts > lo - 0.003) & (pts < hi + 0.003), axis=1)
         on_box |= inside & (np.minimum(np.abs(pts - lo), np.abs(pts - hi)).min(axis=1) < 0.003)
     assert ((d_room < 0.003) | on_box).all(), "the reader's back-projected points lie on the scene's surfaces"
+
+
+def _worker_handlers():
+    import signal
+
+    return signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+
+
+def test_render_workers_leave_signals_to_the_parent():
+    """Forked workers inherit the CLI's Signals handlers: the pool's SIGTERM on close raised
+    Interrupt in each and printed tracebacks after a good render. A worker's SIGTERM is the
+    default (die quietly) and Ctrl-C, sent to the whole group, is ignored (the parent stops)."""
+    import multiprocessing as mp
+    import signal
+
+    from edgepose.interrupts import Signals
+    from edgepose.synth.generate import quiet_worker_signals
+
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("fork start method needed (workers inherit the parent's handlers only there)")
+    with Signals():
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)  # the CLI's handler
+        with mp.get_context("fork").Pool(1, initializer=quiet_worker_signals) as pool:
+            term, intr = pool.apply(_worker_handlers)
+    assert term == signal.SIG_DFL and intr == signal.SIG_IGN
