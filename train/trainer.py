@@ -117,17 +117,21 @@ def _session(cfg: TrainConfig, body) -> Dict[str, object]:
     """Device, threads, determinism and the process group around ``body(cfg, device, dist, out)``."""
     device = resolve_device(cfg.device)
     info = distributed.env_info()
+    threads_before = torch.get_num_threads()  # the caller's, given back at the end
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads if cfg.threads > 0 else max(1, (os.cpu_count() or 1) // info.local_world_size))
-    configure_determinism(cfg.deterministic)
-    dist = distributed.init(device.type)
-    if device.type == "cuda" and dist.enabled:
-        device = torch.device("cuda", dist.local_rank)
-    out = Path(cfg.out)
     try:
-        return body(cfg, device, dist, out)
+        configure_determinism(cfg.deterministic)
+        dist = distributed.init(device.type)
+        if device.type == "cuda" and dist.enabled:
+            device = torch.device("cuda", dist.local_rank)
+        out = Path(cfg.out)
+        try:
+            return body(cfg, device, dist, out)
+        finally:
+            distributed.shutdown(dist)
     finally:
-        distributed.shutdown(dist)
+        torch.set_num_threads(threads_before)
 
 
 def _trimmed_log(out: Path, resume) -> MetricsLog:

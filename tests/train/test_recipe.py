@@ -80,3 +80,27 @@ def test_step_budget_flags_steps_and_epochs():
         step_budget(TrainConfig(data="d", out="o", stage2_fraction=1.0), 1)
     with pytest.raises(ConfigError, match="stage1-epochs"):
         step_budget(TrainConfig(data="d", out="o", stage1_epochs=-1), 1)
+
+
+def test_a_training_session_gives_the_callers_thread_count_back(tmp_path):
+    """``fit`` sets torch's CPU threads for the run (``--threads``, or cores per process); a
+    Python caller keeps its own count afterwards, whether the run ends or raises."""
+    from edgepose.train.trainer import _session
+
+    before = torch.get_num_threads()
+    seen = []
+
+    def body(cfg, device, dist, out):
+        seen.append(torch.get_num_threads())
+        return {}
+
+    other = 1 if before != 1 else 2
+    _session(TrainConfig(data="d", out=str(tmp_path), device="cpu", threads=other), body)
+    assert seen == [other] and torch.get_num_threads() == before
+
+    def fails(cfg, device, dist, out):
+        raise RuntimeError("the run failed")
+
+    with pytest.raises(RuntimeError):
+        _session(TrainConfig(data="d", out=str(tmp_path), device="cpu", threads=other), fails)
+    assert torch.get_num_threads() == before
