@@ -1,5 +1,8 @@
 """edgepose-train as users run it: subprocesses on a tiny real-PNG scene.
 
+What needs a process (signals, exit codes, torchrun, the entry point's help) runs as a
+subprocess; the tests that read only a run's files and printed lines (stage choices, fold
+models) call ``edgepose.train.cli.main`` in this process, which saves a torch import each.
 One uninterrupted ``--deterministic`` run is the reference; a run killed with SIGKILL and
 resumed, and one stopped with SIGTERM (checkpoint mid-epoch) and resumed, must end with the
 same weights. A 2-process torchrun run checks DDP (gloo): rank 0 alone writes and the
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -38,6 +42,30 @@ def run_ok(cmd, timeout=240):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
     assert res.returncode == 0, f"exit {res.returncode}\nSTDOUT\n{res.stdout[-3000:]}\nSTDERR\n{res.stderr[-3000:]}"
     return res
+
+
+@pytest.fixture
+def train_here(capsys):
+    """``edgepose.train.cli.main`` in this process with ``ARGS``; returns its stdout/stderr.
+
+    The run's process-wide settings (deterministic kernels, cudnn.benchmark, the environment
+    variables the CLI sets by default) are given back afterwards so later tests see the suite's."""
+    from edgepose.train.cli import main
+
+    env = dict(os.environ)
+    det, bench = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+
+    def run(data, out, *extra):
+        code = main([str(data), "--out", str(out), *ARGS, *extra])
+        res = SimpleNamespace(returncode=code, **dict(zip(("stdout", "stderr"), capsys.readouterr())))
+        assert code == 0, f"exit {code}\nSTDOUT\n{res.stdout[-3000:]}\nSTDERR\n{res.stderr[-3000:]}"
+        return res
+
+    yield run
+    torch.use_deterministic_algorithms(det)
+    torch.backends.cudnn.benchmark = bench
+    os.environ.clear()
+    os.environ.update(env)
 
 
 def csv_rows(run: Path):
@@ -167,9 +195,9 @@ def test_ddp_two_cpu_processes(scene, tmp_path):
     load_model(resolve_checkpoint(out))
 
 
-def test_stage2_epochs_zero_stops_after_stage1_with_the_beta_loss(scene, tmp_path):
+def test_stage2_epochs_zero_stops_after_stage1_with_the_beta_loss(scene, tmp_path, train_here):
     out = tmp_path / "s1"
-    run_ok(train_cmd(scene, out, "--stage1-epochs", "1", "--stage2-epochs", "0", "--loss", "beta", "--beta", "250"))
+    train_here(scene, out, "--stage1-epochs", "1", "--stage2-epochs", "0", "--loss", "beta", "--beta", "250")
     assert not (out / "checkpoints" / "stage2_last.pt").exists()
     m = json.loads((out / "metrics.json").read_text())
     assert m["run.final_stage"] == "stage1"
@@ -179,21 +207,23 @@ def test_stage2_epochs_zero_stops_after_stage1_with_the_beta_loss(scene, tmp_pat
     assert torch.load(out / "final.pt", weights_only=True)["recipe"]["beta"] == 250
 
 
-def test_stage2_without_stage1_warns_and_still_trains(scene, tmp_path):
+def test_stage2_without_stage1_warns_and_still_trains(scene, tmp_path, train_here):
     out = tmp_path / "s2"
-    res = run_ok(train_cmd(scene, out, "--stage1-epochs", "0", "--stage2-epochs", "1"))
+    res = train_here(scene, out, "--stage1-epochs", "0", "--stage2-epochs", "1")
     assert "fail to converge" in res.stderr
     m = json.loads((out / "metrics.json").read_text())
     assert m["run.final_stage"] == "stage2" and "stage1.median_position_m" not in m
 
 
-def test_fold_models_leave_the_trained_model_alone_and_swap_only_the_memory_fit(scene, reference, tmp_path):
+def test_fold_models_leave_the_trained_model_alone_and_swap_only_the_memory_fit(scene, reference, tmp_path,
+                                                                                   train_here):
     # the reference is the default (no fold models: the ridge stand-in, memory.out_of_fold.*);
     # --fold-models 2 trains two fold models after the stages: the stages' weights are the
     # reference's, the memory is fitted on the fold answers (memory.folds.*, a difficulty head),
     # and metrics.json has the reference's keys with the stand-in's swapped for the fold fit's
     out = tmp_path / "folds"
-    res = run_ok(train_cmd(scene, out, "--fold-models", "2"))
+    # in this process: its weights equal the reference subprocess's (same seed, threads, kernels)
+    res = train_here(scene, out, "--fold-models", "2")
     assert res.stdout.count("held-out views") == 2
     off_m = json.loads((reference[0] / "metrics.json").read_text())
     on_m = json.loads((out / "metrics.json").read_text())
