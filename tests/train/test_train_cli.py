@@ -1,8 +1,9 @@
 """edgepose-train as users run it: subprocesses on a tiny real-PNG scene.
 
-What needs a process (signals, exit codes, torchrun, the entry point's help) runs as a
-subprocess; the tests that read only a run's files and printed lines (stage choices, fold
-models) call ``edgepose.train.cli.main`` in this process, which saves a torch import each.
+What needs a process (signals and the resumes after them, exit codes, torchrun, the entry
+point's help) runs as a subprocess; the runs whose files and printed lines are all a test
+reads (the reference, stage choices, fold models) call ``edgepose.train.cli.main`` in this
+process, which saves a torch import each (same seed, threads and kernels: same weights).
 One uninterrupted ``--deterministic`` run is the reference; a run killed with SIGKILL and
 resumed, and one stopped with SIGTERM (checkpoint mid-epoch) and resumed, must end with the
 same weights. A 2-process torchrun run checks DDP (gloo): rank 0 alone writes and the
@@ -10,7 +11,9 @@ sampler shards the frames.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import signal
@@ -44,9 +47,9 @@ def run_ok(cmd, timeout=240):
     return res
 
 
-@pytest.fixture
-def train_here(capsys):
-    """``edgepose.train.cli.main`` in this process with ``ARGS``; returns its stdout/stderr.
+def train_here(data, out, *extra):
+    """``edgepose.train.cli.main`` in this process with ``ARGS``; returns its exit code, stdout
+    and stderr like ``subprocess.run``.
 
     The run's process-wide settings (deterministic kernels, cudnn.benchmark, the environment
     variables the CLI sets by default) are given back afterwards so later tests see the suite's."""
@@ -54,18 +57,18 @@ def train_here(capsys):
 
     env = dict(os.environ)
     det, bench = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
-
-    def run(data, out, *extra):
-        code = main([str(data), "--out", str(out), *ARGS, *extra])
-        res = SimpleNamespace(returncode=code, **dict(zip(("stdout", "stderr"), capsys.readouterr())))
-        assert code == 0, f"exit {code}\nSTDOUT\n{res.stdout[-3000:]}\nSTDERR\n{res.stderr[-3000:]}"
-        return res
-
-    yield run
-    torch.use_deterministic_algorithms(det)
-    torch.backends.cudnn.benchmark = bench
-    os.environ.clear()
-    os.environ.update(env)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main([str(data), "--out", str(out), *ARGS, *extra])
+    finally:
+        torch.use_deterministic_algorithms(det)
+        torch.backends.cudnn.benchmark = bench
+        os.environ.clear()
+        os.environ.update(env)
+    res = SimpleNamespace(returncode=code, stdout=stdout.getvalue(), stderr=stderr.getvalue())
+    assert code == 0, f"exit {code}\nSTDOUT\n{res.stdout[-3000:]}\nSTDERR\n{res.stderr[-3000:]}"
+    return res
 
 
 def csv_rows(run: Path):
@@ -103,8 +106,10 @@ def scene(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def reference(scene, tmp_path_factory):
+    # in this process (its files and printed lines are what the tests read); the resumed
+    # subprocess runs must end on its weights, as the in-process fold run does
     out = tmp_path_factory.mktemp("ref") / "run"
-    res = run_ok(train_cmd(scene, out))
+    res = train_here(scene, out)
     return out, res
 
 
@@ -195,7 +200,7 @@ def test_ddp_two_cpu_processes(scene, tmp_path):
     load_model(resolve_checkpoint(out))
 
 
-def test_stage2_epochs_zero_stops_after_stage1_with_the_beta_loss(scene, tmp_path, train_here):
+def test_stage2_epochs_zero_stops_after_stage1_with_the_beta_loss(scene, tmp_path):
     out = tmp_path / "s1"
     train_here(scene, out, "--stage1-epochs", "1", "--stage2-epochs", "0", "--loss", "beta", "--beta", "250")
     assert not (out / "checkpoints" / "stage2_last.pt").exists()
@@ -207,7 +212,7 @@ def test_stage2_epochs_zero_stops_after_stage1_with_the_beta_loss(scene, tmp_pat
     assert torch.load(out / "final.pt", weights_only=True)["recipe"]["beta"] == 250
 
 
-def test_stage2_without_stage1_warns_and_still_trains(scene, tmp_path, train_here):
+def test_stage2_without_stage1_warns_and_still_trains(scene, tmp_path):
     out = tmp_path / "s2"
     res = train_here(scene, out, "--stage1-epochs", "0", "--stage2-epochs", "1")
     assert "fail to converge" in res.stderr
@@ -215,14 +220,12 @@ def test_stage2_without_stage1_warns_and_still_trains(scene, tmp_path, train_her
     assert m["run.final_stage"] == "stage2" and "stage1.median_position_m" not in m
 
 
-def test_fold_models_leave_the_trained_model_alone_and_swap_only_the_memory_fit(scene, reference, tmp_path,
-                                                                                   train_here):
+def test_fold_models_leave_the_trained_model_alone_and_swap_only_the_memory_fit(scene, reference, tmp_path):
     # the reference is the default (no fold models: the ridge stand-in, memory.out_of_fold.*);
     # --fold-models 2 trains two fold models after the stages: the stages' weights are the
     # reference's, the memory is fitted on the fold answers (memory.folds.*, a difficulty head),
     # and metrics.json has the reference's keys with the stand-in's swapped for the fold fit's
     out = tmp_path / "folds"
-    # in this process: its weights equal the reference subprocess's (same seed, threads, kernels)
     res = train_here(scene, out, "--fold-models", "2")
     assert res.stdout.count("held-out views") == 2
     off_m = json.loads((reference[0] / "metrics.json").read_text())
