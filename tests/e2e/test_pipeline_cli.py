@@ -108,7 +108,7 @@ def test_the_default_pose_memory_travels_to_the_bundle_and_the_runtime(chain, tm
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["memory.size"] == metrics["run.frames.train"] + metrics["run.frames.val"]
     assert "regressor.median_position_m" in metrics
-    cli("export", run, "--out", bundle, "--precision", "fp32,fp16", "--val-frames", 8)
+    cli("export", run, "--out", bundle, "--precision", "fp32", "--val-frames", 8)  # the precision run reads
     m = load_manifest(bundle)
     assert m["memory"]["size"] == metrics["memory.size"] and m["memory"]["blend"] == metrics["memory.blend"]
     pngs = sorted((chain["scene"] / "seq-05").glob("*.color.png"))[:5]
@@ -169,8 +169,9 @@ def test_run_on_a_synth_sequence_reads_the_colour_frames_only(chain, tmp_path):
 
 
 def test_bench_writes_reports_and_the_gate_works_both_ways(chain, tmp_path):
+    # no warm-up: the assertions read statuses, files and exit codes, not latencies
     common = ["bench", chain["bundle"], "--data", chain["scene"], "--backends", "onnxruntime,qdq-reference",
-              "--max-frames", 6, "--warmup-s", 0.2, "--iters", 5, "--quiet", "--no-power"]
+              "--max-frames", 6, "--warmup-s", 0, "--iters", 5, "--quiet", "--no-power"]
     cli(*common, "--out", tmp_path / "r1", "--gate", "max-drift-m=1000,max-drift-deg=180")
     report = json.loads((tmp_path / "r1" / "report.json").read_text())
     rows = {r["label"]: r for r in report["rows"]}
@@ -178,4 +179,5 @@ def test_bench_writes_reports_and_the_gate_works_both_ways(chain, tmp_path):
                ("onnxruntime/fp32", "onnxruntime/fp16", "onnxruntime/int8", "qdq-reference/int8"))
     for name in ("report.json", "report.csv", "report.md", "accuracy_vs_latency.png"):
         assert (tmp_path / "r1" / name).is_file(), name
-    cli(*common, "--out", tmp_path / "r2", "--gate", "max-drift-m=0,max-drift-deg=0", ok=(3,))
+    # the broken gate's run needs only its exit code: no plots (r1 proved them)
+    cli(*common, "--out", tmp_path / "r2", "--gate", "max-drift-m=0,max-drift-deg=0", "--no-plots", ok=(3,))
