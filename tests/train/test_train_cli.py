@@ -1,9 +1,10 @@
 """edgepose-train as users run it: subprocesses on a tiny real-PNG scene.
 
-What needs a process (signals and the resumes after them, exit codes, torchrun, the entry
+What needs a process (signals, the resume after SIGKILL, exit codes, torchrun, the entry
 point's help) runs as a subprocess; the runs whose files and printed lines are all a test
-reads (the reference, the resume after SIGTERM, stage choices, fold models) call ``edgepose.train.cli.main`` in this
-process, which saves a torch import each (same seed, threads and kernels: same weights).
+reads (the reference, the resume after SIGTERM, stage choices, fold models) call
+``edgepose.train.cli.main`` in this process, which saves a torch import each (same seed,
+threads and kernels: same weights).
 One uninterrupted ``--deterministic`` run is the reference; a run killed with SIGKILL and
 resumed, and one stopped with SIGTERM (checkpoint mid-epoch) and resumed, must end with the
 same weights. A 2-process torchrun run checks DDP (gloo): rank 0 alone writes and the
