@@ -55,6 +55,18 @@ class ConfigError(EdgePoseError):
     """A command-line option or configuration value is invalid."""
 
 
+def _reraise_interrupt(exc: BaseException) -> None:
+    """A Ctrl-C (or SIGTERM) that lands while a native module initialises comes back as that
+    module's ``ImportError`` (pybind11 raises "initialization failed" from it: onnxruntime): the
+    interrupt is raised again instead of calling the package missing."""
+    seen = 0
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and seen < 32:
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+
+
 def require(module: str, feature: str, install: Optional[str] = None):
     """Import ``module`` lazily, raising :class:`MissingDependencyError` if it is absent.
 
@@ -66,5 +78,6 @@ def require(module: str, feature: str, install: Optional[str] = None):
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - exercised with a blocked import in tests
+        _reraise_interrupt(exc)
         top = module.split(".")[0]
         raise MissingDependencyError(top, feature, install or f"pip install {top}") from exc
