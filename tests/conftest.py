@@ -18,9 +18,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(autouse=True)
 def _torch_threads_as_the_environment_says():
-    """After each test, the test process's torch thread count back to ``OMP_NUM_THREADS``: an
-    in-process ``edgepose.train.cli.main`` sets cores / processes (2 here) for the rest of the
-    session, and every later in-process test ran with two threads again."""
+    """After each test, the test process's torch thread count back to ``OMP_NUM_THREADS``:
+    a torch runner opened with ``threads=N`` and tests that pin a count themselves set it for
+    the rest of the session (training now gives its count back itself)."""
     yield
     torch = sys.modules.get("torch")
     wanted = os.environ.get("OMP_NUM_THREADS", "")
