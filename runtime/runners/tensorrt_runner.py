@@ -25,7 +25,6 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from edgepose.bundle import EngineFingerprint, check_engine, fallback_order, profile_shapes
-from edgepose.bundle_integrity import verified_file
 from edgepose.errors import BundleError, EdgePoseError, EngineMismatchError, require
 from edgepose.jetson import gpu_label, read_module
 
@@ -81,7 +80,7 @@ def select_engine(bundle: BundleView, precision: str, device: EngineFingerprint,
                 warnings.warn(f"bundle {bundle.path} has no {precision} engine for this device; using the "
                               f"{prec} engine {rel} (strict=True / --strict makes this an error)",
                               PrecisionFallbackWarning, stacklevel=3)
-            return prec, verified_file(bundle.path, bundle.manifest, rel), built  # sha256 before loading
+            return prec, bundle.verified(rel), built  # sha256 before loading
     if first_mismatch is not None:
         raise first_mismatch
     raise BundleError(f"bundle {bundle.path} has no {precision} engine (it has "
