@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -138,30 +137,13 @@ def drive(config: StreamConfig, source: Source, on_result: Callable[[PoseResult]
                         on_progress(pipe.stats)
         except KeyboardInterrupt as exc:
             out.stop = exc
-            with guard():  # a second signal waits until the stage threads have ended
-                _join(pipe)
+            with guard():  # a second signal waits until the stage threads have ended: a thread
+                pipe.close()  # left inside the runner when it is released aborts through C++
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
             out.stop = exc
     return out
-
-
-def _join(pipe: Pipeline) -> None:
-    """Stop and join every stage thread, also when the interrupt cut ``start()`` or ``close()``
-    short: a stage thread still inside the runner when the runner is released (or the
-    interpreter exits) aborted the process through C++ ("terminate called ...", exit -6)."""
-    try:
-        pipe.close()  # nothing to do when close() had begun: then it had set the stop flag
-    except RuntimeError:  # a thread the interrupt caught inside Thread.start(): joined below
-        pass
-    for t in pipe.threads:
-        for _ in range(100):  # not yet flagged as started (or never started: 1 s, then on)
-            try:
-                t.join(10.0)
-                break
-            except RuntimeError:
-                time.sleep(0.01)
 
 
 def stopped_exit(prog: str, outcome: Outcome, done: str = "written") -> Optional[int]:

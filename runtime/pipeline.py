@@ -147,7 +147,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._errors: List[BaseException] = []
         self._threads: List[threading.Thread] = []
-        self._started = self._closed = False
+        self._started = False
         self._lock = threading.Lock()
 
     def _put(self, q: queue.Queue, item) -> None:
@@ -349,14 +349,17 @@ class Pipeline:
                                 hint="this is a bug or an environment problem; the traceback follows") from exc
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop every stage and join their threads (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
+        """Stop every stage and join their threads (idempotent, and complete when called again
+        after an interrupt cut ``start()`` or a first ``close()`` short)."""
         self._stop.set()
         deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+            for _ in range(100):  # an interrupt cut Thread.start(): not yet flagged started (never: 1 s)
+                try:
+                    t.join(max(0.0, deadline - time.monotonic()))
+                    break
+                except RuntimeError:
+                    time.sleep(0.01)
         alive = [t.name for t in self._threads if t.is_alive()]
         if not alive:
             self.routes.close()
