@@ -67,12 +67,22 @@ class SignalHandlers:
 
 class Signals(SignalHandlers):
     """Context manager: SIGINT and SIGTERM raise :class:`Interrupt` in the main thread, except
-    inside :meth:`protect`, where they are held until the section ends."""
+    inside :meth:`protect`, where they are held until the section ends.
+
+    Imports belong inside a protected section when other threads may import: an
+    :class:`Interrupt` raised inside importlib between its ``_imp.acquire_lock()`` and the
+    ``try`` that releases it leaves CPython's global import lock held by the main thread (in
+    the lock's weakref callback the exception is even swallowed, "Exception ignored in ...
+    cb"), and the first import in any other thread then waits forever."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._held = False
+        self._depth = 0  # open protect() sections (they nest)
         self._pending: Optional[int] = None
+
+    @property
+    def _held(self) -> bool:
+        return self._depth > 0
 
     def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal API
         self.signum = signum
@@ -83,12 +93,14 @@ class Signals(SignalHandlers):
 
     @contextlib.contextmanager
     def protect(self) -> Iterator[None]:
-        self._held = True
+        """A section a signal cannot cut: one arriving inside is raised as :class:`Interrupt`
+        when the outermost open section ends (sections nest)."""
+        self._depth += 1
         try:
             yield
         finally:
-            self._held = False
-            if self._pending is not None:
+            self._depth -= 1
+            if not self._depth and self._pending is not None:
                 signum, self._pending = self._pending, None
                 raise Interrupt(signum)
 
