@@ -119,7 +119,9 @@ def drive(config: StreamConfig, source: Source, on_result: Callable[[PoseResult]
     ``runner``/``options``: from :func:`open_configured_runner` when the caller opened it
     before its outputs (so a bad backend leaves no output file); else opened here. The runner
     is activated for the loop and released after it. ``signals``: an
-    :class:`edgepose.interrupts.Signals` whose ``protect()`` guards each ``on_result`` call.
+    :class:`edgepose.interrupts.Signals` whose ``protect()`` guards each ``on_result`` call and
+    the pipeline's start (its imports: a signal landing inside importlib could leave the import
+    lock held and a stage thread waiting for it forever).
     """
     if runner is None:
         runner, options = open_configured_runner(config)
@@ -128,6 +130,8 @@ def drive(config: StreamConfig, source: Source, on_result: Callable[[PoseResult]
         pipe = open_pipeline(runner, source, config)
         out = Outcome(runner, dict(options or {}), pipe.policy, pipe.stats)
         try:
+            with guard():  # the stages' imports (runtime/preload.py) and thread starts: a signal waits
+                pipe.start()
             with pipe:  # joins every stage thread however the loop ends
                 for r in pipe:
                     with guard():

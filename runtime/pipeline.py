@@ -35,6 +35,7 @@ from edgepose.errors import ConfigError, EdgePoseError
 
 from .buffers import PoolClosed
 from .camera import InputRoutes, Route
+from .preload import preload_stages
 from .results import PoseResult
 from .sources import Frame, Source
 from .spec import write_frame
@@ -77,8 +78,7 @@ class PipelineStats:
 
     def add(self, result: PoseResult) -> None:
         now = time.perf_counter()
-        self.t_first = self.t_first or now
-        self.t_last = now
+        self.t_first, self.t_last = self.t_first or now, now
         self.done += 1
         if not result.ok:
             self.failed += 1
@@ -318,6 +318,7 @@ class Pipeline:
     # -- running ------------------------------------------------------------------------
     def start(self) -> "Pipeline":
         if not self._started:
+            preload_stages(self.source)  # a stage thread never imports: runtime/preload.py says why
             self._started = True
             stages = [("source", self._run_source), ("preprocess", self._run_preprocess),
                       ("infer", self._run_infer), ("postprocess", self._run_postprocess)]
@@ -361,11 +362,10 @@ class Pipeline:
                 except RuntimeError:
                     time.sleep(0.01)
         alive = [t.name for t in self._threads if t.is_alive()]
-        if not alive:
-            self.routes.close()
-        else:
+        if alive:
             raise PipelineError(f"pipeline threads did not stop within {timeout:.0f} s: {alive}",
                                 hint="a source or backend call is blocked (e.g. a camera read)")
+        self.routes.close()
 
     @property
     def threads(self) -> List[threading.Thread]:

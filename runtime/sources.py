@@ -91,6 +91,11 @@ class Source:
     def __len__(self) -> int:
         raise TypeError(f"{self.name} has no known length")
 
+    def preload(self) -> None:
+        """Import now, in the calling thread, what iterating would import on first use: the
+        pipeline calls it before its threads start, since a stage thread must never import
+        (:mod:`edgepose.runtime.preload` says why). Pillow's plugins are loaded already."""
+
     def close(self) -> None:
         pass
 
@@ -190,10 +195,15 @@ class _OpenCVSource(Source):
     """Common part of the OpenCV sources: BGR frames converted to RGB."""
 
     api_pref = None
+    cv2 = None  #: the OpenCV module, once imported
+
+    def preload(self) -> None:
+        if self.cv2 is None:
+            self.cv2 = require("cv2", f"reading {self.name}", CV2_INSTALL)
 
     def _open(self, target):
-        cv2 = require("cv2", f"reading {self.name}", CV2_INSTALL)
-        self.cv2 = cv2
+        self.preload()  # a no-op when the pipeline preloaded (require() on Python 3.8 takes the import lock)
+        cv2 = self.cv2
         cap = cv2.VideoCapture(target) if self.api_pref is None else cv2.VideoCapture(target, getattr(cv2, self.api_pref))
         if not cap.isOpened():
             raise EdgePoseError(f"OpenCV could not open {self.name}", hint=self.open_hint)

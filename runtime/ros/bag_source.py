@@ -14,6 +14,7 @@ why (``edgepose-run`` exits 1, as for a truncated video).
 """
 from __future__ import annotations
 
+import importlib
 import struct
 import time
 import warnings
@@ -29,6 +30,11 @@ from .images import IMAGE_TYPES, ImageDecodeError, decode_image, is_depth_topic,
 from .messages import get_typestore
 
 _READ_ERRORS = (struct.error, TypeError, ValueError, EOFError, OSError)
+#: what reading imports on first use (:meth:`BagSource.preload`): the readers of
+#: :func:`.bag_reader.open_bag` and :func:`_tolerant_mcap_reader`, and the modules that the code
+#: rosbags generates per message type imports when it first (de)serialises one
+PRELOAD = ("rosbags.rosbag1", "rosbags.rosbag2", "rosbags.rosbag2.errors", "rosbags.rosbag2.storage_mcap",
+           "rosbags.serde", "rosbags.serde.primitives", "rosbags.serde.utils")
 
 
 def _tolerant_mcap_reader(path: Path):
@@ -181,6 +187,11 @@ class BagSource(Source):
 
     def __len__(self) -> int:
         return self.count
+
+    def preload(self) -> None:
+        """The readers, the cut-MCAP scanner and what rosbags' generated deserialisers import."""
+        for name in PRELOAD:
+            importlib.import_module(name)
 
     def take_record(self, index: int) -> Optional[MessageRecord]:
         """Log time and ``header.frame_id`` of frame ``index``, handed over once (``None`` when

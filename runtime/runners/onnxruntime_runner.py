@@ -14,6 +14,7 @@ Quantize/DequantizeLinear run as float ops: the arithmetic TensorRT's INT8 appro
 """
 from __future__ import annotations
 
+import functools
 import time
 from typing import Dict, List, Optional
 
@@ -30,7 +31,8 @@ _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tenso
               "tensor(int8)": np.int8, "tensor(double)": np.float64}
 
 
-def _ort():
+@functools.lru_cache(maxsize=None)  # once imported, never through importlib again: a camera twin activates
+def _ort():  # in a stage thread, and import_module takes the import lock on Python 3.8 (runtime/preload.py)
     return require("onnxruntime", "the ONNX Runtime backend", ORT_INSTALL)
 
 

@@ -18,6 +18,7 @@ the rebuild command when none fits.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -35,7 +36,8 @@ from .base import OUTPUTS, Runner
 TRT_INSTALL = "JetPack's python3-libnvinfer on a Jetson; elsewhere: pip install tensorrt"
 
 
-def _trt():
+@functools.lru_cache(maxsize=None)  # once imported, never through importlib again: a camera twin activates
+def _trt():  # in a stage thread, and import_module takes the import lock on Python 3.8 (runtime/preload.py)
     return require("tensorrt", "the TensorRT backend", TRT_INSTALL)
 
 
