@@ -8,8 +8,8 @@ lands in the main thread inside importlib, between the acquire and the ``try`` t
 releases it, leaves the lock held by the main thread; inside the lock's weakref callback
 the :class:`~edgepose.interrupts.Interrupt` is even swallowed ("Exception ignored in ...
 cb") and the main thread goes on. The first import in a stage thread then waits forever:
-``edgepose-run`` once hung that way with its source thread in ``_imp.acquire_lock()`` while
-the main thread polled the output queue.
+``edgepose-run`` once hung that way with a stage thread in ``_imp.acquire_lock()`` while the
+main thread polled the output queue.
 
 What the stages import on first use, whatever the source: numpy's lazily loaded ``linalg``
 (pose normalisation, the filter, the camera-to-base transform), Pillow's image plugins and
