@@ -37,19 +37,17 @@ from benchmarks.train_targets import num, pct  # noqa: E402  (the results tables
 from edgepose.uncertainty import spearman  # noqa: E402
 
 
-def refit(run: Path, fold_models: int = 0):
-    """``(metrics after, signal Spearman on test {name: (pos, rot)}, memory info)`` of ``run``;
-    ``fold_models`` > 0: the fold models are trained here as the run's end would
-    (:func:`edgepose.train.finish.fit_final_memory`, the run's recipe; same seeds)."""
+def refit_model(run: Path, fold_models: int = 0):
+    """``(model, memory info, test cache)``: ``run``'s trained model with the post-training fit
+    of this checkout redone (:func:`edgepose.train.finish.fit_final_memory`, the calibration and
+    the memory extended with the validation frames; the run's recipe and data split);
+    ``fold_models`` > 0: the fold models are trained here as the run's end would (same seeds)."""
     import torch
 
-    from edgepose.geometry import rotation_error_rad, translation_error
     from edgepose.train import distributed
-    from edgepose.train.evaluate import evaluate, predict
-    from edgepose.train.finish import calibrate_sigma, fit_final_memory, uncertainty_summary
-    from edgepose.train.memory_fit import extend_fitted_memory, fc_features
+    from edgepose.train.finish import calibrate_sigma, fit_final_memory
+    from edgepose.train.memory_fit import extend_fitted_memory
     from edgepose.train.model import load_model, read_checkpoint
-    from edgepose.train.pose_memory import SIGNAL_WEIGHTS, sigma_signals
     from edgepose.train.recipe import TrainConfig, stages
     from edgepose.train.run import Run
     from edgepose.train.sampling import EpochBatches
@@ -70,6 +68,22 @@ def refit(run: Path, fold_models: int = 0):
         memory, answers = fit_final_memory(state, model, stage1)
     calibrate_sigma(model, val, device, answers)
     extend_fitted_memory(model, memory, fit, val, device, size=cfg.memory_size)
+    return model, memory, test
+
+
+def refit(run: Path, fold_models: int = 0):
+    """``(metrics after, signal Spearman on test {name: (pos, rot)}, memory info)`` of ``run``
+    (:func:`refit_model`)."""
+    import torch
+
+    from edgepose.geometry import rotation_error_rad, translation_error
+    from edgepose.train.evaluate import evaluate, predict
+    from edgepose.train.finish import uncertainty_summary
+    from edgepose.train.memory_fit import fc_features
+    from edgepose.train.pose_memory import SIGNAL_WEIGHTS, sigma_signals
+
+    model, memory, test = refit_model(run, fold_models)
+    device = torch.device("cpu")
     after = {f"test.{k}": v for k, v in evaluate(model, test, device).items()}
     after.update({f"test.{k}": v for k, v in uncertainty_summary(model, test, device).items()})
     p, q, _ = predict(model, test.images, device)

@@ -82,12 +82,13 @@ def choose_settings(folds: FoldAnswers, rows: np.ndarray, pos: torch.Tensor, rot
     usable = min(int((fold != f).sum()) for f in np.unique(fold))
     k, t, score = best_neighbours(lambda k, t: _median_score(fold_pool(folds, rows, pos, rot, k, t, (1.0, 1.0))["errors"]),
                                   usable)
-    a = min(BLEND_GRID, key=lambda v: _median_score(fold_pool(folds, rows, pos, rot, k, t, (v, 0.0))["errors"], 0))
-    b = min(BLEND_GRID, key=lambda v: _median_score(fold_pool(folds, rows, pos, rot, k, t, (0.0, v))["errors"], 1))
-    reg = fold_pool(folds, rows, pos, rot, k, t, (0.0, 0.0))["errors"]
-    mem = fold_pool(folds, rows, pos, rot, k, t, (1.0, 1.0))["errors"]
-    scores = {"neighbours": score, "regressor_median": [_median_score(reg, 0), _median_score(reg, 1)],
-              "memory_median": [_median_score(mem, 0), _median_score(mem, 1)]}
+    grid = {}  # position and rotation do not mix: (v, v) scores both; 0 and 1 for the summary
+    for v in sorted(set(BLEND_GRID) | {0.0, 1.0}):
+        err = fold_pool(folds, rows, pos, rot, k, t, (v, v))["errors"]
+        grid[v] = [_median_score(err, 0), _median_score(err, 1)]
+    a, b = (min(BLEND_GRID, key=lambda v: grid[v][j]) for j in (0, 1))
+    scores = {"neighbours": score, "regressor_median": grid[0.0], "memory_median": grid[1.0],
+              "blend": {str(v): sc for v, sc in grid.items()}}
     return k, t, (float(a), float(b)), scores
 
 
@@ -139,6 +140,7 @@ def fit_memory_on_folds(model, fit: FrameCache, val: Optional[FrameCache], devic
     view_error[rows] = view_err
     model.config.update(memory_size=memory.size, memory_k=memory.k)
     info = {"size": memory.size, "k": int(k), "temperature": float(t), "blend": [blend[0], blend[1]],
+            "blend_scores": scores["blend"],
             "disagreement": weights["disagreement"], "sigma": sigma_info, "out_of_fold_score": scores["neighbours"],
             "validation_excludes_own_sequence": bool(same_sequence_out),
             "folds": {"models": int(folds.fold.max()) + 1, "steps": int(folds.steps), "seconds": float(folds.seconds),

@@ -187,6 +187,28 @@ def test_fit_chooses_the_memory_when_validation_views_are_training_views_and_kee
     assert fit_memory(model, fit, val, torch.device("cpu"), size=0) == ({"size": 0, "method": "off (--memory-size 0)"}, None)
 
 
+def test_when_test_is_other_sequences_the_validation_choice_is_raised_to_the_floor(monkeypatch):
+    # a grid of only 0 makes the validation's choice "regressor alone": with the test split on
+    # other sequences that choice is a lower bound and becomes 0.5 per output; on fewer than 8
+    # validation frames (the out-of-fold choice) and on a split like validation's it stays
+    from edgepose.train import memory_fit
+
+    monkeypatch.setattr(memory_fit, "BLEND_GRID", (0.0,))
+    monkeypatch.setattr(memory_fit, "K_GRID", (1,))
+    r = _rng(3)
+    imgs = _images(16, seed=11)
+    pos = r.normal(scale=2.0, size=(16, 3))
+    rot = quat_canonical(_unit(r.normal(size=(16, 4))))
+    fit = _cache(imgs[:12], pos[:12], rot[:12])
+    rows = [1, 4, 7, 9, 10, 2, 3, 5]
+    for n_val, same, want in ((8, True, 0.5), (8, False, 0.0), (7, True, 0.0)):
+        model = _model()
+        val = _cache(imgs[rows[:n_val]], pos[rows[:n_val]], rot[rows[:n_val]])
+        info, _ = fit_memory(model, fit, val, torch.device("cpu"), same_sequence_out=same)
+        assert info["blend"] == [want, want] and model.memory.blend.tolist() == [want, want], (n_val, same)
+        assert ("at least 0.5" in info["method"]) == (want == 0.5)
+
+
 def test_validation_frames_are_not_answered_from_their_own_sequence_when_test_is_other_sequences(monkeypatch):
     # validation frames copy fit frames of sequence "a": answered from "a" they are exact, which
     # test frames of another sequence never are; with own-sequence exclusion only "b" may answer
@@ -279,10 +301,10 @@ def test_the_memory_keeps_the_blend_the_fit_chose(monkeypatch):
     monkeypatch.setattr(memory_fit, "BLEND_GRID", (0.0,))
     model = _model()
     r = _rng(7)
-    imgs = _images(14, seed=14)
-    pos, rot = r.normal(size=(14, 3)), quat_canonical(_unit(r.normal(size=(14, 4))))
+    imgs = _images(18, seed=14)
+    pos, rot = r.normal(size=(18, 3)), quat_canonical(_unit(r.normal(size=(18, 4))))
     info, _ = fit_memory(model, _cache(imgs[:10], pos[:10], rot[:10]), _cache(imgs[10:], pos[10:], rot[10:]),
-                         torch.device("cpu"))
+                         torch.device("cpu"))  # 8 validation frames: enough to choose on
     assert info["blend"] == [0.0, 0.0] and model.memory.blend.tolist() == [0.0, 0.0]
     assert model.memory.disagreement.tolist() == info["disagreement"]
 
