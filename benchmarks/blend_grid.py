@@ -47,7 +47,7 @@ def test_grid(model, test):
 
 def rows(run: Path):
     """The table's row for ``run`` and the memory's fit info."""
-    model, memory, test = refit_model(run)
+    model, memory, test, _ = refit_model(run)
     before = json.loads((run / "metrics.json").read_text())
     grid = test_grid(model, test)
     a, b = memory["blend"]

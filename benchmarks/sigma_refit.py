@@ -38,7 +38,7 @@ from edgepose.uncertainty import spearman  # noqa: E402
 
 
 def refit_model(run: Path, fold_models: int = 0):
-    """``(model, memory info, test cache)``: ``run``'s trained model with the post-training fit
+    """``(model, memory info, test cache, calibration pools)``: ``run``'s trained model with the post-training fit
     of this checkout redone (:func:`edgepose.train.finish.fit_final_memory`, the calibration and
     the memory extended with the validation frames; the run's recipe and data split);
     ``fold_models`` > 0: the fold models are trained here as the run's end would (same seeds)."""
@@ -68,7 +68,7 @@ def refit_model(run: Path, fold_models: int = 0):
         memory, answers = fit_final_memory(state, model, stage1)
     calibrate_sigma(model, val, device, answers)
     extend_fitted_memory(model, memory, fit, val, device, size=cfg.memory_size)
-    return model, memory, test
+    return model, memory, test, answers
 
 
 def refit(run: Path, fold_models: int = 0):
@@ -82,7 +82,7 @@ def refit(run: Path, fold_models: int = 0):
     from edgepose.train.memory_fit import fc_features
     from edgepose.train.pose_memory import SIGNAL_WEIGHTS, sigma_signals
 
-    model, memory, test = refit_model(run, fold_models)
+    model, memory, test, _ = refit_model(run, fold_models)
     device = torch.device("cpu")
     after = {f"test.{k}": v for k, v in evaluate(model, test, device).items()}
     after.update({f"test.{k}": v for k, v in uncertainty_summary(model, test, device).items()})
