@@ -13,17 +13,14 @@ It decides nothing; ``benchmarks/results/sigma_blend.md`` holds the rules checke
 """
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
 import json
-import os
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.results_file import append_section  # noqa: E402
+from benchmarks.results_file import append_section, load_now, runs_parser, section_title  # noqa: E402
 from benchmarks.sigma_refit import refit_model  # noqa: E402
 from benchmarks.train_targets import num  # noqa: E402
 
@@ -63,13 +60,10 @@ def rows(run: Path):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", action="append", required=True, help="a finished training run folder (repeat)")
-    p.add_argument("--name", default="blend_grid", help="results/<name>.md (a section is appended)")
-    a = p.parse_args(argv)
+    a = runs_parser(__doc__, "blend_grid").parse_args(argv)
     from edgepose.train.memory_fit import BLEND_GRID
 
-    load_before = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    load_before = load_now()
     grid_head = " / ".join(f"{v:g}" for v in BLEND_GRID)
     lines = [f"| run | test frames | chosen on | median position there at {grid_head} "
              f"| their best (pos, rot) | chosen (pos, rot) | test at the choice m / deg | test at {grid_head} (m, deg) | retrieval m / deg |",
@@ -79,9 +73,7 @@ def main(argv=None) -> int:
         row, memory = rows(run)
         lines.append(row)
         notes.append(f"- {run.name}: {memory.get('method', '')}")
-    section = (f"\n## {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC (load {load_before})\n\n"
-               f"Command: `python benchmarks/blend_grid.py {' '.join(argv or sys.argv[1:])}`\n"
-               "(validation scores in m, out-of-fold scores in normalised position units)\n\n"
+    section = (section_title("blend_grid.py", argv, load_before) + "(validation scores in m, out-of-fold scores in normalised position units)\n\n"
                + "\n".join(lines) + "\n\n" + "\n".join(notes))
     append_section(HERE / "results" / f"{a.name}.md", "# The pose memory's blend grid on the test split\n", section)
     return 0

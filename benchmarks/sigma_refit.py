@@ -18,8 +18,6 @@ training frames among the validation frames).
 """
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
 import json
 import os
 import sys
@@ -32,7 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.results_file import append_section  # noqa: E402
+from benchmarks.results_file import append_section, load_now, runs_parser, section_title  # noqa: E402
 from benchmarks.train_targets import num, pct  # noqa: E402  (the results tables' number formats)
 from edgepose.uncertainty import spearman  # noqa: E402
 
@@ -107,13 +105,11 @@ def _row(name, m, label):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", action="append", required=True, help="a finished training run folder (repeat)")
-    p.add_argument("--name", default="sigma_refit", help="results/<name>.md (a section is appended)")
+    p = runs_parser(__doc__, "sigma_refit")
     p.add_argument("--fold-models", type=int, default=0,
                    help="train this many fold models for the fit, as training's end does by default (0: none)")
     a = p.parse_args(argv)
-    load_before = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    load_before = load_now()
     lines = ["| run | fit | median test error | retrieval | sigma Spearman pos / rot | AUROC worst 10 % pos / rot "
              "| within 1/2/3 sigma pos % | rot % |", "|---|---|---|---|---|---|---|---|"]
     notes = []
@@ -130,9 +126,8 @@ def main(argv=None) -> int:
                      f"{json.dumps(sig.get('weights'))} on {sig.get('frames')} honest frames (Spearman there "
                      f"{sig.get('spearman')}); each signal's Spearman with the test error (pos / rot): "
                      + ", ".join(f"{n} {num(v[0], 2)} / {num(v[1], 2)}" for n, v in signals.items()))
-    section = (f"\n## {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC (load {load_before})\n\n"
-               f"Command: `python benchmarks/sigma_refit.py {' '.join(argv or sys.argv[1:])}`\n"
-               "Nominal coverage (chi-3 error model): 53 / 98 / 100 % within 1 / 2 / 3 sigma.\n\n"
+    section = (section_title("sigma_refit.py", argv, load_before)
+               + "Nominal coverage (chi-3 error model): 53 / 98 / 100 % within 1 / 2 / 3 sigma.\n\n"
                + "\n".join(lines) + "\n\n" + "\n".join(notes))
     append_section(HERE / "results" / f"{a.name}.md",
                    "# Sigma and the pose memory refitted on finished runs (before: the run; after: this checkout)\n",

@@ -18,10 +18,6 @@ It decides nothing; ``benchmarks/results/sigma_blend.md`` holds the rule checked
 """
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import math
-import os
 import sys
 from pathlib import Path
 
@@ -30,7 +26,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.results_file import append_section  # noqa: E402
+from benchmarks.results_file import append_section, load_now, runs_parser, section_title  # noqa: E402
 from benchmarks.sigma_refit import refit_model  # noqa: E402
 from edgepose.uncertainty import NOMINAL_COVERAGE, chi3_coverage, fit_sigma_scale  # noqa: E402
 
@@ -90,11 +86,8 @@ def run_rows(run: Path):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", action="append", required=True, help="a finished training run folder (repeat)")
-    p.add_argument("--name", default="sigma_scale", help="results/<name>.md (a section is appended)")
-    a = p.parse_args(argv)
-    load_before = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    a = runs_parser(__doc__, "sigma_scale").parse_args(argv)
+    load_before = load_now()
     lines = ["| run | output | pool frames | " + " | ".join(f"{m}: test within 1 / 2 sigma %" for m in METHODS) + " |",
              "|---|---|---|" + "---|" * len(METHODS)]
     total = {m: [] for m in METHODS}
@@ -105,9 +98,8 @@ def main(argv=None) -> int:
             total[m] += dev[m]
     summary = "; ".join(f"{m} {np.mean(v):.1f} points, {sum(x <= 10 for x in v)} of {len(v)} within 10"
                         for m, v in total.items() if v)
-    section = (f"\n## {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC (load {load_before})\n\n"
-               f"Command: `python benchmarks/sigma_scale.py {' '.join(argv or sys.argv[1:])}`\n"
-               f"Nominal: {100 * NOMINAL_COVERAGE[1]:.0f} / {100 * NOMINAL_COVERAGE[2]:.0f} %.\n\n"
+    section = (section_title("sigma_scale.py", argv, load_before)
+               + f"Nominal: {100 * NOMINAL_COVERAGE[1]:.0f} / {100 * NOMINAL_COVERAGE[2]:.0f} %.\n\n"
                + "\n".join(lines) + f"\n\nMean distance from nominal (1 and 2 sigma, both outputs): {summary}.")
     append_section(HERE / "results" / f"{a.name}.md",
                    "# Sigma's scale: maximum likelihood, median and coverage matching on the same honest frames\n",

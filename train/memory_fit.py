@@ -170,9 +170,11 @@ def _choose_blend(model, h, out, exclude, val, oof_answers, same_sequence_out: b
     sequence whose neighbouring frames the regressor trained on, while the memory may not use
     that sequence at all; both biases lower the memory's weight (in position, the test optimum
     lay at or beyond the validation choice, toward the memory, on 8 of 9 synthetic runs; the
-    floor was checked on four fresh ones: benchmarks/results/sigma_blend.md). Returns ``((position, rotation), what it was chosen on,
-    {blend: [median position error, median rotation error]})``: the scores the choice was made
-    on (validation: m and rad; out-of-fold: normalised position units and rad)."""
+    floor was checked on four fresh ones: benchmarks/results/sigma_blend.md).
+
+    Returns ``((position, rotation), what it was chosen on, {blend: [median position error,
+    median rotation error]})``: the scores the choice was made on (validation: m and rad;
+    out-of-fold: normalised position units and rad)."""
     on_val = len(val) >= MIN_RANK_FRAMES
     scores = {}
     for v in BLEND_GRID:  # position and rotation do not mix: (v, v) scores both
