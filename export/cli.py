@@ -229,7 +229,7 @@ def print_qat_hint(result: ExportResult) -> None:
 def print_table(out: Path, validation: dict, onnx_files: dict) -> None:
     """The one-screen summary: file, size, accuracy, drift vs FP32."""
     head = f"{'precision':<10}{'file':<18}{'MB':>7}{'med pos m':>11}{'med rot °':>11}" \
-           f"{'drift p50 m':>13}{'p95 m':>10}{'p50 °':>9}{'p95 °':>9}"
+           f"{'drift p50 m':>13}{'p95 m':>10}{'p50 °':>9}{'p95 °':>9}{'1/2σ pos %':>12}{'1/2σ rot %':>12}"
     print("\n" + head + "\n" + "-" * len(head))
     keys = list(validation) or list(onnx_files)
     for key in keys:
@@ -239,12 +239,21 @@ def print_table(out: Path, validation: dict, onnx_files: dict) -> None:
         f = lambda k, w, fmt: (format(row[k], fmt) if k in row else "-").rjust(w)  # noqa: E731
         print(f"{key:<10}{rel:<18}{size:>7.2f}{f('median_position_m', 11, '.4f')}{f('median_rotation_deg', 11, '.2f')}"
               f"{f('drift_p50_m', 13, '.2e')}{f('drift_p95_m', 10, '.2e')}{f('drift_p50_deg', 9, '.3f')}"
-              f"{f('drift_p95_deg', 9, '.3f')}")
+              f"{f('drift_p95_deg', 9, '.3f')}{_within(row, 'position')}{_within(row, 'rotation')}")
     if "int8-ort" in validation:
         print("int8 = Q/DQ in float (TensorRT-like); int8-ort = ONNX Runtime int8 kernels on this CPU")
     if not validation:
         print("(no validation frames: accuracy and drift not measured)")
+    elif any("within_1sigma_position" in r for r in validation.values()):
+        print("1/2σ: test frames whose error is within 1 / 2 sigma (nominal 53 / 98 %: the chi-3 error model)")
     print()
+
+
+def _within(row: dict, output: str) -> str:
+    """``"55/98"``: the row's coverage of ``output`` at 1 and 2 sigma in percent, right-aligned."""
+    keys = (f"within_1sigma_{output}", f"within_2sigma_{output}")
+    cell = "/".join(f"{100 * row[k]:.0f}" for k in keys) if all(k in row for k in keys) else "-"
+    return cell.rjust(12)
 
 
 def print_next(out: Path, precisions: Sequence[str], data: Optional[Path] = None) -> None:

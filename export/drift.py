@@ -17,7 +17,13 @@ from typing import Dict, Optional
 import numpy as np
 
 from edgepose.errors import EdgePoseError
-from edgepose.metrics import drift_summary, error_summary, within_bounds  # noqa: F401  (within_bounds: the one check)
+from edgepose.metrics import drift_summary, error_summary, pose_errors, within_bounds  # noqa: F401  (within_bounds: the one check)
+from edgepose.uncertainty import calibration
+
+#: what a row says of sigma when the outputs carry it: training's ``test.*`` keys, the bench's keys
+SIGMA_KEYS = ("within_1sigma_position", "within_2sigma_position", "within_3sigma_position",
+              "within_1sigma_rotation", "within_2sigma_rotation", "within_3sigma_rotation",
+              "sigma_spearman_position", "sigma_spearman_rotation")
 
 
 def _check(outputs: Dict[str, np.ndarray], name: str) -> None:
@@ -56,12 +62,19 @@ def drift_row(outputs: Dict[str, np.ndarray], reference: Dict[str, np.ndarray],
               reference_error_m: Optional[float] = None) -> Dict[str, float]:
     """One validation row for the manifest: the :func:`drift` summary vs ``reference`` and, with
     ground truth, the median/mean errors; with a reference error, ``drift_p50_rel`` = drift
-    median / reference median position error."""
+    median / reference median position error; with ground truth and ``outputs["sigma"] (N, 2)``
+    [m, rad], how sigma covers and ranks the errors (:data:`SIGMA_KEYS`, fractions and Spearman,
+    :func:`edgepose.uncertainty.calibration`): what each precision does to the uncertainty a
+    filter fuses."""
     row = drift(outputs, reference)
     if true_position is not None and true_rotation is not None:
         acc = accuracy(outputs, true_position, true_rotation)
         row.update({k: acc[k] for k in ("median_position_m", "median_rotation_deg",
                                         "mean_position_m", "mean_rotation_deg")})
+        if outputs.get("sigma") is not None:
+            e_p, e_deg = pose_errors(outputs["position"], outputs["rotation"], true_position, true_rotation)
+            cal = calibration(np.asarray(outputs["sigma"], np.float64), e_p, e_deg)
+            row.update({k: cal[k] for k in SIGMA_KEYS})
         if reference_error_m is None:
             reference_error_m = accuracy(reference, true_position, true_rotation)["median_position_m"]
     if reference_error_m:

@@ -36,7 +36,7 @@ def chain(tmp_path_factory):
     cli("train", scene, "--out", run, "--input-size", "64x48", "--stage1-epochs", 1, "--stage2-epochs", 1,
         "--batch-size", 8, "--no-progress", "--seed", 0, "--memory-size", 0)
     exp = cli("export", run, "--out", bundle, "--precision", "fp32,fp16,int8", "--calib-frames", 16,
-              "--val-frames", 8, "--int8-max-drift-m", 1e-6)
+              "--val-frames", 16, "--int8-max-drift-m", 1e-6)  # 16: the whole test split, as training's
     return {"root": root, "scene": scene, "run": run, "bundle": bundle, "export_out": exp.stdout}
 
 
@@ -77,6 +77,13 @@ def test_export_writes_a_verified_bundle_with_drift_and_guided_int8(chain):
     assert m["calibration"]["frames"] == 16 and len(m["calibration"]["frames_sha256"]) == 64
     for row in ("fp16", "int8", "int8-ort"):
         assert "drift_p50_m" in m["validation"][row], row
+    # sigma's coverage per precision, on the same 16 test frames training reported on: FP32 through
+    # ONNX Runtime counts what PyTorch counted (a frame on the boundary may flip: one in 16)
+    trained = m["training"]["metrics"]
+    for k in ("within_1sigma_position", "within_2sigma_position", "within_1sigma_rotation", "within_2sigma_rotation"):
+        assert abs(m["validation"]["fp32"][k] - trained["test." + k]) <= 1 / 16 + 1e-9, k
+        assert 0.0 <= m["validation"]["int8"][k] <= 1.0
+    assert "1/2σ pos %" in chain["export_out"] and "nominal 53 / 98 %" in chain["export_out"]
     # a 1e-6 m bound: naive INT8 moves the output by more, so the guided search moves the most
     # sensitive units to float step by step until the drift on the guide frames is within it
     g = m["export"]["onnx"]["int8"]

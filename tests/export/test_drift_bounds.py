@@ -42,6 +42,22 @@ def test_fp16_drift_small_against_fp32_error(trained_onnx, export_dir, val_frame
     assert d["drift_p50_deg"] < 0.5, d
 
 
+def test_a_row_counts_the_frames_sigma_covers_as_worked_by_hand():
+    # four frames at the origin, identity rotation: answers 1, 2, 3, 4 m away and turned 10, 20,
+    # 30, 40 degrees about z; sigma 2 m and 25 degrees for every frame. By hand: position within
+    # 1 sigma (2 m) 2 of 4, within 2 sigma (4 m) 4 of 4; rotation within 25 deg 2 of 4, 50 deg 4 of 4
+    d = np.array([1.0, 2.0, 3.0, 4.0])
+    half = np.radians([10.0, 20.0, 30.0, 40.0]) / 2
+    out = {"position": np.stack([d, 0 * d, 0 * d], 1), "rotation": np.stack([np.cos(half), 0 * d, 0 * d, np.sin(half)], 1),
+           "sigma": np.tile([2.0, np.radians(25.0)], (4, 1))}
+    truth = (np.zeros((4, 3)), np.tile([1.0, 0, 0, 0], (4, 1)))
+    row = drift_row(out, out, *truth)
+    assert (row["within_1sigma_position"], row["within_2sigma_position"], row["within_3sigma_position"]) == (0.5, 1.0, 1.0)
+    assert (row["within_1sigma_rotation"], row["within_2sigma_rotation"]) == (0.5, 1.0)
+    assert row["sigma_spearman_position"] is None or np.isnan(row["sigma_spearman_position"])  # one sigma for all
+    assert "within_1sigma_position" not in drift_row({k: out[k] for k in ("position", "rotation")}, out, *truth)
+
+
 def test_int8_naive_drift_recorded_and_bounded(trained_onnx, export_dir, val_frames, calib_frames):
     path, _ = trained_onnx
     images, pos, rot = val_frames
