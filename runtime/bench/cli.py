@@ -12,7 +12,7 @@ from typing import List, Optional
 from edgepose.argtypes import nonnegative_float, positive_int
 from edgepose.cli.arg_groups import (add_batch, add_backend_list, add_bundle, add_dataset_options, add_max_frames,
                                      add_precision_list, add_split, add_threads, check_data_folder)
-from edgepose.cli.guard import guarded
+from edgepose.cli.guard import Signals, guarded
 from edgepose.datasets import FORMATS
 
 from . import report as rep
@@ -98,8 +98,9 @@ def config_from_args(args: argparse.Namespace, argv: List[str]) -> BenchConfig:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    return guarded("edgepose-bench", lambda: print_result(bench_bundle(config_from_args(args, argv))),
-                   on_interrupt="no report was written")
+    with Signals():  # SIGTERM stops it like Ctrl-C, and neither is lost inside an import (edgepose/interrupts.py)
+        return guarded("edgepose-bench", lambda: print_result(bench_bundle(config_from_args(args, argv))),
+                       on_interrupt="no report was written")
 
 
 def print_result(result: BenchResult) -> int:
