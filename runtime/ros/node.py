@@ -28,6 +28,7 @@ from edgepose.errors import ConfigError, require
 
 from ..bundles import open_bundle
 from ..driver import Outcome, StreamConfig, drive, open_configured_runner, stopped_exit
+from ..preload import preload_stages
 from ..runners.base import DEFAULT_PRECISION
 from ..runners.factory import DESCRIPTIONS
 from .live import MessageSource
@@ -147,6 +148,21 @@ def node_stream(cfg: dict, source: MessageSource, on_pose: Callable, warn: Calla
     return drive(config, source, on_result, runner=runner, options=options, signals=signals, on_progress=on_progress)
 
 
+def image_source(cfg: dict) -> MessageSource:
+    """The node's image source, ready for the subscription callback. Its ``push`` decodes each
+    message in rclpy's executor thread, which must never import (runtime/preload.py says why:
+    a first-time import there waits forever on an import lock a Ctrl-C left held); so what
+    decoding imports on first use (Pillow's plugins for a ``CompressedImage``) is imported
+    here, in the calling thread, before spin starts. rclpy's own code in that thread imports
+    nothing new: ``rclpy.spin`` imports ``rclpy.executors``, loaded with ``rclpy.node`` by
+    ``create_node``, and a message's constructor its field types, loaded with its type support
+    by ``create_subscription``."""
+    msgtype = "sensor_msgs/msg/CompressedImage" if cfg["compressed"] else "sensor_msgs/msg/Image"
+    source = MessageSource(cfg["image_topic"], msgtype)
+    preload_stages(source)
+    return source
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     with Signals() as signals:  # Ctrl-C and SIGTERM alike (rclpy's own handler chains to it)
         return guarded("edgepose-ros2", lambda: _main(argv, signals),
@@ -192,8 +208,7 @@ def _serve(rclpy, node, cfg: dict, signals, PoseWithCovarianceStamped, Compresse
         log.warn("publishing the camera OPTICAL frame's pose; robot_localization / Nav2 read a "
                  "PoseWithCovarianceStamped as the body's pose: set camera_to_base (tf2_echo base_link "
                  "<camera optical frame>)")
-    msgtype = "sensor_msgs/msg/CompressedImage" if cfg["compressed"] else "sensor_msgs/msg/Image"
-    source = MessageSource(cfg["image_topic"], msgtype)
+    source = image_source(cfg)  # before spin: its push runs in rclpy's executor thread
     node.create_subscription(CompressedImage if cfg["compressed"] else Image, cfg["image_topic"],
                              source.push, to_rclpy_qos(IMAGE_QOS))
     pub = node.create_publisher(PoseWithCovarianceStamped, cfg["pose_topic"], to_rclpy_qos(POSE_QOS))

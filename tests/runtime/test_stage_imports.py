@@ -73,17 +73,21 @@ def camera_bundle(tmp_path_factory):
     return path
 
 
-def lock_takers(tmp_path: Path, *args) -> list:
-    """Run ``edgepose-run *args`` with the import lock watched; ``[thread, where]`` per acquire."""
+def watched(tmp_path: Path, command: list) -> list:
+    """Run ``command`` with the import lock watched; ``[thread, where]`` per acquire."""
     (tmp_path / "watch").mkdir()
     (tmp_path / "watch" / "sitecustomize.py").write_text(WATCHER)
     log = tmp_path / "lock.json"
     env = dict(os.environ, EDGEPOSE_LOCK_LOG=str(log),
                PYTHONPATH=os.pathsep.join([str(tmp_path / "watch")] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    p = subprocess.run(cli("edgepose-run") + [str(a) for a in args] + ["--quiet"], capture_output=True, text=True,
-                       timeout=120, env=env)
+    p = subprocess.run([str(a) for a in command], capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr
     return json.loads(log.read_text())
+
+
+def lock_takers(tmp_path: Path, *args) -> list:
+    """Run ``edgepose-run *args`` with the import lock watched; ``[thread, where]`` per acquire."""
+    return watched(tmp_path, cli("edgepose-run") + list(args) + ["--quiet"])
 
 
 def check(taken: list) -> None:
@@ -124,3 +128,41 @@ def test_no_stage_thread_imports_on_a_bag_run(camera_bundle, tmp_path):
     bag = write_image_bag(tmp_path / "in.mcap", gradient_frames(6), compressed=(1, 3))
     check(lock_takers(tmp_path, camera_bundle, "--source", bag, "--topic", "/camera/image_raw",
                       "--out", tmp_path / "poses.mcap"))
+
+
+NODE_CALLBACKS = """
+import sys, threading
+import numpy as np
+from edgepose.runtime.ros.messages import get_typestore
+from edgepose.runtime.ros.node import image_source, parse_args
+from ros_image_bags import compressed_message, gradient_frames, image_message
+
+ts, img = get_typestore(), gradient_frames(1)[0]
+corrupt = compressed_message(ts, img, 4)
+corrupt.data = np.frombuffer(b"not an image" * 8, np.uint8)  # Pillow then tries every plugin
+messages = {True: [compressed_message(ts, img, 1), corrupt], False: [image_message(ts, img, 2),
+                                                                    image_message(ts, img, 3, truncate=True)]}
+decoded = []
+for compressed in (True, False):
+    source = image_source(vars(parse_args(["bundle"] + ["--compressed"] * compressed)[0]))
+
+    def callbacks():  # what rclpy's executor thread runs: the subscription callback
+        for m in messages[compressed]:
+            source.push(m)
+            decoded.append(source._q.get_nowait())
+
+    t = threading.Thread(target=callbacks, name="rclpy-executor")
+    t.start()
+    t.join()
+print([f.error is None for f in decoded])
+assert [f.error is None for f in decoded] == [True, False, True, False], [f.error for f in decoded]
+"""
+
+
+def test_no_import_in_the_ros2_node_subscription_callback(tmp_path):
+    """edgepose-ros2 decodes each image in rclpy's executor thread (``MessageSource.push``), which
+    starts before the pipeline: the node's source comes with decoding's imports done (no rclpy
+    here: the callback is run in a thread of that name with rosbags' messages of the same types)."""
+    pytest.importorskip("rosbags")
+    tests = Path(__file__).resolve().parents[1]
+    check(watched(tmp_path, [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tests)!r})\n" + NODE_CALLBACKS]))
