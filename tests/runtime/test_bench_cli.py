@@ -178,3 +178,31 @@ def test_int8_only_with_a_drift_gate_runs_the_fp32_reference_untimed(bench_input
                            axis=1)
         assert rows[label]["drift_p95_m"] == pytest.approx(np.percentile(d, 95), rel=1e-6, abs=1e-9)
         assert rows[label]["drift_p95_m"] > 0
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (``SigCgt`` in /proc)."""
+    with open(f"/proc/{pid}/status") as fh:
+        mask = next(int(line.split()[1], 16) for line in fh if line.startswith("SigCgt:"))
+    return bool(mask & (1 << (signum - 1)))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the handler mask from /proc")
+def test_sigterm_stops_the_bench_like_ctrl_c(bench_inputs, tmp_path):
+    """A service manager or a CI timeout sends SIGTERM: the usual message and 128 + 15, no report
+    (it was killed outright before, exit -15)."""
+    import signal
+    import time
+
+    bundle, scene = bench_inputs
+    p = subprocess.Popen([sys.executable, "-m", "edgepose.runtime.bench.cli", str(bundle), "--data", str(scene),
+                          "--warmup-s", "60", "--quiet", "--no-plots", "--out", str(tmp_path / "report")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 60
+    while p.poll() is None and not _catches(p.pid, signal.SIGTERM) and time.monotonic() < end:
+        time.sleep(0.01)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert "edgepose-bench: interrupted (SIGTERM); no report was written" in err
+    assert not (tmp_path / "report" / "report.json").exists()
