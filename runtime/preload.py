@@ -9,7 +9,10 @@ releases it, leaves the lock held by the main thread; inside the lock's weakref 
 the :class:`~edgepose.interrupts.Interrupt` is even swallowed ("Exception ignored in ...
 cb") and the main thread goes on. The first import in a stage thread then waits forever:
 ``edgepose-run`` once hung that way with a stage thread in ``_imp.acquire_lock()`` while the
-main thread polled the output queue.
+main thread polled the output queue. :class:`~edgepose.interrupts.Signals` (the CLIs' handler)
+no longer raises inside importlib, but a library caller's own handler (Python's default
+included) still may, and the ROS 2 node's subscription callback is kept import-free the same way
+(``edgepose.runtime.ros.node.image_source``).
 
 What the stages import on first use, whatever the source: numpy's lazily loaded ``linalg``
 (pose normalisation, the filter, the camera-to-base transform), Pillow's image plugins and
