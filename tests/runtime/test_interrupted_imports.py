@@ -9,8 +9,8 @@ exception is printed as "Exception ignored in ... cb" and dropped: the run went 
 
 Oracle: a real ``edgepose-run`` / ``edgepose-bench`` subprocess whose ``sitecustomize.py``
 (``tests/import_lock_race.py``, which knows nothing of edgepose) makes exactly that happen
-with a real SIGINT at the end of a chosen start-up import: the ONNX Runtime of the runner,
-the rosbags of a bag source and of a bag sink. The harness logs that it fired (a run it never
+with a real SIGINT at the end of a chosen start-up import: ONNX Runtime and torch for the
+runner, rosbags for a bag source and a bag sink. The harness logs that it fired (a run it never
 reached does not pass). On the code before the fix every one of these runs went on to exit 0
 with all its poses written.
 """
@@ -88,6 +88,28 @@ def test_ctrl_c_inside_the_runner_import_stops_the_run(bundle, frames, tmp_path)
     out = tmp_path / "poses.jsonl"
     p = run_interrupted(tmp_path, "onnxruntime", cli("edgepose-run") + [bundle, "--source", frames, "--out", out,
                                                                          "--quiet"])
+    assert_stopped(p, "edgepose-run", out)
+
+
+def test_ctrl_c_inside_the_torch_import_stops_the_run(bundle, frames, tmp_path):
+    """``import torch``: the torch backend imports it when the runner opens."""
+    torch = pytest.importorskip("torch")
+    import shutil
+
+    from edgepose.bundle import file_entry, load_manifest, write_manifest
+    from edgepose.train.checkpoint import save_checkpoint
+    from edgepose.train.model import PoseNet
+
+    torch.manual_seed(0)
+    model = PoseNet("mobilenet_v3_small", pretrained="none", input_size=(32, 24), hidden=16)
+    shutil.copytree(bundle, tmp_path / "bundle")
+    save_checkpoint(tmp_path / "bundle" / "model.pt", {"config": model.config, "model": model.state_dict()})
+    manifest = load_manifest(tmp_path / "bundle")
+    manifest["files"]["model.pt"] = file_entry(tmp_path / "bundle", "model.pt", "checkpoint", "fp32")
+    write_manifest(tmp_path / "bundle", manifest)
+    out = tmp_path / "poses.jsonl"
+    p = run_interrupted(tmp_path, "torch", cli("edgepose-run") + [tmp_path / "bundle", "--backend", "torch", "--source",
+                                                                   frames, "--out", out, "--quiet"])
     assert_stopped(p, "edgepose-run", out)
 
 
