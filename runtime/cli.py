@@ -15,7 +15,7 @@ from edgepose.cli.guard import Signals, guarded
 from edgepose.metrics import summarize_errors
 from edgepose.outputs import check_outputs
 
-from .driver import StreamConfig, drive, open_configured_runner, stopped_exit
+from .driver import StreamConfig, drive, interrupted_exit, open_configured_runner, stopped_exit
 from .endpoints import check_bag_file, open_sinks, open_source
 from .pipeline import resolve_policy
 from .ros import options as ros_options
@@ -170,6 +170,20 @@ def _close_all(sinks) -> Optional[BaseException]:
 
 
 def _run(args, signals) -> int:
+    """:func:`_stream`; a signal that escapes it once a result was written (in the runner's
+    release, the summary or the sinks' close: the loop returns its own stop instead of raising
+    it) is reported like a stop mid-run, with the results written, not as a start-up stop."""
+    written = [0]  # results every sink received, counted by _stream
+    try:
+        return _stream(args, signals, written)
+    except KeyboardInterrupt as exc:
+        if not written[0]:
+            raise  # no result yet: guarded's start-up message is the true one
+        return interrupted_exit("edgepose-run", exc, written[0])
+
+
+def _stream(args, signals, written: List[int]) -> int:
+    """The run itself; ``written[0]`` counts the results handed to every sink."""
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"edgepose-run: warning: {msg}\n"
     status = StatusLine(enabled=not args.quiet)
@@ -195,6 +209,7 @@ def _run(args, signals) -> int:
         e = r.errors()
         if e is not None:
             truth_errors.append((e["position_m"], e["rotation_deg"]))
+        written[0] += 1
 
     try:
         outcome = drive(config, source, write, runner=runner, options=options, signals=signals,

@@ -15,8 +15,9 @@ used by every front end:
   caller closes its sinks first); every other error (an
   :class:`~edgepose.errors.EdgePoseError` from the pipeline included) propagates after the
   pipeline's threads are joined. :func:`stopped_exit` turns ``stop`` into the exit code
-  (``128 + N`` after signal N, with a message) or re-raises a disk-full error for
-  ``edgepose.cli.guard.guarded`` to print.
+  (``128 + N`` after signal N, with a message: :func:`interrupted_exit`, which a front end also
+  uses for a signal that escapes after its results were written) or re-raises a disk-full error
+  for ``edgepose.cli.guard.guarded`` to print.
 
 :meth:`PoseEstimator.stream <edgepose.runtime.estimator.PoseEstimator.stream>` iterates the
 pipeline of :func:`open_pipeline` itself (the caller's loop is the driver there).
@@ -151,14 +152,20 @@ def drive(config: StreamConfig, source: Source, on_result: Callable[[PoseResult]
 
 
 def stopped_exit(prog: str, outcome: Outcome, done: str = "written") -> Optional[int]:
-    """``128 + N`` after signal N (printing ``PROG: interrupted (...); the K results so far are
-    DONE``); re-raises a disk-full ``stop``; ``None`` when the loop ran to its end."""
+    """``128 + N`` after signal N (see :func:`interrupted_exit`); re-raises a disk-full
+    ``stop``; ``None`` when the loop ran to its end."""
     stop = outcome.stop
     if isinstance(stop, KeyboardInterrupt):
-        signum = int(getattr(stop, "signum", signal.SIGINT))
-        print(f"{prog}: interrupted ({'SIGTERM' if signum == signal.SIGTERM else 'Ctrl-C'}); the {outcome.written} "
-              f"results so far are {done}", file=sys.stderr)
-        return 128 + signum
+        return interrupted_exit(prog, stop, outcome.written, done)
     if stop is not None:
         raise stop
     return None
+
+
+def interrupted_exit(prog: str, stop: KeyboardInterrupt, written: int, done: str = "written") -> int:
+    """``128 + N`` for ``stop`` (signal N: ``signum``, SIGINT when it has none), printing
+    ``PROG: interrupted (Ctrl-C|SIGTERM); the WRITTEN results so far are DONE``."""
+    signum = int(getattr(stop, "signum", signal.SIGINT))
+    print(f"{prog}: interrupted ({'SIGTERM' if signum == signal.SIGTERM else 'Ctrl-C'}); the {written} "
+          f"results so far are {done}", file=sys.stderr)
+    return 128 + signum
