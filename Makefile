@@ -27,7 +27,8 @@ TESTS38 ?= tests/runtime/test_torch_free.py tests/runtime/test_runners.py tests/
 	tests/runtime/test_manifest_model.py tests/runtime/test_cuda_tensorrt.py tests/export/test_verify.py \
 	tests/export/test_tensorrt_plan.py tests/export/test_tensorrt_decisions.py \
 	tests/export/test_tensorrt_inspector.py tests/export/test_graph_lint.py tests/runtime/test_camera_route.py tests/core/test_resample.py \
-	tests/runtime/test_stage_imports.py tests/core/test_interrupts.py tests/runtime/test_interrupted_imports.py
+	tests/runtime/test_stage_imports.py tests/core/test_interrupts.py tests/runtime/test_interrupted_imports.py \
+	tests/runtime/test_late_interrupt.py tests/runtime/test_optional_deps_early.py
 
 .PHONY: install demo test test38 gpu-check clean
 

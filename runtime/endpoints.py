@@ -57,7 +57,9 @@ def open_source(spec: Union[str, Path, Source], fps: float = 30.0, split: str = 
 def open_sinks(jsonl: Optional[str] = None, csv_path: Optional[str] = None, plot: Optional[str] = None,
                bag: Optional[dict] = None, **plot_options) -> List[Sink]:
     """The sinks of ``--out`` (JSON lines; a bag when ``bag`` holds the bag sink's options,
-    see ``edgepose.runtime.ros.bag_sink``), ``--csv`` and ``--plot``."""
+    see ``edgepose.runtime.ros.bag_sink``), ``--csv`` and ``--plot``. The plot is opened first:
+    without matplotlib it fails before any file is created."""
+    plot_sink = TrajectoryPlot(plot, **plot_options) if plot else None
     out: List[Sink] = []
     if jsonl and bag is not None:
         out.append(BagSink(jsonl, **bag))
@@ -65,6 +67,6 @@ def open_sinks(jsonl: Optional[str] = None, csv_path: Optional[str] = None, plot
         out.append(JsonlSink(jsonl))
     if csv_path:
         out.append(CsvSink(csv_path))
-    if plot:
-        out.append(TrajectoryPlot(plot, **plot_options))
+    if plot_sink is not None:
+        out.append(plot_sink)
     return out

@@ -1,5 +1,6 @@
 """Where results go: JSON lines (one object per frame), CSV, and a top-down trajectory plot
-(PNG, with each frame's sigma drawn as an ellipse; matplotlib imported lazily, Agg backend).
+(PNG, with each frame's sigma drawn as an ellipse; matplotlib imported lazily, Agg backend:
+required when the plot is opened, so a run without it stops before its first frame).
 
 Every sink has ``write(result)`` and ``close()`` and is a context manager. ``"-"`` as a
 path writes JSON lines / CSV to stdout.
@@ -125,11 +126,13 @@ class TrajectoryPlot(Sink):
     ``plane`` names the two world axes drawn (``"xy"``, ``"xz"``, ``"yz"``) or ``"auto"``
     (the two with the most spread). Circles of radius ``sigma_position_m`` (the per-frame
     expected error) are drawn every ``ellipse_every`` frames; ground truth, when the source
-    has it, is drawn too.
+    has it, is drawn too. matplotlib is required here, not when the plot is drawn: without it
+    the sink cannot be opened (:class:`~edgepose.errors.MissingDependencyError`).
     """
 
     def __init__(self, path: Union[str, Path], plane: str = "auto", ellipse_every: int = 5, title: str = ""):
         check_output_path(path, "--plot", "trajectory.png")
+        self._mpl = require("matplotlib", "the trajectory plot", "pip install matplotlib")
         self.path, self.plane, self.every, self.title = Path(path), plane, max(1, int(ellipse_every)), title
         self.pos: List[np.ndarray] = []
         self.sig: List[float] = []
@@ -150,8 +153,7 @@ class TrajectoryPlot(Sink):
     def close(self) -> None:
         if not self.pos:
             return
-        mpl = require("matplotlib", "the trajectory plot", "pip install matplotlib")
-        mpl.use("Agg", force=False)
+        self._mpl.use("Agg", force=False)
         import matplotlib.pyplot as plt
         from matplotlib.patches import Ellipse
 

@@ -17,7 +17,8 @@ spec (``endpoints.open_source``)  source                                      li
 =====================  ==========================================  ======
 
 Live sources default to the ``latest`` policy, recorded ones to ``every``. OpenCV
-(``cv2``) and ``edgepose.datasets`` are imported lazily.
+(``cv2``) and ``edgepose.datasets`` are imported lazily; OpenCV when an OpenCV source is made
+(not when it is first read), so a missing one stops a run before its runner and outputs open.
 """
 from __future__ import annotations
 
@@ -192,10 +193,16 @@ class ArraySource(Source):
 
 
 class _OpenCVSource(Source):
-    """Common part of the OpenCV sources: BGR frames converted to RGB."""
+    """Common part of the OpenCV sources: BGR frames converted to RGB. OpenCV is required when
+    the source is made (:class:`~edgepose.errors.MissingDependencyError` without it), so a run
+    without it stops before it opens a runner or an output."""
 
     api_pref = None
     cv2 = None  #: the OpenCV module, once imported
+
+    def __init__(self, target: Union[int, str], name: str):
+        self.target, self.name = target, name
+        self.preload()
 
     def preload(self) -> None:
         if self.cv2 is None:
@@ -250,11 +257,10 @@ class VideoFileSource(_OpenCVSource):
     open_hint = "the file is missing, corrupt, or its codec is not in this OpenCV build"
 
     def __init__(self, path: Union[str, Path]):
-        self.target = str(path)
         if not Path(path).is_file():
             raise ConfigError(f"video file not found: {path}")
-        self.name = str(path)
         self.declared: Optional[int] = None  #: the frame count the container declares (once opened)
+        super().__init__(str(path), str(path))
 
     def _open(self, target):
         cap = super()._open(target)
@@ -284,9 +290,8 @@ class CameraSource(_OpenCVSource):
     open_hint = "is the camera connected and free? list devices with: v4l2-ctl --list-devices"
 
     def __init__(self, device: Union[int, str], width: Optional[int] = None, height: Optional[int] = None):
-        self.target = int(device) if str(device).isdigit() else str(device)
-        self.name = f"camera:{device}"
         self.width, self.height = width, height
+        super().__init__(int(device) if str(device).isdigit() else str(device), f"camera:{device}")
 
     def _open(self, target):
         cap = super()._open(target)
@@ -307,8 +312,7 @@ class GStreamerSource(_OpenCVSource):
                  "JetPack's OpenCV has it) and the pipeline must end in 'appsink'")
 
     def __init__(self, pipeline: str):
-        self.target = pipeline
-        self.name = "gstreamer:" + pipeline.split("!")[0].strip()
+        super().__init__(pipeline, "gstreamer:" + pipeline.split("!")[0].strip())
 
 
 class DatasetSource(Source):
