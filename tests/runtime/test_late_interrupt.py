@@ -11,14 +11,14 @@ frame is in it, so "no frame was processed" would be false. Before the fix both 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("onnxruntime")
+
+from site_harness import run_with_site  # noqa: E402
 
 #: a sitecustomize that makes ``MODULE.OWNER.NAME`` (OWNER "-" for a module-level function)
 #: send SIGINT to this process when it is called, then run as before
@@ -45,15 +45,8 @@ setattr(_holder, _name, _interrupting)
 def run_interrupted_at(tmp_path: Path, where: str, argv: list) -> subprocess.CompletedProcess:
     """``edgepose-run ARGV`` with a SIGINT sent from inside ``where`` (``module:owner:name``);
     the harness must have fired."""
-    harness = tmp_path / "harness"
-    harness.mkdir()
-    (harness / "sitecustomize.py").write_text(HARNESS)
     log = tmp_path / "harness.log"
-    env = dict(os.environ, EP_SIGINT_AT=where, EP_SIGINT_LOG=str(log),
-               PYTHONPATH=os.pathsep.join([str(harness)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    exe = Path(sys.executable).with_name("edgepose-run")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "edgepose", "run"]
-    p = subprocess.run(cmd + [str(a) for a in argv], capture_output=True, text=True, timeout=120, env=env)
+    p = run_with_site(tmp_path, HARNESS, "edgepose-run", argv, env={"EP_SIGINT_AT": where, "EP_SIGINT_LOG": str(log)})
     assert log.is_file() and where in log.read_text(), f"the harness never fired at {where}:\n{p.stderr}"
     return p
 

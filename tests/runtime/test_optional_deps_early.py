@@ -10,14 +10,14 @@ plot, and an OpenCV source without OpenCV created an empty ``--out`` before it s
 """
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("onnxruntime")
+
+from site_harness import run_with_site  # noqa: E402
 
 #: a sitecustomize that makes the packages named in EP_BLOCK (comma-separated) unimportable
 BLOCKER = '''\
@@ -30,14 +30,7 @@ for _name in os.environ["EP_BLOCK"].split(","):
 
 def run_without(tmp_path: Path, package: str, argv: list) -> subprocess.CompletedProcess:
     """``edgepose-run ARGV`` in a process where ``package`` cannot be imported."""
-    harness = tmp_path / "harness"
-    harness.mkdir()
-    (harness / "sitecustomize.py").write_text(BLOCKER)
-    env = dict(os.environ, EP_BLOCK=package,
-               PYTHONPATH=os.pathsep.join([str(harness)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    exe = Path(sys.executable).with_name("edgepose-run")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "edgepose", "run"]
-    return subprocess.run(cmd + [str(a) for a in argv], capture_output=True, text=True, timeout=120, env=env)
+    return run_with_site(tmp_path, BLOCKER, "edgepose-run", argv, env={"EP_BLOCK": package})
 
 
 def assert_stopped_before_any_frame(p: subprocess.CompletedProcess, out_dir: Path, package: str, hint: str) -> None:
