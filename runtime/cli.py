@@ -15,7 +15,7 @@ from edgepose.cli.guard import Signals, guarded
 from edgepose.metrics import summarize_errors
 from edgepose.outputs import check_outputs
 
-from .driver import StreamConfig, drive, interrupted_exit, open_configured_runner, stopped_exit
+from .driver import StreamConfig, drive, late_interrupt_exit, open_configured_runner, stopped_exit
 from .endpoints import check_bag_file, open_sinks, open_source
 from .pipeline import resolve_policy
 from .ros import options as ros_options
@@ -174,12 +174,7 @@ def _run(args, signals) -> int:
     release, the summary or the sinks' close: the loop returns its own stop instead of raising
     it) is reported like a stop mid-run, with the results written, not as a start-up stop."""
     written = [0]  # results every sink received, counted by _stream
-    try:
-        return _stream(args, signals, written)
-    except KeyboardInterrupt as exc:
-        if not written[0]:
-            raise  # no result yet: guarded's start-up message is the true one
-        return interrupted_exit("edgepose-run", exc, written[0])
+    return late_interrupt_exit("edgepose-run", lambda: _stream(args, signals, written), written)
 
 
 def _stream(args, signals, written: List[int]) -> int:

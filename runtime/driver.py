@@ -15,9 +15,9 @@ used by every front end:
   caller closes its sinks first); every other error (an
   :class:`~edgepose.errors.EdgePoseError` from the pipeline included) propagates after the
   pipeline's threads are joined. :func:`stopped_exit` turns ``stop`` into the exit code
-  (``128 + N`` after signal N, with a message: :func:`interrupted_exit`, which a front end also
-  uses for a signal that escapes after its results were written) or re-raises a disk-full error
-  for ``edgepose.cli.guard.guarded`` to print.
+  (``128 + N`` after signal N, with a message: :func:`interrupted_exit`; a front end wraps its
+  run in :func:`late_interrupt_exit` for a signal that escapes after its results were out) or
+  re-raises a disk-full error for ``edgepose.cli.guard.guarded`` to print.
 
 :meth:`PoseEstimator.stream <edgepose.runtime.estimator.PoseEstimator.stream>` iterates the
 pipeline of :func:`open_pipeline` itself (the caller's loop is the driver there).
@@ -29,7 +29,7 @@ import sys
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from edgepose.interrupts import is_disk_full
 
@@ -160,6 +160,19 @@ def stopped_exit(prog: str, outcome: Outcome, done: str = "written") -> Optional
     if stop is not None:
         raise stop
     return None
+
+
+def late_interrupt_exit(prog: str, body: Callable[[], int], written: List[int], done: str = "written") -> int:
+    """``body()``; a signal that escapes it once a result was out (``written[0]`` > 0, counted by
+    ``body``: in the runner's release, the summary or the outputs' close, after the loop returned
+    its own stop) is reported like a stop mid-run (:func:`interrupted_exit`), not as a start-up
+    stop; with no result yet it is raised on (the caller's start-up message is the true one)."""
+    try:
+        return body()
+    except KeyboardInterrupt as exc:
+        if not written[0]:
+            raise
+        return interrupted_exit(prog, exc, written[0], done)
 
 
 def interrupted_exit(prog: str, stop: KeyboardInterrupt, written: int, done: str = "written") -> int:

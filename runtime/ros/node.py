@@ -27,7 +27,7 @@ from edgepose.cli.guard import Signals, guarded
 from edgepose.errors import ConfigError, require
 
 from ..bundles import open_bundle
-from ..driver import Outcome, StreamConfig, drive, open_configured_runner, stopped_exit
+from ..driver import Outcome, StreamConfig, drive, late_interrupt_exit, open_configured_runner, stopped_exit
 from ..preload import preload_stages
 from ..runners.base import DEFAULT_PRECISION
 from ..runners.factory import DESCRIPTIONS
@@ -230,6 +230,7 @@ def _serve(rclpy, node, cfg: dict, signals, PoseWithCovarianceStamped, Compresse
             source.close()
 
     state = {"diag": time.monotonic(), "latency": None}
+    published = [0]
 
     def publish(r) -> None:
         pm = pose_message(r, cfg["frame_id"])
@@ -237,6 +238,7 @@ def _serve(rclpy, node, cfg: dict, signals, PoseWithCovarianceStamped, Compresse
         if tf is not None:
             tf.sendTransform(_transform(pm, cfg["base_frame_id"]))
         state["latency"] = r.latency_ms
+        published[0] += 1
 
     def diagnostics(stats) -> None:
         if time.monotonic() - state["diag"] >= cfg["diagnostics_period"]:
@@ -247,15 +249,20 @@ def _serve(rclpy, node, cfg: dict, signals, PoseWithCovarianceStamped, Compresse
     spinner.start()
     log.info(f"edgepose-ros2 {node.get_fully_qualified_name()}: {cfg['image_topic']} -> {cfg['pose_topic']} "
              f"(frame {cfg['frame_id']}), backend {cfg['backend']} {cfg['precision'] or DEFAULT_PRECISION}")
-    try:
-        outcome = node_stream(cfg, source, publish, log.warn, signals=signals, on_progress=diagnostics)
-    finally:
-        source.close()
-        if rclpy.ok():
-            rclpy.shutdown()
-        spinner.join(5.0)
-    code = stopped_exit("edgepose-ros2", outcome, "published (or logged, when failed)")
-    return 0 if code is None else code
+    done = "published (or logged, when failed)"
+
+    def stream() -> int:
+        try:
+            outcome = node_stream(cfg, source, publish, log.warn, signals=signals, on_progress=diagnostics)
+        finally:  # a signal here, after poses went out, is a stop mid-run, not in start-up
+            source.close()
+            if rclpy.ok():
+                rclpy.shutdown()
+            spinner.join(5.0)
+        code = stopped_exit("edgepose-ros2", outcome, done)
+        return 0 if code is None else code
+
+    return late_interrupt_exit("edgepose-ros2", stream, published, done)
 
 
 if __name__ == "__main__":  # pragma: no cover
