@@ -143,6 +143,8 @@ def test_run_folder_contract(reference):
     assert torch.isfinite(view_error).all() and (view_error >= 0).all() and view_error.sum() > 0
     assert m["memory.out_of_fold.folds"] == 5 and m["memory.sigma.frames_by_kind"]["out_of_fold"] == 14
     assert "retrieval (baseline)" in res.stdout and "within 1/2/3 sigma" in res.stdout
+    # 2 validation frames are fewer than 8: the summary names what the blend was chosen on instead
+    assert "(chosen on out-of-fold answers of the stored views (fewer validation frames than 8);" in res.stdout
     rows = csv_rows(out)
     assert [(r["stage"], int(r["epoch"])) for r in rows] == [("stage1", 1), ("stage1", 2), ("stage1", 3), ("stage2", 1)]
     assert rows[0]["sp"] != "" and rows[0]["val_median_position_m"] != "" and float(rows[0]["images_per_s"]) > 0
