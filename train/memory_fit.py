@@ -18,7 +18,9 @@
    at least :data:`SEQUENCE_SPLIT_MIN_BLEND` (see :func:`_choose_blend`);
 5. chooses how sigma combines its signals (head, regressor/memory disagreement, neighbours'
    spread, feature distance, neighbour error; :mod:`edgepose.train.sigma_fit`) per output on
-   the validation frames and the OOF answers together, each kind ranked among its own.
+   the validation frames and the OOF answers together, each kind ranked among its own; with
+   fewer than :data:`MIN_RANK_FRAMES` validation frames the defaults stay
+   (:data:`DEFAULT_SIGNAL_WEIGHTS`).
 
 Sigma is then calibrated on the same honest answers (:func:`edgepose.train.finish.calibrate_sigma`,
 with the memory of the fit frames only, so no frame finds itself), and
@@ -249,7 +251,10 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
     memory.view_error = torch.from_numpy(fit_answers["errors"]).float().to(feats.device)
     val_view_error = stand_in(memory, h, out["log_sigma"], vp, vq, exclude, val_pos, val_rot, (a, b))["errors"]
     fit_answers = oof((a, b))  # the signals again, now that the stored views carry their errors
-    weights, sigma_info = fit_weights(_model_signals(model, h, out, exclude, val), fit_answers, DEFAULT_SIGNAL_WEIGHTS)
+    # under MIN_RANK_FRAMES validation frames the pool would be nearly all stand-in answers, whose
+    # errors are not the model's: the defaults ranked tiny sets' test errors better (sigma_blend.md)
+    pool = fit_answers if len(val) >= MIN_RANK_FRAMES else {key: v[:0] for key, v in fit_answers.items()}
+    weights, sigma_info = fit_weights(_model_signals(model, h, out, exclude, val), pool, DEFAULT_SIGNAL_WEIGHTS)
     store_weights(memory, weights)
     reg = _blend_errors(model, h, out, exclude, val, (0.0, 0.0))
     mem = _blend_errors(model, h, out, exclude, val, (1.0, 1.0))

@@ -141,7 +141,12 @@ def test_run_folder_contract(reference):
     view_error = final["model"]["memory.view_error"]
     assert view_error.shape == (m["memory.size"], 2) == (16, 2)
     assert torch.isfinite(view_error).all() and (view_error >= 0).all() and view_error.sum() > 0
-    assert m["memory.out_of_fold.folds"] == 5 and m["memory.sigma.frames_by_kind"]["out_of_fold"] == 14
+    assert m["memory.out_of_fold.folds"] == 5
+    # 2 validation frames: sigma keeps its documented default weights (head and disagreement,
+    # 1 each), not a fit on the 14 stand-in answers
+    assert m["memory.sigma.frames_by_kind"] == {"validation": 2, "out_of_fold": 0}
+    assert m["memory.sigma.weights"] == {"head": [1.0, 1.0], "disagreement": [1.0, 1.0], "spread": [0.0, 0.0],
+                                         "distance": [0.0, 0.0], "neighbour_error": [0.0, 0.0]}
     assert "retrieval (baseline)" in res.stdout and "within 1/2/3 sigma" in res.stdout
     # 2 validation frames are fewer than 8: the summary names what the blend was chosen on instead
     assert "(chosen on out-of-fold answers of the stored views (fewer validation frames than 8);" in res.stdout
