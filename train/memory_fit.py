@@ -167,12 +167,13 @@ def _choose_blend(model, h, out, exclude, val, oof_answers, same_sequence_out: b
     on the validation frames (the model itself), or, with fewer than :data:`MIN_RANK_FRAMES` of
     them, on the stored views' OOF stand-in answers (``oof_answers(blend) -> errors (M, 2)``).
 
-    ``same_sequence_out`` (the test split is other sequences): a validation choice is a lower
-    bound, raised to :data:`SEQUENCE_SPLIT_MIN_BLEND`. The validation block sits in a training
+    ``same_sequence_out`` (the test split is other sequences): the choice is a lower bound,
+    raised to :data:`SEQUENCE_SPLIT_MIN_BLEND`. The validation block sits in a training
     sequence whose neighbouring frames the regressor trained on, while the memory may not use
-    that sequence at all; both biases lower the memory's weight (in position, the test optimum
-    lay at or beyond the validation choice, toward the memory, on 8 of 9 synthetic runs; the
-    floor was checked on four fresh ones: benchmarks/results/sigma_blend.md).
+    that sequence at all; the OOF stand-in is a ridge head on features fine-tuned on every
+    view. Both lower the memory's weight (in position, the test optimum lay at or beyond the
+    choice, toward the memory, on 8 of 9 synthetic runs with validation and 5 of 6 tiny ones;
+    each floor was checked on fresh scenes: benchmarks/results/sigma_blend.md).
 
     Returns ``((position, rotation), what it was chosen on, {blend: [median position error,
     median rotation error]})``: the scores the choice was made on (validation: m and rad;
@@ -183,13 +184,12 @@ def _choose_blend(model, h, out, exclude, val, oof_answers, same_sequence_out: b
         e = _blend_errors(model, h, out, exclude, val, (v, v))[:2] if on_val else oof_answers((v, v)).T
         scores[v] = [float(np.median(e[0])), float(np.median(e[1]))]
     a, b = (min(BLEND_GRID, key=lambda v: scores[v][j]) for j in (0, 1))
-    if not on_val:
-        return (a, b), "out-of-fold answers of the stored views (fewer validation frames than %d)" % MIN_RANK_FRAMES, scores
+    on = "validation frames" if on_val else ("out-of-fold answers of the stored views (fewer validation frames "
+                                             "than %d)" % MIN_RANK_FRAMES)
     if same_sequence_out:
         floor = SEQUENCE_SPLIT_MIN_BLEND
-        return ((max(a, floor), max(b, floor)), "validation frames, at least %g (the test split is other sequences)"
-                % floor, scores)
-    return (a, b), "validation frames", scores
+        return (max(a, floor), max(b, floor)), "%s, at least %g (the test split is other sequences)" % (on, floor), scores
+    return (a, b), on, scores
 
 
 def _model_signals(model, h, out, exclude, val) -> Dict[str, np.ndarray]:

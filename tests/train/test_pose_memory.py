@@ -188,9 +188,9 @@ def test_fit_chooses_the_memory_when_validation_views_are_training_views_and_kee
 
 
 def test_when_test_is_other_sequences_the_validation_choice_is_raised_to_the_floor(monkeypatch):
-    # a grid of only 0 makes the validation's choice "regressor alone": with the test split on
-    # other sequences that choice is a lower bound and becomes 0.5 per output; on fewer than 8
-    # validation frames (the out-of-fold choice) and on a split like validation's it stays
+    # a grid of only 0 makes the choice "regressor alone": with the test split on other
+    # sequences that choice is a lower bound and becomes 0.5 per output, whether made on 8
+    # validation frames or (on 7) on the out-of-fold answers; on a split like validation's it stays
     from edgepose.train import memory_fit
 
     monkeypatch.setattr(memory_fit, "BLEND_GRID", (0.0,))
@@ -201,7 +201,7 @@ def test_when_test_is_other_sequences_the_validation_choice_is_raised_to_the_flo
     rot = quat_canonical(_unit(r.normal(size=(16, 4))))
     fit = _cache(imgs[:12], pos[:12], rot[:12])
     rows = [1, 4, 7, 9, 10, 2, 3, 5]
-    for n_val, same, want in ((8, True, 0.5), (8, False, 0.0), (7, True, 0.0)):
+    for n_val, same, want in ((8, True, 0.5), (8, False, 0.0), (7, True, 0.5), (7, False, 0.0)):
         model = _model()
         val = _cache(imgs[rows[:n_val]], pos[rows[:n_val]], rot[rows[:n_val]])
         info, _ = fit_memory(model, fit, val, torch.device("cpu"), same_sequence_out=same)
