@@ -54,8 +54,8 @@ K_GRID = (1, 2, 3, 5, 8)
 TEMPERATURE_GRID = (0.03, UNIFORM_TEMPERATURE)
 #: weight of the memory's estimate, chosen on the validation frames (0: regressor only)
 BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
-#: the memory's least weight when the test split is other sequences and the blend is chosen on
-#: validation frames, which flatter the regressor there (benchmarks/results/sigma_blend.md)
+#: the memory's least weight when the test split is other sequences: validation frames and the
+#: out-of-fold stand-in both flatter the regressor there (benchmarks/results/sigma_blend.md)
 SEQUENCE_SPLIT_MIN_BLEND = 0.5
 #: sigma's signal weights before (or without) a fit on enough honest frames
 DEFAULT_SIGNAL_WEIGHTS = {"head": 1.0, "disagreement": 1.0, "spread": 0.0, "distance": 0.0, "neighbour_error": 0.0,
@@ -171,9 +171,10 @@ def _choose_blend(model, h, out, exclude, val, oof_answers, same_sequence_out: b
     raised to :data:`SEQUENCE_SPLIT_MIN_BLEND`. The validation block sits in a training
     sequence whose neighbouring frames the regressor trained on, while the memory may not use
     that sequence at all; the OOF stand-in is a ridge head on features fine-tuned on every
-    view. Both lower the memory's weight (in position, the test optimum lay at or beyond the
-    choice, toward the memory, on 8 of 9 synthetic runs with validation and 5 of 6 tiny ones;
-    each floor was checked on fresh scenes: benchmarks/results/sigma_blend.md).
+    view. Both lower the memory's weight (in position, the test optimum lay beyond the choice,
+    toward the memory, on 7 of 9 synthetic runs choosing on validation, at it on an eighth, and
+    on 5 of 6 tiny ones, at it on the sixth; each floor was checked on fresh scenes:
+    benchmarks/results/sigma_blend.md).
 
     Returns ``((position, rotation), what it was chosen on, {blend: [median position error,
     median rotation error]})``: the scores the choice was made on (validation: m and rad;
