@@ -49,7 +49,7 @@ def rows(run: Path):
     grid = test_grid(model, test)
     a, b = memory["blend"]
     scores = memory.get("blend_scores") or {}
-    on = "validation" if str(memory.get("method", "")).find("blend: validation") >= 0 else "out-of-fold"
+    on = "validation" if str(memory.get("blend_chosen_on", "")).startswith("validation") else "out-of-fold"
     grid_cells = " / ".join(f"{num(p)}, {num(q, 1)}" for p, q in grid.values())
     chosen_on = " / ".join(num(sc[0], 3 if on == "validation" else 4) for sc in scores.values())
     best = [min(scores, key=lambda v: scores[v][j]) if scores else "-" for j in (0, 1)]  # before any floor

@@ -140,7 +140,7 @@ def fit_memory_on_folds(model, fit: FrameCache, val: Optional[FrameCache], devic
     view_error[rows] = view_err
     model.config.update(memory_size=memory.size, memory_k=memory.k)
     info = {"size": memory.size, "k": int(k), "temperature": float(t), "blend": [blend[0], blend[1]],
-            "blend_scores": scores["blend"],
+            "blend_scores": scores["blend"], "blend_chosen_on": "the fold models' answers on views they never saw",
             "disagreement": weights["disagreement"], "sigma": sigma_info, "out_of_fold_score": scores["neighbours"],
             "validation_excludes_own_sequence": bool(same_sequence_out),
             "folds": {"models": int(folds.fold.max()) + 1, "steps": int(folds.steps), "seconds": float(folds.seconds),

@@ -275,7 +275,7 @@ def fit_memory(model, fit: FrameCache, val: Optional[FrameCache], device: torch.
     view_error[rows] = fit_answers["errors"]
     model.config.update(memory_size=memory.size, memory_k=memory.k)
     info = {"size": memory.size, "k": int(k), "temperature": float(t), "blend": [float(a), float(b)],
-            "blend_scores": {str(v): sc for v, sc in blend_scores.items()},
+            "blend_scores": {str(v): sc for v, sc in blend_scores.items()}, "blend_chosen_on": blend_on,
             "disagreement": weights["disagreement"], "sigma": sigma_info, "out_of_fold_score": loo,
             "validation_excludes_own_sequence": bool(same_sequence_out),
             "out_of_fold": {"folds": int(fold.max()) + 1, "by_sequence": bool(same_sequence_out),

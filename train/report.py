@@ -81,8 +81,8 @@ def print_summary(run, metrics: Dict) -> None:
         blend = metrics["memory.blend"]
         folds = metrics.get("memory.folds.models")
         on = (f"chosen on {folds} fold models' answers on views they never saw ({metrics['memory.folds.steps']} steps "
-              f"each, {metrics['memory.folds.seconds'] / 60:.1f} min; --fold-models 0 to skip)") if folds else _blend_source(
-            str(metrics.get("memory.method", "")))
+              f"each, {metrics['memory.folds.seconds'] / 60:.1f} min; --fold-models 0 to skip)") if folds else (
+            "chosen on " + str(metrics.get("memory.blend_chosen_on", "validation frames")))
         lines.append(f"  memory: the {metrics['memory.k']} nearest training views' pose weighs {blend[0]:.2f} in position, "
                      f"{blend[1]:.2f} in rotation ({on}; 0 = regressor only, --memory-size 0 to turn off)")
     if metrics.get("run.stage2_best_epoch") == 0 and metrics.get("run.final_stage") == "stage2":
@@ -96,9 +96,3 @@ def print_summary(run, metrics: Dict) -> None:
         f"  edgepose-export {out} --out {out / 'bundle'} --precision fp32,fp16,int8",
     ]
     print("\n".join(lines), flush=True)
-
-
-def _blend_source(method: str) -> str:
-    """What the memory's blend was chosen on, read from its fit's ``method`` ("blend: ...;")."""
-    part = method.split("blend: ", 1)[1].split(";", 1)[0] if "blend: " in method else "validation frames"
-    return "chosen on " + part
