@@ -72,8 +72,13 @@ def load_frames(data, split: str, input_size: Sequence[int], config: dict, forma
     at the model's input size."""
     ds = load_dataset(data, format=format, split_policy=split_policy, check_images=True)
     frames = list(ds.frames) if split == "all" else ds.split(split)
+    return frame_cache(frames, input_size, config, progress, desc=split)
+
+
+def frame_cache(frames, input_size: Sequence[int], config: dict, progress: bool = False, desc: str = "frames"):
+    """``frames`` (dataset records) loaded at the model's input size (its ``config``)."""
     norm = Normalisation(tuple(float(v) for v in config["position_mean"]), float(config["position_scale"]))
-    return build_cache(frames, tuple(int(v) for v in input_size), norm, progress=progress, desc=split)
+    return build_cache(frames, tuple(int(v) for v in input_size), norm, progress=progress, desc=desc)
 
 
 def refit(run: Path, data, split: str = "test", format: Optional[str] = None, split_policy=None,
