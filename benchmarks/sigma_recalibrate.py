@@ -1,10 +1,11 @@
-"""Does ``edgepose-calibrate`` help on frames it did not see? Coverage of sigma on a held-out
-part of the test split, with the run's scale and with the scale refitted on the other parts.
+"""Would refitting sigma's scale on a labelled recording help on the next one? Coverage of
+sigma on a held-out part of the test split, with the run's scale and with the scale refitted
+on the other parts (the check of a proposed ``edgepose-calibrate`` command, not shipped).
 
 For each finished run (``RUN/final.pt`` as training wrote it) the test split is cut into parts:
 its sequences when it has two or more, else two contiguous halves in dataset order. Each part
-in turn is held out; the scale is refitted on the other parts with the estimator
-``edgepose-calibrate`` uses (:func:`edgepose.uncertainty.fit_sigma_scale`), and coverage at 1
+in turn is held out; the scale is refitted on the other parts with training's estimator
+(:func:`edgepose.uncertainty.fit_sigma_scale`), and coverage at 1
 and 2 sigma on the held-out part is counted with both scales:
 
     python benchmarks/sigma_recalibrate.py --run RUN1 --run RUN2 --name sigma_recalibrate
@@ -44,7 +45,7 @@ def part_answers(run: Path):
     import torch
 
     from edgepose.datasets import load_dataset
-    from edgepose.train.calibrate.refit import frame_cache
+    from edgepose.train.data import Normalisation, build_cache
     from edgepose.train.finish import frame_errors
     from edgepose.train.model import load_model, read_checkpoint
 
@@ -52,9 +53,10 @@ def part_answers(run: Path):
     model = load_model(run / "final.pt").eval()
     scale = model.sigma_scale.detach().double().numpy().copy()
     ds = load_dataset(info["root"], format=info.get("format"), split_policy=info.get("split_policy"))
+    norm = Normalisation(tuple(model.config["position_mean"]), float(model.config["position_scale"]))
     out = []
     for name, frames in test_parts(ds.split("test")):
-        cache = frame_cache(frames, model.config["input_size"], model.config, desc=name)
+        cache = build_cache(frames, tuple(model.config["input_size"]), norm, desc=name)
         e_p, e_q, s = frame_errors(model, cache, torch.device("cpu"))
         out.append((name, (e_p, e_q), s / scale))
     return out, scale
@@ -86,7 +88,7 @@ def main(argv=None) -> int:
     section = (section_title("sigma_recalibrate.py", argv, load_before)
                + f"Nominal {nominal[0]:.0f} / {nominal[1]:.0f} %.\n\n" + "\n".join(lines) + f"\n\n{summary}.")
     append_section(HERE / "results" / f"{a.name}.md",
-                   "# edgepose-calibrate on held-out parts of the test split: the run's scale against the refitted one\n",
+                   "# Sigma's scale refitted on held-out parts of the test split: the run's scale against the refitted one\n",
                    section)
     return 0
 

@@ -8,7 +8,6 @@ COMMANDS = {
     "synth": ("edgepose.cli.synth", "render the built-in synthetic scene (7-Scenes layout)"),
     "inspect": ("edgepose.cli.inspect", "check a dataset before training"),
     "train": ("edgepose.train.cli", "train a pose regressor (two-stage recipe)"),
-    "calibrate": ("edgepose.train.calibrate.cli", "refit sigma's scale on labelled frames like the deployment's"),
     "export": ("edgepose.export.cli", "export ONNX / FP16 / INT8 / TensorRT into a bundle"),
     "run": ("edgepose.runtime.cli", "stream frames through a bundle"),
     "ros2": ("edgepose.runtime.ros.node", "the same as a ROS 2 node (needs a ROS 2 install for rclpy)"),
@@ -22,7 +21,7 @@ def main(argv=None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: python -m edgepose <command> [args]   (or edgepose-<command>)\n\ncommands:")
         for name, (_, text) in COMMANDS.items():
-            print(f"  {name:<10} {text}")
+            print(f"  {name:<8} {text}")
         print("\n`python -m edgepose <command> --help` explains each one.")
         return 0
     name, rest = argv[0], argv[1:]

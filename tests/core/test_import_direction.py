@@ -162,8 +162,8 @@ def test_every_runtime_module_imports_with_torch_unimportable():
 ROOTS = (("edgepose", "edgepose"), ("train", "edgepose.train"), ("export", "edgepose.export"),
          ("runtime", "edgepose.runtime"))
 #: the CLI entry points: the only modules that may import the ``edgepose.cli`` package
-CLI_MODULES = {"edgepose.train.cli", "edgepose.train.calibrate.cli", "edgepose.export.cli", "edgepose.runtime.cli",
-               "edgepose.runtime.bench.cli", "edgepose.runtime.ros.node", "edgepose.__main__"}
+CLI_MODULES = {"edgepose.train.cli", "edgepose.export.cli", "edgepose.runtime.cli", "edgepose.runtime.bench.cli",
+               "edgepose.runtime.ros.node", "edgepose.__main__"}
 
 
 def _module_name(path: Path, root: str, dotted: str) -> str:
