@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from .data import FrameCache
 from .difficulty import fit_difficulty
 from .fold_train import FoldAnswers
-from .memory_fit import (BLEND_GRID, DEFAULT_SIGNAL_WEIGHTS, DEFAULT_SIZE, _blend_errors, best_neighbours,
+from .memory_fit import (DEFAULT_SIGNAL_WEIGHTS, DEFAULT_SIZE, _blend_errors, best_neighbours, choose_blend,
                          _database, _empty, _excluded, _model_signals, fc_features, fit_memory, store_weights,
                          val_summary)
 from .oof_fit import SIGNAL_NAMES, fit_weights, sigma_of, stand_in
@@ -70,9 +70,9 @@ def fold_pool(folds: FoldAnswers, rows: np.ndarray, pos: torch.Tensor, rot: torc
     return res
 
 
-def _median_score(err: np.ndarray, j: Optional[int] = None) -> float:
-    """Median error of output ``j``, or of both (position units + rad) when ``j`` is None."""
-    return float(np.median(err[:, 0]) + np.median(err[:, 1])) if j is None else float(np.median(err[:, j]))
+def _median_score(err: np.ndarray) -> float:
+    """Median position error plus median rotation error (position units + rad)."""
+    return float(np.median(err[:, 0]) + np.median(err[:, 1]))
 
 
 def choose_settings(folds: FoldAnswers, rows: np.ndarray, pos: torch.Tensor, rot: torch.Tensor
@@ -82,11 +82,7 @@ def choose_settings(folds: FoldAnswers, rows: np.ndarray, pos: torch.Tensor, rot
     usable = min(int((fold != f).sum()) for f in np.unique(fold))
     k, t, score = best_neighbours(lambda k, t: _median_score(fold_pool(folds, rows, pos, rot, k, t, (1.0, 1.0))["errors"]),
                                   usable)
-    grid = {}  # position and rotation do not mix: (v, v) scores both; 0 and 1 for the summary
-    for v in sorted(set(BLEND_GRID) | {0.0, 1.0}):
-        err = fold_pool(folds, rows, pos, rot, k, t, (v, v))["errors"]
-        grid[v] = [_median_score(err, 0), _median_score(err, 1)]
-    a, b = (min(BLEND_GRID, key=lambda v: grid[v][j]) for j in (0, 1))
+    (a, b), grid = choose_blend(lambda bl: fold_pool(folds, rows, pos, rot, k, t, bl)["errors"])
     scores = {"neighbours": score, "regressor_median": grid[0.0], "memory_median": grid[1.0],
               "blend": {str(v): sc for v, sc in grid.items()}}
     return k, t, (float(a), float(b)), scores

@@ -31,7 +31,7 @@ Without validation frames there is nothing honest to choose a blend on: the memo
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -162,6 +162,20 @@ def _blend_errors(model, h, out, exclude, val, blend):
     return e_p, e_q, sig.double().cpu().numpy()
 
 
+def choose_blend(errors_at: Callable[[Tuple[float, float]], np.ndarray]
+                 ) -> Tuple[Tuple[float, float], Dict[float, List[float]]]:
+    """Per output, the blend of :data:`BLEND_GRID` with the smallest median error:
+    ``errors_at((v, v)) -> errors (N, 2)`` [position, rotation] scores both outputs at once
+    (position and rotation do not mix). Returns ``((position, rotation), {v: [median position
+    error, median rotation error]})``."""
+    scores = {}
+    for v in BLEND_GRID:
+        e = np.asarray(errors_at((v, v)))
+        scores[v] = [float(np.median(e[:, 0])), float(np.median(e[:, 1]))]
+    a, b = (min(BLEND_GRID, key=lambda v: scores[v][j]) for j in (0, 1))
+    return (a, b), scores
+
+
 def _choose_blend(model, h, out, exclude, val, oof_answers, same_sequence_out: bool):
     """Blend weights [position, rotation] from :data:`BLEND_GRID` with the smallest median error:
     on the validation frames (the model itself), or, with fewer than :data:`MIN_RANK_FRAMES` of
@@ -180,11 +194,10 @@ def _choose_blend(model, h, out, exclude, val, oof_answers, same_sequence_out: b
     median rotation error]})``: the scores the choice was made on (validation: m and rad;
     out-of-fold: normalised position units and rad)."""
     on_val = len(val) >= MIN_RANK_FRAMES
-    scores = {}
-    for v in BLEND_GRID:  # position and rotation do not mix: (v, v) scores both
-        e = _blend_errors(model, h, out, exclude, val, (v, v))[:2] if on_val else oof_answers((v, v)).T
-        scores[v] = [float(np.median(e[0])), float(np.median(e[1]))]
-    a, b = (min(BLEND_GRID, key=lambda v: scores[v][j]) for j in (0, 1))
+    if on_val:
+        (a, b), scores = choose_blend(lambda bl: np.stack(_blend_errors(model, h, out, exclude, val, bl)[:2], axis=1))
+    else:
+        (a, b), scores = choose_blend(oof_answers)
     on = "validation frames" if on_val else ("out-of-fold answers of the stored views (fewer validation frames "
                                              "than %d)" % MIN_RANK_FRAMES)
     if same_sequence_out:
