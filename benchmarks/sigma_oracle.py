@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.results_file import append_section, load_now, runs_parser, section_title  # noqa: E402
+from edgepose.geometry import rotation_error_rad, translation_error  # noqa: E402
 from edgepose.uncertainty import NOMINAL_COVERAGE, spearman  # noqa: E402
 
 #: stored views averaged over, and the angle that weighs as much as one median spacing
@@ -44,27 +45,19 @@ ANGLE_DEG = 30.0
 TINY = (8, 6)
 
 
-def angle_between(q: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    """Rotation angle [rad] between every unit quaternion of ``q (N, 4)`` and of ``Q (M, 4)``:
-    ``(N, M)``, ``q`` and ``-q`` alike."""
-    q = np.asarray(q, np.float64)
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    Q = np.asarray(Q, np.float64)
-    Q = Q / np.linalg.norm(Q, axis=1, keepdims=True)
-    return 2.0 * np.arccos(np.clip(np.abs(q @ Q.T), 0.0, 1.0))
-
-
 def median_spacing(P: np.ndarray) -> float:
     """The median distance between two stored positions ``P (M, 3)``."""
-    d = np.linalg.norm(P[:, None] - P[None], axis=-1)
+    P = np.asarray(P, np.float64)
+    d = translation_error(P[:, None], P[None])
     return float(np.median(d[np.triu_indices(len(P), 1)]))
 
 
 def pose_novelty(p, q, P, Q, spacing: float, k: int = K, angle_deg: float = ANGLE_DEG) -> np.ndarray:
     """Mean over the ``k`` nearest stored poses ``(P, Q)`` of ``|p - P| / spacing + angle / angle_deg``
     for each pose ``(p (N, 3), q (N, 4))``: ``(N,)``."""
-    d = np.linalg.norm(np.asarray(p, np.float64)[:, None] - np.asarray(P, np.float64)[None], axis=-1)
-    comb = d / spacing + angle_between(q, Q) / np.radians(angle_deg)
+    p, q, P, Q = (np.asarray(a, np.float64) for a in (p, q, P, Q))
+    comb = (translation_error(p[:, None], P[None]) / spacing
+            + rotation_error_rad(q[:, None], Q[None]) / np.radians(angle_deg))  # each (N, M); q and -q alike
     return np.sort(comb, axis=1)[:, :min(k, comb.shape[1])].mean(axis=1)
 
 
@@ -103,7 +96,6 @@ def run_signals(run: Path):
     import torch
 
     from benchmarks.sigma_refit import refit_model
-    from edgepose.geometry import rotation_error_rad, translation_error
     from edgepose.train.evaluate import predict
     from edgepose.train.memory_fit import fc_features
 
